@@ -1,0 +1,106 @@
+"""The step contract every backend calls: `execute(step, inputs, outputs, context)`.
+
+One module per lifecycle stage implements `run(step, inputs, outputs, ctx) -> dict`; this module
+binds params, dispatches by step kind and turns any failure into a StepError that names the step
+and its spec line. It never imports a stage module before it is needed.
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from mlopsc.compiler import ir
+
+# step kind -> runtime module that runs it
+STAGES: dict[str, str] = {
+    "source": "sources",
+    "check": "checks",
+    "split": "split",
+    "train": "train",
+    "evaluate": "evaluate",
+    "gate": "gate",
+    "deploy": "deploy",
+    "score": "deploy",
+    "monitor": "monitor",
+}
+
+
+@dataclass
+class RunContext:
+    """What a step needs to know about the run it belongs to. JSON-able, so that a backend can
+    hand it to a step in another process, container or machine."""
+
+    pipeline: str                           # pipeline name; also the MLflow experiment name
+    run_id: str                             # this pipeline run's id (backend-chosen, unique)
+    params: dict[str, Any] = field(default_factory=dict)   # bound pipeline params
+    spec_path: str = ""                     # the spec file; relative source paths resolve beside it
+    spec_hash: str = ""
+    tracking_uri: str | None = None         # MLflow; None -> MLFLOW_TRACKING_URI or <spec dir>/.mlops/mlflow.db
+    parent_run_id: str | None = None        # MLflow parent run of this pipeline run
+    force_gate: bool = False
+    forced_by: str | None = None            # who forced the gate (user name), recorded with the decision
+    artifact_root: str = ""                 # where this run's artifacts live (any fsspec URL)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_any(cls, value: "RunContext | dict[str, Any]") -> "RunContext":
+        return value if isinstance(value, RunContext) else cls(**value)
+
+
+class StepError(Exception):
+    """A step could not do its work because of its input or config: the user's to fix.
+
+    Printed as `step NAME (spec.mlops:12:3): message` + what was expected and what was found."""
+
+    def __init__(self, message: str, *, step: str = "", span: ir.Span | None = None,
+                 expected: str | None = None, found: str | None = None) -> None:
+        super().__init__(message)
+        self.message, self.step, self.span, self.expected, self.found = message, step, span, expected, found
+
+    def __str__(self) -> str:
+        where = f"step {self.step}" if self.step else "step"
+        if self.span is not None:
+            where += f" ({self.span})"
+        text = f"{where}: {self.message}"
+        if self.expected:
+            text += f"\n  expected: {self.expected}"
+        if self.found:
+            text += f"\n  found:    {self.found}"
+        return text
+
+
+class StepFailed(StepError):
+    """The step worked and its verdict is to stop the pipeline: a check with on_fail = stop, or a
+    gate that did not pass. `reason` is "check" or "gate"; `result` is the step's StepResult."""
+
+    def __init__(self, message: str, *, reason: str, result: dict[str, Any] | None = None, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.reason, self.result = reason, result or {}
+
+
+def execute(step: "ir.Step | dict | str", inputs: dict[str, str], outputs: dict[str, str],
+            context: "RunContext | dict[str, Any]") -> dict[str, Any]:
+    """Run one step. Returns its StepResult:
+
+        {"step": name, "kind": kind, "status": "ok" | "warn",
+         "outputs": {port: {"uri": uri, "sha256": hex}}, ...kind-specific keys (metrics, decision...)}
+
+    Raises StepFailed for a verdict that stops the pipeline and StepError for anything else that
+    went wrong, each naming the step and its spec line. No other exception escapes."""
+    node = step if isinstance(step, ir.Step) else ir.step_from_json(step)
+    ctx = RunContext.from_any(context)
+    from .params import bind
+
+    node = bind(node, ctx.params)
+    module = importlib.import_module(f"{__package__}.{STAGES[node.kind]}")
+    try:
+        return module.run(node, inputs, outputs, ctx)
+    except StepError as exc:
+        exc.step = exc.step or node.name
+        exc.span = exc.span or node.span
+        raise
+    except Exception as exc:  # noqa: BLE001 - the one place library errors become user errors
+        raise StepError(f"{type(exc).__name__}: {exc}", step=node.name, span=node.span) from exc
