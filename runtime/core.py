@@ -81,6 +81,13 @@ class StepFailed(StepError):
         self.reason, self.result = reason, result or {}
 
 
+def step_result(step: ir.Step, outputs: dict[str, tuple[str, str]], status: str = "ok",
+                **extra: Any) -> dict[str, Any]:
+    """The StepResult of a step: `outputs` maps each port to its (uri, sha256)."""
+    return {"step": step.name, "kind": step.kind, "status": status,
+            "outputs": {port: {"uri": uri, "sha256": sha} for port, (uri, sha) in outputs.items()}, **extra}
+
+
 def execute(step: "ir.Step | dict | str", inputs: dict[str, str], outputs: dict[str, str],
             context: "RunContext | dict[str, Any]") -> dict[str, Any]:
     """Run one step. Returns its StepResult:
@@ -89,18 +96,43 @@ def execute(step: "ir.Step | dict | str", inputs: dict[str, str], outputs: dict[
          "outputs": {port: {"uri": uri, "sha256": hex}}, ...kind-specific keys (metrics, decision...)}
 
     Raises StepFailed for a verdict that stops the pipeline and StepError for anything else that
-    went wrong, each naming the step and its spec line. No other exception escapes."""
-    node = step if isinstance(step, ir.Step) else ir.step_from_json(step)
-    ctx = RunContext.from_any(context)
-    from .params import bind
+    went wrong, each naming the step and its spec line. No other exception escapes. A StepError
+    leaves none of the step's outputs behind (a StepFailed keeps its report: it is the verdict)."""
+    from pydantic import ValidationError
 
-    node = bind(node, ctx.params)
-    module = importlib.import_module(f"{__package__}.{STAGES[node.kind]}")
     try:
+        node = step if isinstance(step, ir.Step) else ir.step_from_json(step)
+    except ValidationError as exc:
+        raise StepError("the step's config is not a valid mlopsc step",
+                        expected="a step node as written by `mlopsc compile`",
+                        found=str(exc).splitlines()[0]) from None
+    ctx = RunContext.from_any(context)
+    try:
+        from .params import bind
+
+        node = bind(node, ctx.params)
+        module = importlib.import_module(f"{__package__}.{STAGES[node.kind]}")
         return module.run(node, inputs, outputs, ctx)
-    except StepError as exc:
+    except StepFailed as exc:
         exc.step = exc.step or node.name
         exc.span = exc.span or node.span
         raise
+    except StepError as exc:
+        exc.step = exc.step or node.name
+        exc.span = exc.span or node.span
+        _discard(outputs)
+        raise
     except Exception as exc:  # noqa: BLE001 - the one place library errors become user errors
+        _discard(outputs)
         raise StepError(f"{type(exc).__name__}: {exc}", step=node.name, span=node.span) from exc
+
+
+def _discard(outputs: dict[str, str]) -> None:
+    """Remove what a failed step wrote, so a rerun or a later step never reads it as valid."""
+    from .artifacts import remove
+
+    for uri in outputs.values():
+        try:
+            remove(uri)
+        except Exception:  # noqa: BLE001 - cleanup must not hide the step's own error
+            pass

@@ -1,0 +1,268 @@
+"""Artifact I/O over fsspec: local paths, `memory://`, `s3://`, `gs://` behave alike.
+
+Every write is atomic and leaves `{uri}.sha256` beside the artifact:
+- files (Parquet, JSON) are written to `{path}.tmp-<uuid>` and moved onto `{path}`. On a local
+  disk the move is a rename (atomic). Object stores (s3, gs) have no rename: fsspec's move is a
+  server-side copy then delete, and an object only becomes visible once its upload completed, so
+  readers still never see half an artifact; the sidecar is written last either way.
+- a model is an MLflow model folder (sklearn flavour). It is saved into a temporary sibling folder
+  (local) or a local temp dir that is uploaded to a temporary prefix (remote), then moved.
+
+Content hashes:
+- Dataset: sha256 over the column names and dtypes plus pandas' row hashes of the frame as it reads
+  back from Parquet. It identifies the data, not its encoding: the same rows in the same order give
+  the same hash whatever the pyarrow version or compression.
+- JSON: sha256 of the bytes (written with sorted keys, so the same document gives the same bytes).
+- Model folder: sha256 over (relative path, file sha256) of its files in sorted order.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import uuid
+from typing import TYPE_CHECKING, Any, Iterator
+
+from mlopsc.compiler import ir
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+def output_uris(base: str, step: "ir.Step | type[ir.Step]") -> dict[str, str]:
+    """The artifact URI of each output port of `step` under the step's folder `base`."""
+    base = base.rstrip("/")
+    return {port: f"{base}/{port}{ir.PORT_SUFFIX[ptype]}" for port, ptype in step.OUTPUTS.items()}
+
+
+def _fs(uri: str):
+    from fsspec.core import url_to_fs
+
+    return url_to_fs(uri)
+
+
+def _is_local(fs) -> bool:
+    return "file" in (fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,))
+
+
+def exists(uri: str) -> bool:
+    fs, path = _fs(uri)
+    return fs.exists(path)
+
+
+def remove(uri: str) -> None:
+    """Delete an artifact and its sidecar, if present (a failed step leaves nothing behind)."""
+    fs, path = _fs(uri)
+    for p in (path, f"{path}.sha256"):
+        if fs.exists(p):
+            fs.rm(p, recursive=True)
+
+
+def _atomic_write(uri: str, data: bytes) -> None:
+    fs, path = _fs(uri)
+    parent = path.rsplit("/", 1)[0] if "/" in path else ""
+    if parent:
+        fs.makedirs(parent, exist_ok=True)
+    tmp = f"{path}.tmp-{uuid.uuid4().hex}"
+    try:
+        fs.pipe_file(tmp, data)
+        fs.mv(tmp, path)
+    finally:
+        if fs.exists(tmp):
+            fs.rm(tmp)
+
+
+def _write_sidecar(uri: str, digest: str) -> None:
+    _atomic_write(f"{uri}.sha256", f"{digest}\n".encode())
+
+
+def sha256_of(uri: str) -> str:
+    """The content hash of an artifact: its sidecar if present, else computed from the content."""
+    fs, path = _fs(uri)
+    sidecar = f"{path}.sha256"
+    if fs.exists(sidecar):
+        return fs.cat_file(sidecar).decode().strip()
+    if fs.isdir(path):
+        return _folder_sha256(fs, path)
+    if path.endswith(".parquet"):
+        return dataset_sha256(read_parquet(uri))
+    return hashlib.sha256(fs.cat_file(path)).hexdigest()
+
+
+# ---------------------------------------------------------------- datasets
+
+
+def dataset_sha256(df: "pd.DataFrame") -> str:
+    """Hash of a frame's content (names, dtypes, values, row order), independent of its index."""
+    import pandas as pd
+
+    h = hashlib.sha256()
+    h.update(json.dumps([[str(c), str(t)] for c, t in df.dtypes.items()]).encode())
+    if len(df.columns):
+        h.update(pd.util.hash_pandas_object(df, index=False).to_numpy(dtype="uint64").tobytes())
+    return h.hexdigest()
+
+
+def _to_table(df: "pd.DataFrame"):
+    import pyarrow as pa
+
+    # Column names must be strings in Parquet; the index is never data here.
+    return pa.Table.from_pandas(df.rename(columns=str), preserve_index=False)
+
+
+def write_parquet(df: "pd.DataFrame", uri: str) -> str:
+    """Write a frame (without its index) atomically; returns its content hash."""
+    import io
+
+    import pyarrow.parquet as pq
+
+    table = _to_table(df)
+    buf = io.BytesIO()
+    pq.write_table(table, buf, compression="snappy")
+    # Hash the frame as readers will see it, so a recomputed hash equals the sidecar.
+    digest = dataset_sha256(table.to_pandas())
+    _atomic_write(uri, buf.getvalue())
+    _write_sidecar(uri, digest)
+    return digest
+
+
+def read_parquet(uri: str) -> "pd.DataFrame":
+    import pyarrow.parquet as pq
+
+    fs, path = _fs(uri)
+    with fs.open(path, "rb") as f:
+        return pq.read_table(f).to_pandas()
+
+
+# ---------------------------------------------------------------- JSON documents
+
+
+def _jsonable(value: Any) -> Any:
+    # numpy scalars and arrays come out of pandas / sklearn everywhere; keep them exact.
+    if hasattr(value, "item") and getattr(value, "ndim", 1) == 0:
+        return value.item()
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    return str(value)
+
+
+def to_json_bytes(obj: Any) -> bytes:
+    return (json.dumps(obj, indent=2, sort_keys=True, default=_jsonable) + "\n").encode()
+
+
+def write_json(obj: Any, uri: str) -> str:
+    data = to_json_bytes(obj)
+    digest = hashlib.sha256(data).hexdigest()
+    _atomic_write(uri, data)
+    _write_sidecar(uri, digest)
+    return digest
+
+
+def read_json(uri: str) -> Any:
+    fs, path = _fs(uri)
+    return json.loads(fs.cat_file(path))
+
+
+# ---------------------------------------------------------------- models
+
+
+def _folder_sha256(fs, path: str) -> str:
+    h = hashlib.sha256()
+    root = path.rstrip("/")
+    for f in sorted(fs.find(root)):
+        rel = f[len(root):].lstrip("/")
+        h.update(rel.encode() + b"\0" + hashlib.sha256(fs.cat_file(f)).digest())
+    return h.hexdigest()
+
+
+def skops_trusted_types(model: Any) -> list[str]:
+    """The types skops does not trust by default that this fitted model holds (e.g.
+    `sklearn.tree._tree.Tree`). Derived from the model itself, so any estimator works: we trust
+    them because this process just fitted the model."""
+    import skops.io
+
+    return list(skops.io.get_untrusted_types(data=skops.io.dumps(model)))
+
+
+def pip_requirements() -> list[str]:
+    """Pinned requirements of a served model. Given explicitly because MLflow's inference of them
+    re-imports the model in a subprocess, which costs seconds per save."""
+    from importlib.metadata import version
+
+    return [f"{pkg}=={version(pkg)}" for pkg in ("scikit-learn", "skops", "pandas", "numpy", "mlflow")]
+
+
+def save_model(model: Any, uri: str, *, signature: Any = None, input_example: Any = None) -> str:
+    """Save a fitted sklearn model as an MLflow model folder at `uri`; returns its hash.
+
+    Serialization: skops (MLflow's default, which refuses to load types outside an allow-list),
+    with the allow-list derived from the model, rather than pickle which runs any code on load."""
+    import warnings
+
+    import mlflow.sklearn
+
+    fs, path = _fs(uri)
+    local = _is_local(fs)
+    workdir = os.path.dirname(path) if local else tempfile.mkdtemp(prefix="mlopsc-model-")
+    os.makedirs(workdir, exist_ok=True)
+    tmp = os.path.join(workdir, f"{os.path.basename(path)}.tmp-{uuid.uuid4().hex}")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")   # MLflow's integer-column schema hint, on every save
+            mlflow.sklearn.save_model(
+                model, tmp, serialization_format="skops", skops_trusted_types=skops_trusted_types(model),
+                signature=signature, input_example=input_example, pip_requirements=pip_requirements(),
+            )
+        if fs.exists(path):
+            fs.rm(path, recursive=True)
+        if local:
+            os.rename(tmp, path)
+        else:
+            remote_tmp = f"{path}.tmp-{uuid.uuid4().hex}"
+            fs.put(tmp, remote_tmp, recursive=True)
+            fs.mv(remote_tmp, path, recursive=True)
+    finally:
+        if os.path.exists(tmp):
+            shutil.rmtree(tmp)
+        if not local:
+            shutil.rmtree(workdir, ignore_errors=True)
+    digest = _folder_sha256(fs, path)
+    _write_sidecar(uri, digest)
+    return digest
+
+
+@contextlib.contextmanager
+def trusted_model_loading() -> Iterator[None]:
+    """MLflow 3.17 refuses to deserialize any sklearn model (skops included) unless
+    MLFLOW_ALLOW_PICKLE_DESERIALIZATION is true. Models loaded here were written by this
+    pipeline's own train steps, so allow it for the duration of the load only."""
+    name = "MLFLOW_ALLOW_PICKLE_DESERIALIZATION"
+    before = os.environ.get(name)
+    os.environ[name] = "true"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = before
+
+
+def load_model(uri: str) -> Any:
+    """Load the sklearn model of an MLflow model folder (any fsspec URI) or of an MLflow URI
+    (`runs:/ID/model`, `models:/NAME@ALIAS`, resolved against the current tracking URI)."""
+    import mlflow.sklearn
+
+    with trusted_model_loading():
+        if uri.startswith(("runs:/", "models:/")):
+            return mlflow.sklearn.load_model(uri)
+        fs, path = _fs(uri)
+        if _is_local(fs):
+            return mlflow.sklearn.load_model(path)
+        with tempfile.TemporaryDirectory(prefix="mlopsc-model-") as tmp:
+            local = os.path.join(tmp, "model")
+            fs.get(path.rstrip("/") + "/", local, recursive=True)
+            return mlflow.sklearn.load_model(local)

@@ -1,0 +1,122 @@
+"""MLflow setup: one experiment per pipeline, one parent run per pipeline run, one nested run per step.
+
+Tracking URI, first found: `ctx.tracking_uri`, env `MLFLOW_TRACKING_URI`,
+`sqlite:///<spec dir>/.mlops/mlflow.db` (folder created). The registry URI is the same. For a
+SQLite store, artifacts go to `mlartifacts/` beside the database rather than MLflow's default
+`./mlruns` under whatever folder the process happens to run in.
+
+Steps may run in different processes: the parent run is passed by id (`ctx.parent_run_id`), and a
+step's run is opened with `parent_run_id=` (MLflow's `mlflow.parentRunId` tag), never by relying
+on a fluent "active run" inherited from the caller. mlflow is imported only in this module's
+functions and in the stages that log.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from typing import TYPE_CHECKING, Any, Iterator
+
+from mlopsc.compiler import ir
+
+if TYPE_CHECKING:
+    from .core import RunContext
+
+STATUS = {"ok": "FINISHED", "warn": "FINISHED", "failed": "FAILED", "interrupted": "KILLED",
+          "FINISHED": "FINISHED", "FAILED": "FAILED", "KILLED": "KILLED"}
+
+
+def tracking_uri(ctx: "RunContext") -> str:
+    if ctx.tracking_uri:
+        return ctx.tracking_uri
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        return os.environ["MLFLOW_TRACKING_URI"]
+    spec_dir = os.path.dirname(os.path.abspath(ctx.spec_path)) if ctx.spec_path else os.getcwd()
+    folder = os.path.join(spec_dir, ".mlops")
+    os.makedirs(folder, exist_ok=True)
+    return f"sqlite:///{os.path.join(folder, 'mlflow.db')}"
+
+
+def _quiet() -> None:
+    # MLflow and alembic log schema migrations and hints at INFO on every new store; a pipeline
+    # run's output is the steps' results, not that.
+    os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
+    for name in ("mlflow", "alembic", "alembic.runtime.migration"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def _artifact_location(uri: str, experiment: str) -> str | None:
+    if not uri.startswith("sqlite:///"):
+        return None   # a server or another store chooses its own artifact location
+    db_dir = os.path.dirname(os.path.abspath(uri[len("sqlite:///"):]))
+    return "file://" + os.path.join(db_dir, "mlartifacts", experiment)
+
+
+def configure(ctx: "RunContext") -> str:
+    """Point MLflow at the run's store and return the pipeline experiment's id (created once)."""
+    _quiet()
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    uri = tracking_uri(ctx)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    _quiet()
+    client = mlflow.MlflowClient(uri, registry_uri=uri)
+    found = client.get_experiment_by_name(ctx.pipeline)
+    if found is not None:
+        return found.experiment_id
+    try:
+        return client.create_experiment(ctx.pipeline, artifact_location=_artifact_location(uri, ctx.pipeline))
+    except MlflowException:
+        # Another step process created it in between: use theirs.
+        found = client.get_experiment_by_name(ctx.pipeline)
+        if found is None:
+            raise
+        return found.experiment_id
+
+
+def client(ctx: "RunContext") -> Any:
+    """An MlflowClient on the run's tracking and registry URI."""
+    import mlflow
+
+    configure(ctx)
+    uri = tracking_uri(ctx)
+    return mlflow.MlflowClient(uri, registry_uri=uri)
+
+
+def _run_tags(ctx: "RunContext") -> dict[str, str]:
+    return {"mlopsc.pipeline": ctx.pipeline, "mlopsc.run_id": ctx.run_id, "mlopsc.spec_hash": ctx.spec_hash}
+
+
+def start_pipeline_run(ctx: "RunContext") -> str:
+    """Open the pipeline run's parent MLflow run (params logged) and return its id. The caller
+    stores it in `ctx.parent_run_id` and passes the context to every step."""
+    experiment_id = configure(ctx)
+    c = client(ctx)
+    run = c.create_run(experiment_id, run_name=f"{ctx.pipeline}-{ctx.run_id}", tags=_run_tags(ctx))
+    for name, value in sorted(ctx.params.items()):
+        c.log_param(run.info.run_id, name, value)
+    return run.info.run_id
+
+
+def end_pipeline_run(ctx: "RunContext", status: str = "ok") -> None:
+    """Close the parent run: status "ok" | "warn" | "failed" | "interrupted" (or MLflow's own)."""
+    if ctx.parent_run_id:
+        client(ctx).set_terminated(ctx.parent_run_id, STATUS.get(status, "FAILED"))
+
+
+@contextlib.contextmanager
+def step_run(ctx: "RunContext", step: ir.Step) -> Iterator[Any]:
+    """The step's MLflow run, active for the fluent `mlflow.log_*` calls inside the block: nested
+    under `ctx.parent_run_id` when there is one, a plain run otherwise. Ends FAILED on an error."""
+    experiment_id = configure(ctx)
+    import mlflow
+
+    tags = {**_run_tags(ctx), "mlopsc.step": step.name, "mlopsc.kind": step.kind}
+    if step.span is not None:
+        tags["mlopsc.span"] = str(step.span)
+    with mlflow.start_run(experiment_id=experiment_id, run_name=step.name, parent_run_id=ctx.parent_run_id,
+                          nested=ctx.parent_run_id is not None or mlflow.active_run() is not None,
+                          tags=tags) as run:
+        yield run
