@@ -136,3 +136,17 @@ def _discard(outputs: dict[str, str]) -> None:
             remove(uri)
         except Exception:  # noqa: BLE001 - cleanup must not hide the step's own error
             pass
+
+
+def require_columns(step: ir.Step, available: "list[str]", wanted: "tuple[str, ...] | list[str]", *,
+                    role: str = "column", span: ir.Span | None = None) -> None:
+    """StepError for the first of `wanted` not in `available`, with a did-you-mean."""
+    import difflib
+
+    for name in wanted:
+        if name not in available:
+            close = difflib.get_close_matches(name, [str(c) for c in available], n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            raise StepError(f"{role} {name!r} is not in the data{hint}", step=step.name,
+                            span=span or step.span, expected=f"one of: {', '.join(map(str, available))}",
+                            found=repr(name))

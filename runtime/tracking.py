@@ -45,6 +45,17 @@ def _quiet() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
+@contextlib.contextmanager
+def quiet_warnings() -> Iterator[None]:
+    """Silence MLflow's own warnings (deprecations of its store, schema hints, dataset-source
+    guesses) inside the block; other libraries' warnings still show."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", module=r"mlflow(\.|$)")
+        yield
+
+
 def _artifact_location(uri: str, experiment: str) -> str | None:
     if not uri.startswith("sqlite:///"):
         return None   # a server or another store chooses its own artifact location
@@ -55,22 +66,28 @@ def _artifact_location(uri: str, experiment: str) -> str | None:
 def configure(ctx: "RunContext") -> str:
     """Point MLflow at the run's store and return the pipeline experiment's id (created once)."""
     _quiet()
-    import mlflow
+    uri = tracking_uri(ctx)
+    with quiet_warnings():
+        import mlflow
+
+        return _experiment_id(mlflow, uri, ctx.pipeline)
+
+
+def _experiment_id(mlflow: Any, uri: str, name: str) -> str:
     from mlflow.exceptions import MlflowException
 
-    uri = tracking_uri(ctx)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     _quiet()
     client = mlflow.MlflowClient(uri, registry_uri=uri)
-    found = client.get_experiment_by_name(ctx.pipeline)
+    found = client.get_experiment_by_name(name)
     if found is not None:
         return found.experiment_id
     try:
-        return client.create_experiment(ctx.pipeline, artifact_location=_artifact_location(uri, ctx.pipeline))
+        return client.create_experiment(name, artifact_location=_artifact_location(uri, name))
     except MlflowException:
         # Another step process created it in between: use theirs.
-        found = client.get_experiment_by_name(ctx.pipeline)
+        found = client.get_experiment_by_name(name)
         if found is None:
             raise
         return found.experiment_id
@@ -118,5 +135,5 @@ def step_run(ctx: "RunContext", step: ir.Step) -> Iterator[Any]:
         tags["mlopsc.span"] = str(step.span)
     with mlflow.start_run(experiment_id=experiment_id, run_name=step.name, parent_run_id=ctx.parent_run_id,
                           nested=ctx.parent_run_id is not None or mlflow.active_run() is not None,
-                          tags=tags) as run:
+                          tags=tags) as run, quiet_warnings():
         yield run
