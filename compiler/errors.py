@@ -33,9 +33,10 @@ class SpecError(Exception):
     """Raised once per run with every diagnostic collected (errors and warnings)."""
 
     diagnostics: list[Diagnostic] = field(default_factory=list)
+    source: str | None = None      # the spec text, so rendering need not read the file again
 
     def __str__(self) -> str:
-        return "\n".join(render(d) for d in self.diagnostics)
+        return "\n".join(render(d, self.source) for d in self.diagnostics)
 
 
 def render(diag: Diagnostic, source: str | None = None) -> str:
