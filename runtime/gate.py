@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from mlopsc.compiler import ir
 
 from . import artifacts
-from .core import RunContext, StepError, StepFailed
+from .core import RunContext, StepError, StepFailed, step_result
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -51,11 +51,10 @@ def run(step: ir.Gate, inputs: dict[str, str], outputs: dict[str, str], ctx: Run
     digest = artifacts.write_json(decision, outputs["decision"])
     verdict = "forced" if decision["forced"] else "passed" if decision["passed"] else "failed"
     _record(step, ctx, decision, verdict)
-    result = {"step": step.name, "kind": "gate", "status": "warn" if decision["forced"] else "ok",
-              "outputs": {"decision": {"uri": outputs["decision"], "sha256": digest}},
-              "decision": {k: decision[k] for k in ("passed", "forced") if k in decision} | {
-                  "verdict": verdict, "failed_rules": [r["reason"] for r in rules if not r["passed"]]},
-              "metrics": candidate}
+    summary = {"passed": decision["passed"], "forced": decision["forced"], "verdict": verdict,
+               "failed_rules": [r["reason"] for r in rules if not r["passed"]]}
+    result = step_result(step, {"decision": (outputs["decision"], digest)},
+                         "warn" if decision["forced"] else "ok", decision=summary, metrics=candidate)
     if decision.get("forced_by"):
         result["decision"].update(forced_by=decision["forced_by"], forced_at=decision["forced_at"])
     if not decision["passed"]:

@@ -1,0 +1,212 @@
+"""Deploy (register a model version, move the alias) and Score (batch predictions).
+
+Deploy. Input `model`: the train step's MLflow model folder. The folder is copied into the MLflow
+artifact store (artifact `model` of the deploy step's run) and that copy is registered, so that
+`models:/NAME@ALIAS` loads and serves from MLflow alone, whatever store (local, memory://, s3://)
+held the pipeline's artifacts. The version is tagged with the model's sha256, the pipeline run and
+the train step's MLflow run (when the folder names it), whose metrics the gate reads back later.
+Re-deploying a model whose sha256 is already a version reuses that version instead of adding a
+duplicate. The alias moves to the version; its old holder keeps alias `previous`.
+Output `release`: a Report JSON {registry, version, alias, previous_version, model_sha256, ...}.
+
+Score. Inputs `data` and either `model` (a model folder) or `step.registry` (`models:/NAME@ALIAS`).
+Output `predictions`: the data's columns plus `y_pred` and, for a classifier, one `proba_<class>`
+column per class; also written to `step.output` (.parquet or .csv, relative to the spec folder).
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from mlopsc.compiler import ir
+
+from . import artifacts
+from .core import RunContext, StepError, require_columns, step_result
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+def run(step: "ir.Deploy | ir.Score", inputs: dict[str, str], outputs: dict[str, str],
+        ctx: RunContext) -> dict[str, Any]:
+    if isinstance(step, ir.Score):
+        return score(step, inputs, outputs, ctx)
+    return deploy(step, inputs, outputs, ctx)
+
+
+# ---------------------------------------------------------------- deploy
+
+
+def deploy(step: ir.Deploy, inputs: dict[str, str], outputs: dict[str, str], ctx: RunContext) -> dict[str, Any]:
+    from . import registry, tracking
+
+    model_uri = inputs["model"]
+    if not artifacts.exists(model_uri):
+        raise StepError("the model to deploy does not exist", expected="the train step's model folder",
+                        found=model_uri)
+    sha256 = artifacts.sha256_of(model_uri)
+    train_run_id = model_run_id(model_uri)
+    client = tracking.client(ctx)
+    version = _existing_version(client, step.registry, sha256)
+    with tracking.step_run(ctx, step) as mlflow_run:
+        import mlflow
+
+        if version is None:
+            source = _log_model_folder(model_uri, mlflow_run.info.artifact_uri)
+            tags = {"mlopsc.model_sha256": sha256, "mlopsc.pipeline": ctx.pipeline,
+                    "mlopsc.run_id": ctx.run_id, "mlopsc.spec_hash": ctx.spec_hash,
+                    "mlopsc.deploy_run_id": mlflow_run.info.run_id}
+            if train_run_id:
+                tags["mlopsc.train_run_id"] = train_run_id
+            if ctx.parent_run_id:
+                tags["mlopsc.parent_run_id"] = ctx.parent_run_id
+            version = registry.register(client, step.registry, source,
+                                        train_run_id or mlflow_run.info.run_id, tags)
+        previous = registry.promote(client, step.registry, version.version, step.alias)
+        mlflow.set_tags({"mlopsc.registry": step.registry, "mlopsc.version": str(version.version),
+                         "mlopsc.alias": step.alias})
+    release = {
+        "registry": step.registry, "version": str(version.version), "alias": step.alias,
+        "previous_alias": registry.previous_alias(step.alias), "previous_version": previous,
+        "model_sha256": sha256, "model_uri": f"models:/{step.registry}@{step.alias}",
+        "source": version.source, "train_run_id": train_run_id,
+        "serving": step.serving.model_dump(exclude={"spans"}) if step.serving else None,
+    }
+    digest = artifacts.write_json(release, outputs["release"])
+    return step_result(step, {"release": (outputs["release"], digest)},
+                       **{k: release[k] for k in ("registry", "version", "alias", "previous_version",
+                                                  "model_sha256", "model_uri")})
+
+
+def model_run_id(model_uri: str) -> str | None:
+    """The MLflow run that trained the model, when the folder records it: the `run_id` of its
+    MLmodel file (set by MLflow when the model was logged to a run)."""
+    import yaml
+
+    fs, path = _fs(model_uri)
+    mlmodel = f"{path.rstrip('/')}/MLmodel"
+    if not fs.exists(mlmodel):
+        raise StepError("the model folder is not an MLflow model", expected="an MLmodel file in it",
+                        found=model_uri)
+    meta = yaml.safe_load(fs.cat_file(mlmodel)) or {}
+    return meta.get("run_id") or None
+
+
+def _existing_version(client: Any, name: str, sha256: str) -> Any:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        versions = client.search_model_versions(f"name = '{name}'")
+    except MlflowException:
+        return None
+    same = [v for v in versions if v.tags.get("mlopsc.model_sha256") == sha256]
+    return max(same, key=lambda v: int(v.version)) if same else None
+
+
+def _log_model_folder(model_uri: str, artifact_uri: str) -> str:
+    """Copy the model folder into the deploy run's artifacts; return the copy's URI."""
+    import mlflow
+
+    fs, path = _fs(model_uri)
+    if "file" in (fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)):
+        mlflow.log_artifacts(path, "model")
+    else:
+        with tempfile.TemporaryDirectory(prefix="mlopsc-deploy-") as tmp:
+            local = os.path.join(tmp, "model")
+            fs.get(path.rstrip("/") + "/", local, recursive=True)
+            mlflow.log_artifacts(local, "model")
+    return f"{artifact_uri.rstrip('/')}/model"
+
+
+def _fs(uri: str) -> Any:
+    from fsspec.core import url_to_fs
+
+    return url_to_fs(uri)
+
+
+# ---------------------------------------------------------------- score
+
+
+def load_scoring_model(step: "ir.Score | ir.Monitor", inputs: dict[str, str], ctx: RunContext) -> Any:
+    """The model a Score or Monitor step uses: its `model` input, else `models:/registry@alias`;
+    None when it has neither."""
+    if inputs.get("model"):
+        return artifacts.load_model(inputs["model"])
+    if not step.registry:
+        return None
+    from . import registry, tracking
+
+    client = tracking.client(ctx)   # also points the `models:/` loader at the run's registry
+    try:
+        registry.require_model(client, step.registry)
+    except registry.RegistryError as exc:
+        raise StepError(str(exc), expected="a model deployed by a pipeline", found=step.registry) from None
+    if registry.version_by_alias(client, step.registry, step.alias) is None:
+        raise StepError(f"no version of '{step.registry}' holds alias '{step.alias}'",
+                        expected=f"a deployed {step.registry}@{step.alias}", found="no such alias")
+    return artifacts.load_model(f"models:/{step.registry}@{step.alias}")
+
+
+def predict(step: ir.Step, model: Any, data: "pd.DataFrame") -> "pd.DataFrame":
+    """`data` plus `y_pred` and, for a classifier, `proba_<class>` columns."""
+    features = [str(c) for c in getattr(model, "feature_names_in_", data.columns)]
+    require_columns(step, [str(c) for c in data.columns], features, role="model feature")
+    X = data[features]
+    scored = data.copy()
+    scored["y_pred"] = model.predict(X)
+    if hasattr(model, "predict_proba") and hasattr(model, "classes_"):
+        for cls, column in zip(model.classes_, model.predict_proba(X).T):
+            scored[f"proba_{cls}"] = column
+    return scored
+
+
+def score(step: ir.Score, inputs: dict[str, str], outputs: dict[str, str], ctx: RunContext) -> dict[str, Any]:
+    from . import tracking
+
+    model = load_scoring_model(step, inputs, ctx)
+    if model is None:
+        raise StepError("a score step needs a model", expected="model = <train step> or registry = NAME",
+                        found="neither")
+    data = artifacts.read_parquet(inputs["data"])
+    scored = predict(step, model, data)
+    digest = artifacts.write_parquet(scored, outputs["predictions"])
+    result = step_result(step, {"predictions": (outputs["predictions"], digest)}, rows=len(scored),
+                         model=inputs.get("model") or f"models:/{step.registry}@{step.alias}")
+    if step.output:
+        result["output"] = write_copy(step, scored, ctx)
+    with tracking.step_run(ctx, step):
+        import mlflow
+
+        mlflow.log_metric("rows_scored", len(scored))
+        mlflow.set_tags({"mlopsc.scored_with": result["model"], "mlopsc.predictions_sha256": digest})
+    return result
+
+
+def write_copy(step: ir.Score, scored: "pd.DataFrame", ctx: RunContext) -> str:
+    """Write `scored` to `step.output` (relative to the spec's folder) atomically."""
+    target = step.output
+    if "://" not in target and not os.path.isabs(target):
+        base = os.path.dirname(os.path.abspath(ctx.spec_path)) if ctx.spec_path else os.getcwd()
+        target = os.path.join(base, target)
+    suffix = os.path.splitext(target)[1].lower()
+    if suffix not in (".parquet", ".csv"):
+        raise StepError("the score output must be a .parquet or .csv file", span=step.spans.get("output"),
+                        expected="output = \"predictions.parquet\" or \"predictions.csv\"", found=step.output)
+    if suffix == ".parquet":
+        artifacts.write_parquet(scored, target)
+        return target
+    fs, path = _fs(target)
+    parent = path.rsplit("/", 1)[0]
+    if parent:
+        fs.makedirs(parent, exist_ok=True)
+    tmp = f"{path}.tmp-{uuid.uuid4().hex}"
+    try:
+        with fs.open(tmp, "w") as handle:
+            scored.to_csv(handle, index=False)
+        fs.mv(tmp, path)   # readers never see half a file
+    finally:
+        if fs.exists(tmp):
+            fs.rm(tmp)
+    return target
