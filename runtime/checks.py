@@ -1,0 +1,224 @@
+"""Check stage: validate a Dataset against the spec's rules with pandera; write a Report.
+
+Each rule becomes pandera checks tagged with the rule's number, so pandera's failure cases map back
+to the spec's wording. Validation is lazy: the report lists every failed expectation, its failure
+count and a few failing values (row numbers for whole-row rules). `on_fail = stop` raises
+StepFailed(reason="check") after the report is written; `warn` returns status "warn".
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from mlopsc.compiler import ir
+
+from . import artifacts, tracking
+from .core import RunContext, StepError, StepFailed, step_result
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+EXAMPLES = 5   # failing values shown per expectation
+
+
+def _dtype_ok(kind: str, s: "pd.Series") -> bool:
+    import pandas as pd
+    from pandas.api import types as t
+
+    if kind == "int":
+        # CSV reads an int column that has missing values as float: whole floats count as int.
+        return (t.is_integer_dtype(s) and not t.is_bool_dtype(s)) or (
+            t.is_float_dtype(s) and bool((s.dropna() % 1 == 0).all()))
+    if kind == "float":
+        return t.is_numeric_dtype(s) and not t.is_bool_dtype(s)
+    if kind == "bool":
+        return t.is_bool_dtype(s)
+    if kind == "datetime":
+        return t.is_datetime64_any_dtype(s)
+    textual = t.is_string_dtype(s) or (s.dtype == object and s.dropna().map(type).eq(str).all())
+    if kind == "str":
+        return bool(textual)
+    return isinstance(s.dtype, pd.CategoricalDtype) or bool(textual)   # category
+
+
+def _fmt(value: Any) -> str:
+    return repr(value) if isinstance(value, str) else str(value)
+
+
+class _Expectation:
+    """One checkable statement of a rule, with its pandera check key and its spec wording."""
+
+    def __init__(self, key: str, text: str, rule: Any, column: str | None) -> None:
+        self.key, self.text, self.rule, self.column = key, text, rule, column
+
+
+def _column_checks(i: int, rule: ir.ColumnRule, pa: Any) -> tuple[dict[str, Any], list[_Expectation]]:
+    """pandera Column kwargs for a column rule and the expectations it states."""
+    col = rule.column
+    checks, exps = [], []
+
+    def add(what: str, text: str, check: Any) -> None:
+        key = f"rule{i}:{what}"
+        checks.append(check(key))
+        exps.append(_Expectation(key, f"column {col} {text}", rule, col))
+
+    if rule.dtype:
+        add("dtype", f"is {rule.dtype}",
+            lambda k, kind=rule.dtype: pa.Check(lambda s: _dtype_ok(kind, s), error=k, ignore_na=False))
+    if rule.min is not None and rule.max is not None:
+        add("between", f"between {rule.min} and {rule.max}",
+            lambda k: pa.Check.in_range(rule.min, rule.max, error=k))
+    elif rule.min is not None:
+        add("min", f">= {rule.min}", lambda k: pa.Check.ge(rule.min, error=k))
+    elif rule.max is not None:
+        add("max", f"<= {rule.max}", lambda k: pa.Check.le(rule.max, error=k))
+    if rule.allowed is not None:
+        add("allowed", f"in [{', '.join(_fmt(v) for v in rule.allowed)}]",
+            lambda k: pa.Check.isin(list(rule.allowed), error=k))
+    if rule.regex is not None:
+        add("regex", f"matches {rule.regex!r}", lambda k: pa.Check.str_matches(rule.regex, error=k))
+    if rule.max_null_fraction is not None:
+        limit = rule.max_null_fraction
+        add("nulls", f"nulls <= {limit}",
+            lambda k: pa.Check(lambda s: float(s.isna().mean()) <= limit, error=k, ignore_na=False))
+    # Presence, nulls and uniqueness are pandera's own column checks; they are reported under
+    # pandera's names, which `_key_of` maps back to this rule.
+    exps.append(_Expectation(f"rule{i}:exists", f"column {col} exists", rule, col))
+    if rule.nullable is False:
+        exps.append(_Expectation(f"rule{i}:not_nullable", f"column {col} not nullable", rule, col))
+    if rule.unique:
+        exps.append(_Expectation(f"rule{i}:unique", f"column {col} unique", rule, col))
+    # A rule that does not say `not nullable` allows nulls; `nulls <= f` bounds their share.
+    kwargs = {"checks": checks, "nullable": rule.nullable is not False, "unique": rule.unique, "required": True}
+    return kwargs, exps
+
+
+def _frame_check(i: int, rule: Any, df: "pd.DataFrame", step: ir.Check, pa: Any) -> tuple[Any, _Expectation]:
+    key = f"rule{i}:frame"
+    if isinstance(rule, ir.RowsRule):
+        ops = {">=": int.__ge__, ">": int.__gt__, "<=": int.__le__, "<": int.__lt__, "==": int.__eq__}
+        op, n = ops[rule.op], int(rule.value)
+        return pa.Check(lambda d: op(len(d), n), error=key), _Expectation(key, f"rows {rule.op} {n}", rule, None)
+    # An expression that cannot be evaluated is a mistake in the spec, not a data failure.
+    try:
+        probe = df.eval(rule.expression)
+    except Exception as exc:  # noqa: BLE001 - pandas raises many types for a bad expression
+        raise StepError(f"the expectation cannot be evaluated: {rule.expression}", step=step.name,
+                        span=rule.span or step.span,
+                        expected=f"a pandas expression over the columns {', '.join(map(str, df.columns))}",
+                        found=f"{type(exc).__name__}: {exc}") from None
+    if not hasattr(probe, "dtype") or str(probe.dtype) not in ("bool", "boolean"):
+        raise StepError(f"the expectation is not true/false per row: {rule.expression}", step=step.name,
+                        span=rule.span or step.span, expected="a comparison, e.g. \"a > b\"",
+                        found=f"values of type {getattr(probe, 'dtype', type(probe).__name__)}")
+    check = pa.Check(lambda d: d.eval(rule.expression).fillna(False).astype(bool), error=key)
+    return check, _Expectation(key, f"expect {rule.expression!r}", rule, None)
+
+
+def build_schema(step: ir.Check, df: "pd.DataFrame") -> tuple[Any, list[_Expectation]]:
+    """The pandera DataFrameSchema of a check step and its expectations, in spec order."""
+    import pandera.pandas as pa
+
+    columns: dict[str, Any] = {}
+    frame_checks, expectations = [], []
+    for i, rule in enumerate(step.rules):
+        if isinstance(rule, ir.ColumnRule):
+            kwargs, exps = _column_checks(i, rule, pa)
+            if rule.column in columns:   # two rules on one column: one pandera Column holds both
+                prev = columns[rule.column]
+                kwargs["checks"] = list(prev.checks) + kwargs["checks"]
+                kwargs["nullable"] = prev.nullable and kwargs["nullable"]
+                kwargs["unique"] = prev.unique or kwargs["unique"]
+            columns[rule.column] = pa.Column(**kwargs)
+            expectations += exps
+        else:
+            check, exp = _frame_check(i, rule, df, step, pa)
+            frame_checks.append(check)
+            expectations.append(exp)
+    return pa.DataFrameSchema(columns, checks=frame_checks), expectations
+
+
+def _key_of(row: Any, expectations: list[_Expectation]) -> str | None:
+    """The expectation key of one pandera failure case."""
+    if str(row["check"]).startswith("rule"):
+        return str(row["check"])
+    builtin = {"column_in_dataframe": "exists", "not_nullable": "not_nullable", "field_uniqueness": "unique"}
+    what = builtin.get(str(row["check"]))
+    column = row["failure_case"] if what == "exists" else row["column"]
+    for exp in expectations:
+        if exp.column == column and exp.key.endswith(":" + (what or "")):
+            return exp.key
+    return None
+
+
+def _json_value(value: Any) -> Any:
+    return value.item() if hasattr(value, "item") else (value if isinstance(value, (int, float, str, bool))
+                                                          or value is None else str(value))
+
+
+def validate(step: ir.Check, df: "pd.DataFrame") -> list[dict[str, Any]]:
+    """Every expectation of the step with `passed`, `failures` and a few failing `examples`."""
+    import pandas as pd
+    import pandera.pandas as pa
+
+    schema, expectations = build_schema(step, df)
+    failures: dict[str, list[Any]] = {}
+    try:
+        schema.validate(df, lazy=True)
+    except pa.errors.SchemaErrors as exc:
+        for _, row in exc.failure_cases.iterrows():
+            key = _key_of(row, expectations) or f"pandera:{row['check']}"
+            failures.setdefault(key, []).append(row)
+    found: list[dict[str, Any]] = []
+    for exp in expectations:
+        rows = failures.pop(exp.key, [])
+        entry: dict[str, Any] = {"expectation": exp.text, "passed": not rows, "column": exp.column,
+                                 "line": exp.rule.span.line if exp.rule.span else None}
+        if rows:
+            if exp.key.endswith(":frame") and isinstance(exp.rule, ir.ExpressionRule):
+                idx = sorted({int(r["index"]) for r in rows})   # one case per (row, column): count rows
+                entry.update(failures=len(idx), examples=[f"row {i}" for i in idx[:EXAMPLES]])
+            elif exp.key.endswith((":dtype", ":nulls", ":frame")):   # one verdict over the whole column
+                entry.update(failures=1, examples=[_whole_column_finding(exp, df)])
+            else:
+                values = [_json_value(r["failure_case"]) for r in rows]
+                distinct = list(dict.fromkeys(v for v in values if not (isinstance(v, float) and pd.isna(v))))
+                entry.update(failures=len(rows), examples=distinct[:EXAMPLES] or [None])
+        found.append(entry)
+    for key, rows in failures.items():   # a pandera finding no rule states: still reported
+        found.append({"expectation": key, "passed": False, "column": None, "line": None,
+                      "failures": len(rows), "examples": [_json_value(rows[0]["failure_case"])]})
+    return found
+
+
+def _whole_column_finding(exp: _Expectation, df: "pd.DataFrame") -> str:
+    rule = exp.rule
+    if isinstance(rule, ir.RowsRule):
+        return f"{len(df)} rows"
+    if exp.key.endswith(":dtype"):
+        return f"dtype {df[rule.column].dtype}"
+    return f"null fraction {df[rule.column].isna().mean():.4f}"
+
+
+def run(step: ir.Check, inputs: dict[str, str], outputs: dict[str, str], ctx: RunContext) -> dict[str, Any]:
+    df = artifacts.read_parquet(inputs["data"])
+    expectations = validate(step, df)
+    failed = [e for e in expectations if not e["passed"]]
+    report = {"step": step.name, "passed": not failed, "on_fail": step.on_fail, "rows": len(df),
+              "data_sha256": artifacts.sha256_of(inputs["data"]), "failed": len(failed),
+              "expectations": expectations}
+    uri = outputs["report"]
+    digest = artifacts.write_json(report, uri)
+    with tracking.step_run(ctx, step) as mlrun:
+        import mlflow
+
+        mlflow.log_metrics({"expectations": len(expectations), "expectations_failed": len(failed)})
+        mlflow.log_dict(report, "check_report.json")
+        mlflow.set_tag("mlopsc.check", "passed" if not failed else f"failed ({step.on_fail})")
+    result = step_result(step, {"report": (uri, digest)}, status="ok" if not failed else "warn",
+                         passed=not failed, failures=failed, mlflow_run_id=mlrun.info.run_id)
+    if failed and step.on_fail == "stop":
+        lines = "\n".join(f"  - {e['expectation']}: {e['failures']} failing, e.g. "
+                          + ", ".join(map(str, e["examples"])) for e in failed)
+        raise StepFailed(f"data check failed: {len(failed)} of {len(expectations)} expectations\n{lines}",
+                         reason="check", result={**result, "status": "failed"}, step=step.name, span=step.span)
+    return result
