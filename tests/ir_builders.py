@@ -52,6 +52,6 @@ def penguins(steps: list[ir.Step] | None = None, **fields) -> ir.Pipeline:
                           "source_file": FILE, **fields})
 
 
-def replace(steps: list[ir.Step], name: str, **update) -> list[ir.Step]:
+def replace(steps: list[ir.Step], name: str, /, **update) -> list[ir.Step]:
     """The steps with step `name` rebuilt with `update` (validated, like the parser would)."""
     return [type(s).model_validate({**dict(s), **update}) if s.name == name else s for s in steps]

@@ -40,9 +40,10 @@ def check_metric_names(pipeline: ir.Pipeline) -> list[Diagnostic]:
             for rule in step.rules:
                 if isinstance(rule, ir.FairnessRule):
                     continue
-                # The task was checked where the evaluate step names the metric.
+                # The task was checked where the evaluate step names the metric. An evaluate with a
+                # misspelt metric already has its error; "not computed" would only repeat it.
                 if check(step, rule.metric, rule.span, None) and isinstance(evaluate, ir.Evaluate) \
-                        and rule.metric not in evaluate.metrics:
+                        and rule.metric not in evaluate.metrics and metrics.METRICS.issuperset(evaluate.metrics):
                     diagnostics.append(Diagnostic(
                         "E211", f"{where(step)}'{rule.metric}' is not computed by evaluate {evaluate.name}",
                         rule.span, f"add it to {evaluate.name}'s metrics = [{', '.join(evaluate.metrics)}]"))

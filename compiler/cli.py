@@ -1,0 +1,173 @@
+"""`mlopsc check`, `mlopsc graph`, `mlopsc fmt`: the front end's commands.
+
+Loaded lazily by `mlopsc.backends.cli`; imports nothing heavy at module level, so `mlopsc check`
+never pays for kfp, prefect, mlflow, sklearn or pandas (tests/test_imports.py holds this).
+Diagnostics go to stderr (one block per diagnostic, then a one-line summary); IR and drawings to
+stdout. Exit codes: 0 clean (warnings allowed), 1 spec errors, 2 usage errors. The commands end with
+`sys.exit(code)`, not `ctx.exit`: under `standalone_mode=False` (how `mlopsc.backends.cli.main`
+runs click) `ctx.exit(1)` is turned into a return value and the process would exit 0.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from .errors import Diagnostic, SpecError, render
+
+EXISTING_FILE = click.Path(exists=True, dir_okay=False)
+
+
+@click.command()
+@click.argument("files", nargs=-1, required=True, type=EXISTING_FILE)
+@click.option("--emit-ir", is_flag=True, help="Print the validated IR as JSON on stdout.")
+@click.option("--param", "params", multiple=True, metavar="NAME=VALUE", help="Override a pipeline param.")
+def check(files: tuple[str, ...], emit_ir: bool, params: tuple[str, ...]) -> None:
+    """Validate spec FILES and report every error and warning."""
+    from . import load
+
+    overrides = parse_params(params)
+    counts = {"error": 0, "warning": 0}
+    documents = []
+    for file in files:
+        try:
+            program = load(file, overrides)
+        except SpecError as exc:
+            report(exc.diagnostics, exc.source, counts)
+            continue
+        report(list(program.diagnostics), program.source, counts)
+        if emit_ir:
+            documents.append(program.pipeline.model_dump_json(indent=2))
+    if documents:
+        click.echo(documents[0] if len(files) == 1 else "[\n" + ",\n".join(documents) + "\n]")
+    click.echo(summary(len(files), counts), err=True)
+    sys.exit(1 if counts["error"] else 0)
+
+
+@click.command()
+@click.argument("file", type=EXISTING_FILE)
+@click.option("--format", "-f", "fmt", type=click.Choice(["mermaid", "dot", "png", "svg"]), default="mermaid",
+              show_default=True)
+@click.option("--output", "-o", "out", type=click.Path(dir_okay=False),
+              help="Write here instead of stdout (required for png and svg).")
+@click.option("--param", "params", multiple=True, metavar="NAME=VALUE", help="Override a pipeline param.")
+def graph(file: str, fmt: str, out: str | None, params: tuple[str, ...]) -> None:
+    """Draw FILE's step graph: nodes are steps, edges point from producer to consumer."""
+    from . import load
+    from .render_graph import GraphvizMissing, render_image, to_dot, to_mermaid
+
+    if fmt in ("png", "svg") and out is None:
+        raise click.UsageError(f"--format {fmt} writes an image: give a file with -o, e.g. -o graph.{fmt}")
+    try:
+        program = load(file, parse_params(params))
+    except SpecError as exc:
+        counts = {"error": 0, "warning": 0}
+        report(exc.diagnostics, exc.source, counts)
+        click.echo(summary(1, counts), err=True)
+        sys.exit(1)
+    text = to_mermaid(program.graph) if fmt == "mermaid" else to_dot(program.graph)
+    if fmt in ("png", "svg"):
+        try:
+            render_image(text, fmt, out)
+        except GraphvizMissing as exc:
+            raise click.ClickException(str(exc)) from None
+        click.echo(f"wrote {out}", err=True)
+    elif out is not None:
+        Path(out).write_text(text, encoding="utf-8")
+        click.echo(f"wrote {out}", err=True)
+    else:
+        click.echo(text, nl=False)
+
+
+@click.command()
+@click.argument("files", nargs=-1, required=True, type=EXISTING_FILE)
+@click.option("--check", "check_only", is_flag=True, help="Write nothing; exit 1 if a file is not formatted.")
+def fmt(files: tuple[str, ...], check_only: bool) -> None:
+    """Rewrite spec FILES in canonical layout (comments kept; the IR does not change)."""
+    from .fmt import format_spec
+
+    changed, failed = [], 0
+    for file in files:
+        text = Path(file).read_text(encoding="utf-8")
+        try:
+            formatted = format_spec(text, file)
+        except SpecError as exc:
+            report(exc.diagnostics, exc.source or text, {"error": 0, "warning": 0})
+            failed += 1
+            continue
+        if formatted != text:
+            changed.append(file)
+            if check_only:
+                click.echo(f"would reformat {file}", err=True)
+            else:
+                Path(file).write_text(formatted, encoding="utf-8")
+                click.echo(f"reformatted {file}", err=True)
+    verb = "would be reformatted" if check_only else "reformatted"
+    click.echo(f"{_plural(len(changed), 'file')} {verb}, {len(files) - len(changed) - failed} unchanged"
+               + (f", {failed} with errors" if failed else ""), err=True)
+    sys.exit(1 if failed or (check_only and changed) else 0)
+
+
+def parse_params(params: tuple[str, ...]) -> dict[str, str]:
+    """`("test_size=0.3",)` -> `{"test_size": "0.3"}`; a usage error for anything else."""
+    out = {}
+    for item in params:
+        name, eq, value = item.partition("=")
+        if not eq or not name.strip():
+            raise click.BadParameter(f"expected NAME=VALUE, got {item!r}", param_hint="--param")
+        out[name.strip()] = value
+    return out
+
+
+def report(diagnostics: list[Diagnostic], source: str | None, counts: dict[str, int]) -> None:
+    """Print each diagnostic on stderr, coloured when stderr is a terminal, and count them."""
+    colour = _colour_console()
+    for diag in diagnostics:
+        counts[diag.severity] += 1
+        text = render(diag, source)
+        if colour is None:
+            click.echo(text, err=True)
+        else:
+            colour.print(_styled(text, diag.severity), highlight=False, soft_wrap=True)
+
+
+def summary(files: int, counts: dict[str, int]) -> str:
+    return (f"{_plural(counts['error'], 'error')}, {_plural(counts['warning'], 'warning')} "
+            f"in {_plural(files, 'file')}")
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def _colour_console():
+    """A rich Console on stderr when it is a colour terminal, else None (plain text, nothing imported)."""
+    if not sys.stderr.isatty() or os.environ.get("NO_COLOR") or os.environ.get("TERM") == "dumb":
+        return None
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+def _styled(text: str, severity: str):
+    from rich.text import Text
+
+    styled = Text()
+    for i, line in enumerate(text.split("\n")):
+        if i == 0:
+            head, sep, message = line.partition(f"{severity}[")
+            styled.append(head)
+            styled.append(sep + message.partition("]")[0] + "]", style="bold red" if severity == "error"
+                          else "bold yellow")
+            styled.append(message.partition("]")[2], style="bold")
+        elif line.lstrip().startswith("^"):
+            styled.append(line, style="red" if severity == "error" else "yellow")
+        elif line.startswith("  hint:"):
+            styled.append(line, style="cyan")
+        else:
+            styled.append(line)
+        styled.append("\n")
+    styled.rstrip()
+    return styled

@@ -1,0 +1,249 @@
+"""The validation passes, on IR built in Python (no parser involved): each check rejects what it
+should, with the code, message, span and hint a user sees; each IR pass completes the IR."""
+from __future__ import annotations
+
+import pytest
+
+from ir_builders import penguins, penguins_steps, ref, replace, span
+from mlopsc.compiler import ir
+from mlopsc.compiler.errors import SpecError
+from mlopsc.compiler.passes import PASSES
+from mlopsc.compiler.program import compile_pipeline
+
+
+def diagnostics(pipeline: ir.Pipeline, params: dict[str, str] | None = None):
+    try:
+        return list(compile_pipeline(pipeline, params).diagnostics)
+    except SpecError as exc:
+        return exc.diagnostics
+
+
+def codes(pipeline: ir.Pipeline, params: dict[str, str] | None = None) -> list[str]:
+    return [d.code for d in diagnostics(pipeline, params)]
+
+
+def only(pipeline: ir.Pipeline, code: str, params: dict[str, str] | None = None):
+    found = diagnostics(pipeline, params)
+    assert [d.code for d in found] == [code], [str(d) for d in found]
+    return found[0]
+
+
+def test_penguins_is_clean():
+    assert diagnostics(penguins()) == []
+
+
+def test_every_ref_port_is_filled():
+    program = compile_pipeline(penguins())
+    for step in program.pipeline.steps:
+        for _, r in step.refs():
+            assert r.port is not None, (step.name, r)
+    assert program.pipeline.step("species_eval").model.port == "model"
+
+
+def test_consumers_of_a_stop_checked_dataset_wait_for_the_check():
+    program = compile_pipeline(penguins())
+    assert [str(r) for r in program.pipeline.step("penguins_split").after] == ["penguins_quality.report"]
+    assert program.pipeline.step("penguins_quality").after == ()
+
+
+def test_a_warn_check_guards_nothing():
+    steps = replace(penguins_steps(), "penguins_quality", on_fail="warn")
+    assert compile_pipeline(penguins(steps)).pipeline.step("penguins_split").after == ()
+
+
+def test_gate_and_monitor_get_the_registry_of_the_deploy():
+    steps = replace(penguins_steps(), "species_service", alias="prod")
+    pipeline = compile_pipeline(penguins(steps)).pipeline
+    assert (pipeline.step("release").registry, pipeline.step("release").alias) == ("penguins-species", "prod")
+    assert (pipeline.step("species_drift").registry, pipeline.step("species_drift").alias) == \
+        ("penguins-species", "prod")
+
+
+def test_a_gate_without_champion_rules_gets_no_registry():
+    steps = replace(penguins_steps(), "release", rules=(ir.ThresholdRule(metric="accuracy", op=">=", value=0.9),))
+    assert compile_pipeline(penguins(steps)).pipeline.step("release").registry is None
+
+
+def test_fairness_rule_makes_the_gate_read_predictions():
+    rule = ir.FairnessRule(measure="demographic_parity", column="sex", op="<=", value=0.1)
+    steps = replace(penguins_steps(), "release", rules=(rule,))
+    gate = compile_pipeline(penguins(steps)).pipeline.step("release")
+    assert str(gate.predictions) == "species_eval.predictions"
+
+
+def test_duplicate_step_names_point_at_the_first():
+    steps = penguins_steps() + [ir.Source(name="penguins", format="csv", path="x.csv", span=span(50))]
+    diag = [d for d in diagnostics(penguins(steps)) if d.code == "E201"][0]
+    assert diag.message == "step 'penguins' is defined twice"
+    assert diag.span.line == 50 and diag.hint == "first defined at penguins.mlops:11:3"
+
+
+def test_duplicate_params():
+    pipeline = penguins()
+    pipeline = pipeline.model_copy(update={"params": pipeline.params + (ir.Param(name="test_size", type="int"),)})
+    assert "E202" in codes(pipeline)
+
+
+def test_unknown_step_offers_did_you_mean():
+    steps = replace(penguins_steps(), "species_eval", model=ref("species_modle", line=33))
+    diag = only(penguins(steps), "E203")
+    assert diag.message == "evaluate species_eval: 'model' refers to an unknown step 'species_modle'"
+    assert diag.hint == "did you mean 'species_model'?" and diag.span.line == 33
+
+
+def test_unknown_port():
+    steps = replace(penguins_steps(), "species_model", data=ref("penguins_split", "trian", 24))
+    diag = only(penguins(steps), "E204")
+    assert diag.message == "train species_model: unknown output of split 'penguins_split' 'trian'"
+    assert diag.hint == "did you mean 'train'?"
+
+
+def test_split_ref_needs_a_port():
+    steps = replace(penguins_steps(), "species_model", data=ref("penguins_split", line=24))
+    diag = only(penguins(steps), "E205")
+    assert "split has two outputs: name one of train, test" in diag.message
+
+
+def test_wrong_kind_reference_names_both_ends():
+    steps = replace(penguins_steps(), "species_eval", model=ref("penguins", line=33))
+    diag = only(penguins(steps), "E301")
+    assert diag.message == ("evaluate species_eval: 'model' expects a Model, got Dataset 'penguins.data' "
+                            "(defined at penguins.mlops:11:3)")
+    assert diag.hint == "Model outputs in this spec: species_model"
+
+
+def test_cycle_is_printed_as_a_path():
+    steps = replace(penguins_steps(), "penguins_split", data=ref("species_eval", "predictions", 22))
+    diag = [d for d in diagnostics(penguins(steps)) if d.code == "E210"]
+    assert [d.message for d in diag] == ["cycle: penguins_split -> species_model -> species_eval -> penguins_split"]
+
+
+def test_self_reference():
+    steps = replace(penguins_steps(), "penguins_split", after=(ref("penguins_split"),))
+    assert "E210" in codes(penguins(steps))
+
+
+def test_unknown_param_and_wrong_param_type():
+    steps = replace(penguins_steps(), "penguins_split", test_size=ir.ParamRef(name="tst_size"),
+                    seed=ir.ParamRef(name="min_accuracy"))
+    found = diagnostics(penguins(steps))
+    assert [d.code for d in found] == ["E206", "E302"]
+    assert found[0].hint == "did you mean 'test_size'?"
+    assert found[1].message == "split penguins_split: 'seed' expects int, but params.min_accuracy is float"
+
+
+def test_param_default_must_have_its_type():
+    pipeline = penguins()
+    bad = ir.Param(name="n", type="int", default="many", span=span(9))
+    diag = only(pipeline.model_copy(update={"params": pipeline.params + (bad,)}), "E302")
+    assert diag.message == "param 'n' is int, its default 'many' is not"
+
+
+def test_overrides_are_typed_and_range_checked():
+    assert compile_pipeline(penguins(), {"test_size": "0.3"}).params["test_size"] == 0.3
+    assert "is float" in only(penguins(), "E302", {"test_size": "big"}).message
+    assert only(penguins(), "E206", {"test_sise": "0.3"}).hint == "did you mean 'test_size'?"
+    diag = only(penguins(), "E303", {"test_size": "1.5"})
+    assert diag.message == "split penguins_split: 'test_size' must be between 0 and 1 (exclusive), got 1.5"
+
+
+def test_columns_are_checked_only_when_declared():
+    steps = replace(penguins_steps(), "species_model", target="specis")
+    assert codes(penguins(steps)) == []
+    steps = replace(steps, "penguins", columns=("species", "bill_length_mm", "island", "sex"))
+    diag = only(penguins(steps), "E207")
+    assert diag.message == "train species_model: unknown column of 'penguins_split.train' 'specis'"
+    assert diag.hint == "did you mean 'species'?"
+
+
+def test_drift_and_fairness_columns():
+    steps = replace(penguins_steps(), "penguins_2009", columns=("bill_length_mm",))
+    steps = replace(steps, "species_drift", drift=(
+        ir.DriftRule(statistic="psi", column="bill_lenght_mm", op=">", threshold=0.2, action="alert"),
+        ir.DriftRule(statistic="psi", column="prediction", op=">", threshold=0.2, action="alert")))
+    assert codes(penguins(steps)) == ["E207"]
+
+
+def test_target_may_not_be_a_feature():
+    steps = replace(penguins_steps(), "species_model", features=("species", "island"))
+    assert "the target 'species' is also a feature" in only(penguins(steps), "E303").message
+
+
+def test_metric_names():
+    steps = replace(penguins_steps(), "species_eval", metrics=("accuracy", "f1_macor"))
+    assert only(penguins(steps), "E208").hint == "did you mean 'f1_macro'?"
+    steps = replace(penguins_steps(), "species_eval", metrics=("accuracy",))
+    diag = only(penguins(steps), "E211")
+    assert diag.message == "gate release: 'f1_macro' is not computed by evaluate species_eval"
+    steps = replace(penguins_steps(), "species_eval", metrics=("accuracy", "f1_macro", "rmse"))
+    assert only(penguins(steps), "E306").message.startswith("evaluate species_eval: 'rmse' is a regression metric")
+
+
+def test_estimators_are_checked_against_the_allowlist():
+    def with_estimator(name: str, **params) -> list[ir.Step]:
+        return replace(penguins_steps(), "species_model", estimator=ir.Estimator(name=name, params=params),
+                       tune=None)
+
+    assert only(penguins(with_estimator("sklearn.tree.RandomForestClassifier")), "E209").hint == \
+        "did you mean 'sklearn.ensemble.RandomForestClassifier'?"
+    assert "allow estimators" in only(penguins(with_estimator("xgboost.XGBClassifier")), "E209").hint
+    assert codes(penguins(with_estimator("xgboost.XGBClassifier"), estimators=("xgboost.XGBClassifier",))) == []
+    diag = only(penguins(with_estimator("sklearn.ensemble.RandomForestClassifier", n_estimator=3)), "E212")
+    assert diag.hint == "did you mean 'n_estimators'?"
+    steps = replace(penguins_steps(), "species_model", tune=ir.Tune(method="grid", space={"max_dept": (4, 6)}))
+    assert only(penguins(steps), "E212").hint == "did you mean 'max_depth'?"
+    steps = replace(penguins_steps(), "species_model", task="regression")
+    assert "E306" in codes(penguins(steps))
+
+
+@pytest.mark.parametrize("step, update, code", [
+    ("species_model", {"tune": ir.Tune(method="grid", space={"max_depth": (4,)}, cv=1)}, "E303"),
+    ("species_model", {"retries": -1}, "E303"),
+    ("species_model", {"resources": ir.Resources(memory="4GB")}, "E305"),
+    ("species_model", {"resources": ir.Resources(cpu=0)}, "E303"),
+    ("penguins", {"path": None}, "E308"),
+    ("species_drift", {"schedule": "0 25 * * *"}, "E304"),
+])
+def test_value_ranges(step, update, code):
+    assert only(penguins(replace(penguins_steps(), step, **update)), code)
+
+
+def test_pipeline_schedule_is_cron():
+    assert only(penguins(schedule="every monday"), "E304").message == \
+        "invalid schedule 'every monday': expected 5 fields (minute hour day-of-month month day-of-week), got 2"
+
+
+def test_score_needs_exactly_one_of_model_or_registry():
+    score = ir.Score(name="batch", data=ref("penguins_2009"), model=ref("species_model"), registry="r")
+    assert only(penguins(penguins_steps() + [score]), "E307")
+    score = ir.Score(name="batch", data=ref("penguins_2009"), registry="r")
+    assert codes(penguins(penguins_steps() + [score])) == []
+
+
+def test_warnings_do_not_stop_the_program():
+    steps = replace(penguins_steps(), "species_service", after=())
+    steps.append(ir.Source(name="old", format="csv", path="old.csv", span=span(60)))
+    program = compile_pipeline(penguins(steps))
+    assert [d.code for d in program.diagnostics] == ["W401", "W402"]
+    assert all(not d.is_error for d in program.diagnostics)
+
+
+def test_a_check_on_data_nobody_reads_warns():
+    steps = penguins_steps() + [ir.Check(name="late", data=ref("penguins_2009"), span=span(70))]
+    steps = replace(steps, "species_drift", current=ref("penguins", line=44))
+    assert codes(penguins(steps)) == ["W403"]
+
+
+def test_all_errors_are_reported_together_in_position_order():
+    steps = replace(penguins_steps(), "species_eval", model=ref("nope", line=33), metrics=("acc",))
+    steps = replace(steps, "penguins_split", test_size=2.0)
+    found = diagnostics(penguins(steps))
+    assert [d.code for d in found] == ["E303", "E203", "E208"]
+    lines = [d.span.line for d in found if d.span]
+    assert lines == sorted(lines)
+
+
+def test_passes_are_small_named_functions():
+    for apply in PASSES:
+        assert apply.__name__.split("_")[0] in ("check", "fill", "guard", "link", "add", "warn"), apply.__name__
+        assert apply.__doc__ is None or apply.__module__.startswith("mlopsc.compiler.passes")
