@@ -1,0 +1,253 @@
+"""Monitor: drift of a current dataset against a reference, per feature and of the predictions.
+
+Inputs: `reference`, `current` (Datasets) and optionally `model` (a model folder; with
+`step.registry` set, the registered `models:/registry@alias` is scored instead). Output: `report`,
+a Report JSON with every feature's statistics, every rule with its observed value, and the rules
+that fired with their actions; the statistics are also logged as MLflow metrics of the step's run.
+
+Statistics (missing values are left out and reported as null fractions):
+- numeric features: PSI over ten bins cut at the reference's deciles, and the two-sample
+  Kolmogorov-Smirnov test (scipy.stats.ks_2samp): statistic and p-value;
+- categorical features (text, category, bool): PSI over the categories, and the chi-square test of
+  the reference-vs-current category counts (scipy.stats.chi2_contingency): statistic and p-value;
+- predictions, under the name `prediction`: the model scores both datasets; predicted classes are
+  compared as a categorical feature, predicted values (regression) as a numeric one.
+PSI = sum over bins of (current share - reference share) * ln(current share / reference share),
+with shares floored at 1e-4 so that an empty bin counts as rare rather than infinite.
+
+Actions of fired rules: `alert` logs a warning and, when `step.webhook` is set, POSTs a JSON
+summary to that URL; `retrain` makes the result `{"retrain": true, "reasons": [...]}`, which the
+backends turn into a new run of the training pipeline. A webhook that cannot be reached does not
+fail the monitor (its report is still worth keeping): the result's status becomes "warn".
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import operator
+import re
+from typing import TYPE_CHECKING, Any
+
+from mlopsc.compiler import ir
+
+from . import artifacts
+from .core import RunContext, StepError, require_columns, step_result
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+log = logging.getLogger("mlopsc.monitor")
+OPS = {">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le}
+PREDICTION = "prediction"
+BINS = 10
+FLOOR = 1e-4
+
+
+def run(step: ir.Monitor, inputs: dict[str, str], outputs: dict[str, str], ctx: RunContext) -> dict[str, Any]:
+    from .deploy import load_scoring_model
+
+    reference = artifacts.read_parquet(inputs["reference"])
+    current = artifacts.read_parquet(inputs["current"])
+    model = load_scoring_model(step, inputs, ctx)
+    features = _features(step, model, reference, current)
+    stats = {name: drift(reference[name], current[name]) for name in features}
+    if model is not None:
+        stats[PREDICTION] = _prediction_drift(step, model, reference, current, features)
+    rules = [_judge(step, rule, stats) for rule in step.drift]
+    fired = [r for r in rules if r["fired"]]
+    report: dict[str, Any] = {
+        "monitor": step.name, "pipeline": ctx.pipeline,
+        "reference": {"uri": inputs["reference"], "rows": len(reference),
+                      "sha256": artifacts.sha256_of(inputs["reference"])},
+        "current": {"uri": inputs["current"], "rows": len(current), "sha256": artifacts.sha256_of(inputs["current"])},
+        "model": inputs.get("model") or (f"models:/{step.registry}@{step.alias}" if step.registry else None),
+        "features": stats, "rules": rules, "fired": fired,
+        "retrain": any(r["action"] == "retrain" for r in fired),
+        "alert": any(r["action"] == "alert" for r in fired),
+    }
+    status = "ok"
+    if report["alert"]:
+        report["webhook"] = _alert(step, report)
+        status = "warn" if report["webhook"].get("error") else "ok"
+    digest = artifacts.write_json(report, outputs["report"])
+    _log_metrics(step, ctx, stats, fired)
+    reasons = [r["reason"] for r in fired if r["action"] == "retrain"]
+    return step_result(step, {"report": (outputs["report"], digest)}, status, retrain=bool(reasons),
+                       reasons=reasons, alerts=[r["reason"] for r in fired if r["action"] == "alert"],
+                       webhook=report.get("webhook"))
+
+
+def _features(step: ir.Monitor, model: Any, reference: "pd.DataFrame", current: "pd.DataFrame") -> list[str]:
+    """The model's input columns, else every column both datasets have; rule columns must exist."""
+    common = [str(c) for c in reference.columns if c in set(current.columns)]
+    names = [str(c) for c in getattr(model, "feature_names_in_", common)]
+    for column in (reference, current):
+        require_columns(step, [str(c) for c in column.columns], names, role="feature")
+    for rule in step.drift:
+        if rule.column != PREDICTION:
+            require_columns(step, common, [rule.column], role="drift column", span=rule.span)
+            if rule.column not in names:
+                names.append(rule.column)
+        elif model is None:
+            raise StepError("a drift rule on the predictions needs a model", span=rule.span,
+                            expected="model = <train step> in the monitor block", found="no model")
+    return names
+
+
+def is_numeric(values: "pd.Series") -> bool:
+    import pandas as pd
+
+    return pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
+
+
+def drift(reference: "pd.Series", current: "pd.Series") -> dict[str, Any]:
+    """Every statistic of one feature (see the module docstring)."""
+    ref, cur = reference.dropna(), current.dropna()
+    entry: dict[str, Any] = {"null_fraction": {"reference": _share(reference.isna().mean()),
+                                               "current": _share(current.isna().mean())}}
+    if len(ref) == 0 or len(cur) == 0:
+        return entry | {"type": "empty", "psi": None}
+    if is_numeric(reference) and is_numeric(current):
+        from scipy.stats import ks_2samp
+
+        ks = ks_2samp(ref.to_numpy(dtype=float), cur.to_numpy(dtype=float))
+        return entry | {"type": "numeric", "psi": numeric_psi(ref, cur),
+                        "ks": {"statistic": float(ks.statistic), "pvalue": float(ks.pvalue)},
+                        "mean": {"reference": float(ref.mean()), "current": float(cur.mean())},
+                        "std": {"reference": float(ref.std()), "current": float(cur.std())}}
+    return entry | categorical_drift(ref.astype(str), cur.astype(str))
+
+
+def _share(value: float) -> float:
+    return round(float(value), 6)
+
+
+def psi(ref_shares: "list[float]", cur_shares: "list[float]") -> float:
+    total = 0.0
+    for r, c in zip(ref_shares, cur_shares):
+        r, c = max(r, FLOOR), max(c, FLOOR)
+        total += (c - r) * math.log(c / r)
+    return total
+
+
+def numeric_psi(ref: "pd.Series", cur: "pd.Series") -> float:
+    import numpy as np
+
+    edges = np.unique(np.quantile(ref.to_numpy(dtype=float), np.linspace(0, 1, BINS + 1))[1:-1])
+    edges = np.concatenate([[-np.inf], edges, [np.inf]])
+    ref_counts = np.histogram(ref.to_numpy(dtype=float), edges)[0]
+    cur_counts = np.histogram(cur.to_numpy(dtype=float), edges)[0]
+    return psi(list(ref_counts / len(ref)), list(cur_counts / len(cur)))
+
+
+def categorical_drift(ref: "pd.Series", cur: "pd.Series") -> dict[str, Any]:
+    import pandas as pd
+    from scipy.stats import chi2_contingency
+
+    counts = pd.DataFrame({"reference": ref.value_counts(), "current": cur.value_counts()}).fillna(0)
+    shares = counts / counts.sum()
+    entry: dict[str, Any] = {"type": "categorical",
+                             "psi": psi(list(shares["reference"]), list(shares["current"])),
+                             "shares": {str(k): {"reference": _share(v["reference"]), "current": _share(v["current"])}
+                                        for k, v in shares.iterrows()}}
+    if len(counts) < 2:
+        return entry | {"chi2": {"statistic": 0.0, "pvalue": 1.0}}   # one category: nothing can differ
+    chi2 = chi2_contingency(counts.T.to_numpy())
+    return entry | {"chi2": {"statistic": float(chi2.statistic), "pvalue": float(chi2.pvalue)}}
+
+
+def _prediction_drift(step: ir.Monitor, model: Any, reference: "pd.DataFrame", current: "pd.DataFrame",
+                      features: list[str]) -> dict[str, Any]:
+    import pandas as pd
+
+    columns = [str(c) for c in getattr(model, "feature_names_in_", features)]
+    predicted = [pd.Series(model.predict(frame[columns])) for frame in (reference, current)]
+    if hasattr(model, "classes_"):   # a classifier: compare predicted classes as categories
+        predicted = [p.astype(str) for p in predicted]
+    return drift(*predicted)
+
+
+def _judge(step: ir.Monitor, rule: ir.DriftRule, stats: dict[str, Any]) -> dict[str, Any]:
+    entry = stats[rule.column]
+    text = f"{rule.statistic}({rule.column})" + (" pvalue" if rule.measure == "pvalue" else "")
+    where = str(rule.span) if rule.span else None
+    if rule.statistic == "psi":
+        if rule.measure == "pvalue":
+            raise StepError("PSI has no p-value", span=rule.span, expected=f"psi({rule.column}) > threshold",
+                            found=f"{text} {rule.op} {rule.threshold}")
+        observed = entry.get("psi")
+    else:
+        wanted = "numeric" if rule.statistic == "ks" else "categorical"
+        if entry.get("type") not in (wanted, "empty"):
+            other = "chi2" if rule.statistic == "ks" else "ks"
+            raise StepError(f"{rule.statistic} needs a {wanted} column and '{rule.column}' is "
+                            f"{entry.get('type')}", span=rule.span, expected=f"{other}({rule.column}) or "
+                            f"psi({rule.column})", found=f"{rule.statistic}({rule.column})")
+        test = entry.get(rule.statistic) or {}
+        observed = test.get("statistic" if rule.measure == "value" else "pvalue")
+    limit = float(rule.threshold)
+    fired = observed is not None and OPS[rule.op](observed, limit)
+    shown = "no data" if observed is None else f"{observed:.4g}"
+    return {"rule": f"{text} {rule.op} {rule.threshold}", "column": rule.column, "statistic": rule.statistic,
+            "measure": rule.measure, "observed": observed, "op": rule.op, "threshold": limit, "fired": fired,
+            "action": rule.action, "where": where,
+            "reason": f"{text} is {shown}, {'' if fired else 'not '}{rule.op} {limit:g}"}
+
+
+def _alert(step: ir.Monitor, report: dict[str, Any]) -> dict[str, Any]:
+    """Log every alert; POST a summary to the webhook, if any. Returns what happened to the POST."""
+    alerts = [r for r in report["fired"] if r["action"] == "alert"]
+    for rule in alerts:
+        log.warning("drift alert from monitor %s: %s", step.name, rule["reason"])
+    if step.webhook is None:
+        return {"posted": False}
+    from .params import resolve_ref
+
+    url = resolve_ref(step.webhook, step)
+    summary = {"monitor": step.name, "pipeline": report["pipeline"], "retrain": report["retrain"],
+               "alerts": [r["reason"] for r in alerts], "fired": [r["rule"] for r in report["fired"]],
+               "reference_sha256": report["reference"]["sha256"], "current_sha256": report["current"]["sha256"]}
+    return post_json(url, summary)
+
+
+def post_json(url: str, body: dict[str, Any], timeout: float = 10.0) -> dict[str, Any]:
+    """POST `body` as JSON; never raises. The URL may hold a token, so it is never logged."""
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
+                                     headers={"Content-Type": "application/json", "User-Agent": "mlopsc"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return {"posted": True, "status": response.status}
+    except urllib.error.HTTPError as exc:
+        error = f"the webhook answered HTTP {exc.code}"
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        error = f"the webhook could not be reached: {getattr(exc, 'reason', exc)}"
+    log.warning("monitor alert not delivered: %s", error)
+    return {"posted": False, "error": error}
+
+
+def _metric_name(text: str) -> str:
+    return re.sub(r"[^\w\-. /]", "_", text)
+
+
+def _log_metrics(step: ir.Monitor, ctx: RunContext, stats: dict[str, Any], fired: list[dict[str, Any]]) -> None:
+    from . import tracking
+
+    metrics: dict[str, float] = {"drift.rules_fired": float(len(fired))}
+    for name, entry in stats.items():
+        key = f"drift.{_metric_name(name)}"
+        if entry.get("psi") is not None:
+            metrics[f"{key}.psi"] = entry["psi"]
+        for test in ("ks", "chi2"):
+            if test in entry:
+                metrics[f"{key}.{test}_statistic"] = entry[test]["statistic"]
+                metrics[f"{key}.{test}_pvalue"] = entry[test]["pvalue"]
+    with tracking.step_run(ctx, step):
+        import mlflow
+
+        mlflow.log_metrics({k: v for k, v in metrics.items() if math.isfinite(v)})
+        mlflow.set_tags({"mlopsc.monitor.fired": "; ".join(r["rule"] for r in fired)[:5000] or "none",
+                         "mlopsc.monitor.retrain": str(any(r["action"] == "retrain" for r in fired)).lower()})
