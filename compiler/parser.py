@@ -1,0 +1,259 @@
+"""Spec text -> ir.Pipeline, or a SpecError with every syntax error put in words.
+
+lark's LALR parser is built once per process (it is the cost of `mlopsc check` on a small spec)
+and reused. Syntax errors are recovered from where possible (a missing `=` or `}` is inserted,
+an unexpected token is dropped), so one run reports every independent mistake; errors right after
+another one on the same line are its echoes and are not reported.
+"""
+from __future__ import annotations
+
+import hashlib
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from . import ir
+from .errors import Diagnostic, SpecError
+
+if TYPE_CHECKING:
+    from lark import Lark, Tree
+
+GRAMMAR = Path(__file__).with_name("grammar.lark")
+MAX_SYNTAX_ERRORS = 10
+
+# What a user reads for each terminal of the grammar (never `__ANON_0`, `RBRACE` or `NAME`).
+TERMINAL_WORDS = {
+    "NAME": "a name", "NUMBER": "a number", "STRING": "a string", "SIGN": "'-'",
+    "OP": "a comparison (>=, >, <=, <, ==)", "LINK": "'on' or 'from'", "ARROW": "'->'",
+    "$END": "the end of the file",
+}
+STEP_ITEM_KEYWORDS = {"ROWS", "COLUMN", "EXPECT", "REQUIRE", "DRIFT", "TUNE"}
+VALUE_START = {"STRING", "NUMBER", "NAME", "LSQB"}
+# Tokens a recovering parser may insert where one was forgotten, tried in this order.
+INSERTABLE = {"EQUAL": "=", "RBRACE": "}", "RSQB": "]", "RPAR": ")", "COMMA": ","}
+
+
+@lru_cache(maxsize=1)
+def grammar_parser() -> Lark:
+    from lark import Lark
+
+    return Lark(GRAMMAR.read_text(encoding="utf-8"), parser="lalr", propagate_positions=True,
+                maybe_placeholders=False, cache=True)
+
+
+def parse(text: str, file: str = "<string>") -> ir.Pipeline:
+    """Parse one spec. Raises SpecError with every syntax and construction error found."""
+    from .transformer import SpecTransformer
+
+    tree = parse_tree(text, file)
+    builder = SpecTransformer(file, hashlib.sha256(text.encode("utf-8")).hexdigest())
+    try:
+        pipeline = builder.transform(tree)
+    except RecursionError:
+        raise SpecError([Diagnostic("E107", "the spec nests lists too deeply", _span(file, 1, 1))]) from None
+    if builder.problems or pipeline is None:
+        raise SpecError(builder.problems)
+    return pipeline
+
+
+def parse_tree(text: str, file: str = "<string>") -> Tree:
+    """The lark tree of a spec (fmt works on it); raises SpecError on syntax errors."""
+    from lark.exceptions import UnexpectedInput
+
+    recovery = _Recovery(text, file)
+    try:
+        tree = grammar_parser().parse(text, on_error=recovery)
+    except UnexpectedInput as exc:        # an error recovery gave up on (the end of the file)
+        recovery.report(exc)
+        tree = None
+    if recovery.diagnostics:
+        raise SpecError(recovery.diagnostics)
+    return tree
+
+
+def _span(file: str, line: int, col: int, end_line: int | None = None, end_col: int | None = None) -> ir.Span:
+    return ir.Span(file=file, line=line, col=col, end_line=end_line or line, end_col=end_col or col + 1)
+
+
+class _Recovery:
+    """lark's `on_error` callback: records the error in words, then repairs or skips."""
+
+    def __init__(self, text: str, file: str):
+        self.text, self.file = text, file
+        self.diagnostics: list[Diagnostic] = []
+        self.last_line = 0
+
+    def __call__(self, exc: Any) -> bool:
+        from lark.exceptions import UnexpectedCharacters, UnexpectedToken
+
+        self.report(exc)
+        if len(self.diagnostics) >= MAX_SYNTAX_ERRORS:
+            return False
+        if isinstance(exc, UnexpectedCharacters):
+            if self.text[exc.pos_in_stream] == '"':     # skip the rest of an unterminated string
+                state = exc.interactive_parser.lexer_thread.state
+                end = self.text.find("\n", exc.pos_in_stream)
+                state.line_ctr.feed(self.text[exc.pos_in_stream:end if end >= 0 else len(self.text)])
+            return True
+        if not isinstance(exc, UnexpectedToken) or exc.token.type == "$END":
+            return False
+        return self.repair(exc)
+
+    def repair(self, exc: Any) -> bool:
+        """Insert a forgotten `=` / `}` / `]` / `)` / `,` if that lets the parse go on, else drop the token."""
+        from lark import Token
+        from lark.exceptions import UnexpectedInput
+
+        parser = exc.interactive_parser
+        for name, text in INSERTABLE.items():
+            if name not in exc.expected:
+                continue
+            trial = parser.copy()
+            missing = Token.new_borrow_pos(name, text, exc.token)
+            try:
+                trial.feed_token(missing)
+                trial.feed_token(exc.token)
+            except UnexpectedInput:
+                continue
+            parser.feed_token(missing)
+            parser.feed_token(exc.token)
+            return True
+        return True
+
+    def report(self, exc: Any) -> None:
+        from lark.exceptions import UnexpectedCharacters, UnexpectedToken
+
+        if isinstance(exc, UnexpectedCharacters):
+            diag = self.bad_character(exc)
+        elif isinstance(exc, UnexpectedToken):
+            diag = self.unexpected_token(exc)
+        else:
+            diag = Diagnostic("E101", "syntax error", _span(self.file, exc.line, exc.column))
+        if self.diagnostics and (diag.span.line == self.last_line or exc_is_end(exc)):
+            return      # an echo of the error before it
+        self.last_line = diag.span.line
+        self.diagnostics.append(diag)
+
+    def bad_character(self, exc: Any) -> Diagnostic:
+        char = self.text[exc.pos_in_stream]
+        if char == '"':
+            end = self.text.find("\n", exc.pos_in_stream)
+            width = (end if end >= 0 else len(self.text)) - exc.pos_in_stream
+            return Diagnostic("E102", "unterminated string", _span(self.file, exc.line, exc.column,
+                                                                     exc.line, exc.column + max(1, width)),
+                              'close it with " on the same line (write \\n for a line break)')
+        hint = "strings are written in double quotes" if char == "'" else None
+        shown = repr(char)[1:-1] if not char.isprintable() or char == "'" else char
+        return Diagnostic("E103", f"unexpected character '{shown}'", _span(self.file, exc.line, exc.column), hint)
+
+    def unexpected_token(self, exc: Any) -> Diagnostic:
+        tok = exc.token
+        expected = set(exc.expected)
+        found = describe_token(tok)
+        message = f"expected {expected_words(expected)}, found {found}"
+        hint = None
+        previous = _previous_token(exc)
+        if tok.type == "$END":
+            message = f"expected {expected_words(expected)} before the end of the file"
+            hint = _unclosed_brace_hint(self.text) if "RBRACE" in expected else None
+            line, col = _end_position(self.text)
+            return Diagnostic("E101", message, _span(self.file, line, col), hint)
+        if expected == {"EQUAL", "LBRACE"} and previous is not None:
+            from .transformer import STEP_KINDS
+
+            if str(previous) in STEP_KINDS:
+                hint = f"is a '}}' missing before this line? '{previous}' starts a new step here"
+            else:
+                hint = f"options are written `{previous} = value`"
+        elif "RBRACE" in expected and tok.type in ("EQUAL", "COLON"):
+            hint = "an option name must be a single word"
+        span = _span(self.file, tok.line, tok.column, tok.end_line, tok.end_column)
+        return Diagnostic("E101", message, span, hint)
+
+
+def exc_is_end(exc: Any) -> bool:
+    return getattr(getattr(exc, "token", None), "type", None) == "$END"
+
+
+def _previous_token(exc: Any) -> Any:
+    from lark import Token
+
+    stack = exc.interactive_parser.parser_state.value_stack
+    return stack[-1] if stack and isinstance(stack[-1], Token) else None
+
+
+def describe_token(tok: Any) -> str:
+    if tok.type == "STRING":
+        return "a string"
+    if tok.type == "$END":
+        return "the end of the file"
+    return f"'{tok}'"
+
+
+def expected_words(expected: set[str]) -> str:
+    """{'RBRACE', 'NAME', 'ROWS', ...} -> "'}' or a step option"."""
+    expected = set(expected)
+    words = []
+    if "RBRACE" in expected:
+        words.append("'}'")
+        expected.discard("RBRACE")
+    if STEP_ITEM_KEYWORDS <= expected and "NAME" in expected:
+        words.append("a step option")
+        expected -= STEP_ITEM_KEYWORDS | {"NAME"}
+    elif "ALLOW" in expected and "NAME" in expected:
+        words.append("a step or a pipeline option")
+        expected -= {"ALLOW", "NAME"}
+    elif VALUE_START <= expected:
+        words.append("a value")
+        expected -= VALUE_START | {"SIGN"}
+    elif expected == {"NAME"} | ({"PIPELINE"} & expected) and words:
+        words.append("an option")
+        expected.discard("NAME")
+    words += sorted(_terminal_word(name) for name in expected)
+    if not words:
+        return "something else"
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " or " + words[-1]
+
+
+def _terminal_word(name: str) -> str:
+    if name in TERMINAL_WORDS:
+        return TERMINAL_WORDS[name]
+    for terminal in grammar_parser().terminals:
+        if terminal.name == name and terminal.pattern.type == "str":
+            return f"'{terminal.pattern.value}'"
+    return name.lower()
+
+
+def _end_position(text: str) -> tuple[int, int]:
+    lines = text.split("\n")
+    while len(lines) > 1 and not lines[-1].strip():
+        lines.pop()
+    return len(lines), len(lines[-1]) + 1
+
+
+def _unclosed_brace_hint(text: str) -> str:
+    """Point at the `{` whose block is most likely unclosed: the first one whose `}` sits at a
+    different indentation than the line that opened it (the `}` it got was meant for its parent)."""
+    stack: list[tuple[int, int]] = []
+    in_string = in_comment = False
+    line = 1
+    lines = text.split("\n")
+    indent = [len(l) - len(l.lstrip()) for l in lines]
+    for i, char in enumerate(text):
+        if char == "\n":
+            line, in_comment, in_string = line + 1, False, False
+        elif in_comment:
+            continue
+        elif in_string:
+            in_string = not (char == '"' and text[i - 1] != "\\")
+        elif char == '"':
+            in_string = True
+        elif char == "#":
+            in_comment = True
+        elif char == "{":
+            stack.append((line, indent[line - 1]))
+        elif char == "}" and stack:
+            opened, opened_indent = stack.pop()
+            if indent[line - 1] != opened_indent and lines[line - 1].strip().startswith("}"):
+                return f"the '{{' on line {opened} is never closed"
+    return f"the '{{' on line {stack[-1][0]} is never closed" if stack else "a '{' is never closed"
