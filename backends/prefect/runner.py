@@ -1,0 +1,200 @@
+"""What generated Prefect flows call on the worker: open a pipeline run, run one step as a task,
+close the run. The pipeline semantics are the runtime's (artifacts, param binding, tracking,
+gate verdicts, lineage), so that a spec gives the same results here as on the local runner.
+
+- `start_run` binds the run to the flow run: run id = Prefect flow run id, artifacts under
+  `{storage}/{flow_run_id}/{step}/`, one MLflow parent run.
+- `run_step` calls `mlopsc.runtime.execute`. A StepError (bad data, a failing fit) becomes a
+  Failed task state named `StepError`, retried per the task's `retries`; a StepFailed verdict
+  (a check with on_fail = stop, a gate that did not pass) a Failed state named `CheckFailed` or
+  `GateFailed`, never retried. Either way the message (step, spec line, reasons) is logged
+  without a traceback; steps downstream of it do not run.
+- `finish_run` waits for every task, records lineage, closes the MLflow run and ends the flow
+  run Failed (with the failing steps' messages) or returns the step results. A monitor's
+  `retrain` verdict starts the training deployment with `run_deployment`.
+
+Secrets: `secret("NAME")` is read by the runtime from an environment variable
+(`runtime.params.env_name`); when the worker lacks that variable, `run_step` loads the Prefect
+Secret block NAME (lower-cased, `_` and `.` as `-`) into it for this process. Values are never
+logged or returned.
+"""
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from mlopsc.compiler import ir
+
+VERDICTS = {"check": "CheckFailed", "gate": "GateFailed"}
+
+
+@dataclass
+class PipelineRun:
+    context: dict[str, Any]
+    steps: dict[str, ir.Step]
+    root: str                          # {storage}/{flow_run_id}
+    started: list[str] = field(default_factory=list)
+
+    def outputs(self, name: str) -> dict[str, str]:
+        from mlopsc.runtime.artifacts import output_uris
+
+        return output_uris(f"{self.root}/{name}", self.steps[name])
+
+    def uri(self, name: str, port: str) -> str:
+        """Where step `name` of this run writes its output `port`."""
+        return self.outputs(name)[port]
+
+
+def default_storage(spec_file: str) -> str:
+    return os.environ.get("MLOPSC_STORAGE") or os.path.join(
+        os.path.dirname(os.path.abspath(spec_file)), ".mlops", "prefect")
+
+
+def start_run(pipeline: str, spec_file: str, spec_hash: str, step_configs: dict[str, str],
+              params: dict[str, Any], storage: str = "") -> PipelineRun:
+    from prefect import get_run_logger
+    from prefect.runtime import flow_run
+
+    from mlopsc.runtime import RunContext
+    from mlopsc.runtime.tracking import start_pipeline_run
+
+    spec_file = os.environ.get("MLOPSC_SPEC_FILE") or spec_file
+    run_id = str(flow_run.id)
+    root = f"{(storage or default_storage(spec_file)).rstrip('/')}/{run_id}"
+    ctx = RunContext(pipeline=pipeline, run_id=run_id, params=dict(params), spec_path=spec_file,
+                     spec_hash=spec_hash, artifact_root=root)
+    ctx.parent_run_id = start_pipeline_run(ctx)
+    get_run_logger().info("pipeline %s: artifacts under %s", pipeline, root)
+    steps = {name: ir.step_from_json(config) for name, config in step_configs.items()}
+    return PipelineRun(context=ctx.to_dict(), steps=steps, root=root)
+
+
+def retry_unless_verdict(task: Any, task_run: Any, state: Any) -> bool:
+    """Retry a failing step, but not a check or gate that decided to stop the pipeline."""
+    return state.name not in VERDICTS.values()
+
+
+def run_step(config: str, inputs: dict[str, str], outputs: dict[str, str], context: dict[str, Any]) -> Any:
+    from prefect import get_run_logger
+    from prefect.states import Failed
+
+    from mlopsc.runtime import StepError, StepFailed, execute
+
+    node = ir.step_from_json(config)
+    logger = get_run_logger()
+    try:
+        load_secret_blocks(node)
+        result = execute(node, inputs, outputs, context)
+    except StepFailed as exc:
+        logger.error("%s", exc)
+        return Failed(message=str(exc), name=VERDICTS.get(exc.reason, "StepError"), data=exc.result or {})
+    except StepError as exc:
+        logger.error("%s", exc)
+        return Failed(message=str(exc), name="StepError", data={})
+    if result.get("status") == "warn":
+        logger.warning("%s %s finished with warnings", node.kind, node.name)
+    return result
+
+
+# ---------------------------------------------------------------- secrets
+
+
+def secret_refs(value: Any) -> list[ir.SecretRef]:
+    if isinstance(value, ir.SecretRef):
+        return [value]
+    if isinstance(value, ir.Node):
+        return [r for _, v in value for r in secret_refs(v)]
+    if isinstance(value, (list, tuple)):
+        return [r for v in value for r in secret_refs(v)]
+    if isinstance(value, dict):
+        return [r for v in value.values() for r in secret_refs(v)]
+    return []
+
+
+def block_name(ref: ir.SecretRef) -> str:
+    """Prefect block names are lower-case slugs: `db.creds_v2` -> `db-creds-v2`."""
+    return re.sub(r"[^a-z0-9-]", "-", ref.name.lower())
+
+
+def load_secret_blocks(node: ir.Step) -> None:
+    """Set the variable of each secret() of `node` that the worker's environment lacks from the
+    Prefect Secret block of that name, if there is one (else the runtime reports it missing)."""
+    from mlopsc.runtime.params import env_name
+
+    for ref in secret_refs(node):
+        var = env_name(ref)
+        if os.environ.get(var):
+            continue
+        value = _secret_block_value(block_name(ref))
+        if isinstance(value, dict) and ref.key:
+            value = value.get(ref.key)
+        if isinstance(value, (str, int, float)):
+            os.environ[var] = str(value)
+
+
+def _secret_block_value(name: str) -> Any:
+    from prefect.blocks.system import Secret
+
+    try:
+        return Secret.load(name, _sync=True).get()
+    except ValueError:   # no block of that name
+        return None
+
+
+# ---------------------------------------------------------------- the end of a run
+
+
+def finish_run(run: PipelineRun, steps: dict[str, Any], retrain_deployment: str | None = None) -> Any:
+    from prefect import get_run_logger
+    from prefect.states import Failed
+
+    from mlopsc.runtime import RunContext
+    from mlopsc.runtime.lineage import record_run
+    from mlopsc.runtime.tracking import end_pipeline_run
+
+    logger = get_run_logger()
+    results: dict[str, dict[str, Any]] = {}
+    failures: list[Any] = []
+    not_run: list[str] = []
+    for name, future in steps.items():
+        future.wait()
+        state = future.state
+        if state.is_completed():
+            results[name] = future.result()
+        elif state.is_failed():
+            failures.append(state)
+            verdict = future.result(raise_on_failure=False)
+            if isinstance(verdict, dict) and verdict:
+                results[name] = verdict   # a check or gate's own result: lineage records it
+        else:
+            not_run.append(name)
+    ctx = RunContext.from_any(run.context)
+    status = "failed" if failures else "warn" if any(r.get("status") == "warn" for r in results.values()) else "ok"
+    record_run(ctx, results)
+    end_pipeline_run(ctx, status)
+    if not_run:
+        logger.info("not run, because a step they depend on did not complete: %s", ", ".join(not_run))
+    if failures:
+        # Named after the first verdict, so that `mlopsc submit --wait` exits 3 / 4 / 5 like `mlopsc run`.
+        name = next((s.name for s in failures if s.name in VERDICTS.values()), "Failed")
+        return Failed(name=name, message=f"pipeline {ctx.pipeline} failed:\n" + "\n".join(
+            s.message or "a step failed" for s in failures))
+    if retrain_deployment:
+        start_retraining(results, retrain_deployment, logger)
+    return {"run_id": ctx.run_id, "status": status, "artifacts": run.root, "steps": results}
+
+
+def start_retraining(results: dict[str, dict[str, Any]], deployment: str, logger: Any) -> None:
+    """A monitor whose retrain rules fired (`{"retrain": true, "reasons": [...]}`) starts a run of
+    the training deployment, without waiting for it: it is a run of its own, on its own worker."""
+    from prefect.deployments import run_deployment
+
+    reasons = [reason for r in results.values() if r.get("kind") == "monitor" and r.get("retrain")
+               for reason in r.get("reasons") or ["drift"]]
+    if not reasons:
+        return
+    started = run_deployment(deployment, timeout=0, tags=["mlopsc", "retrain"])
+    logger.info("retraining: started flow run %s of deployment %s, because %s",
+                started.id, deployment, "; ".join(map(str, reasons)))
