@@ -25,7 +25,7 @@ MAX_SYNTAX_ERRORS = 10
 TERMINAL_WORDS = {
     "NAME": "a name", "NUMBER": "a number", "STRING": "a string", "SIGN": "'-'",
     "OP": "a comparison (>=, >, <=, <, ==)", "LINK": "'on' or 'from'", "ARROW": "'->'",
-    "$END": "the end of the file",
+    "$END": "the end of the file", "<END-OF-FILE>": "the end of the file",
 }
 STEP_ITEM_KEYWORDS = {"ROWS", "COLUMN", "EXPECT", "REQUIRE", "DRIFT", "TUNE"}
 VALUE_START = {"STRING", "NUMBER", "NAME", "LSQB"}
@@ -52,7 +52,7 @@ def parse(text: str, file: str = "<string>") -> ir.Pipeline:
     except RecursionError:
         raise SpecError([Diagnostic("E107", "the spec nests lists too deeply", _span(file, 1, 1))]) from None
     if builder.problems or pipeline is None:
-        raise SpecError(builder.problems)
+        raise SpecError(sorted(builder.problems, key=_position))
     return pipeline
 
 
@@ -69,6 +69,10 @@ def parse_tree(text: str, file: str = "<string>") -> Tree:
     if recovery.diagnostics:
         raise SpecError(recovery.diagnostics)
     return tree
+
+
+def _position(diag: Diagnostic) -> tuple[int, int]:
+    return (diag.span.line, diag.span.col) if diag.span else (0, 0)
 
 
 def _span(file: str, line: int, col: int, end_line: int | None = None, end_col: int | None = None) -> ir.Span:
@@ -154,7 +158,8 @@ class _Recovery:
         hint = None
         previous = _previous_token(exc)
         if tok.type == "$END":
-            message = f"expected {expected_words(expected)} before the end of the file"
+            words = "'}'" if "RBRACE" in expected else expected_words(expected)
+            message = f"expected {words} before the end of the file"
             hint = _unclosed_brace_hint(self.text) if "RBRACE" in expected else None
             line, col = _end_position(self.text)
             return Diagnostic("E101", message, _span(self.file, line, col), hint)
@@ -167,6 +172,10 @@ class _Recovery:
                 hint = f"options are written `{previous} = value`"
         elif "RBRACE" in expected and tok.type in ("EQUAL", "COLON"):
             hint = "an option name must be a single word"
+        elif expected == {"PIPELINE"}:
+            hint = "a spec is one `pipeline NAME { ... }`"
+        elif expected == {"<END-OF-FILE>"}:
+            hint = "everything belongs inside `pipeline NAME { ... }`"
         span = _span(self.file, tok.line, tok.column, tok.end_line, tok.end_column)
         return Diagnostic("E101", message, span, hint)
 

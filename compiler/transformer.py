@@ -1,321 +1,56 @@
 """Parse tree -> IR.
 
-The grammar is generic (`KIND NAME { key = value ... }`), so this module is where a key becomes
-a field: each step kind has a table of the keys it knows and the converter that turns the
-written value into the field's value. It only *builds*: names, references, cycles and types of
-references are the passes' business. What cannot be built (an unknown key, a value of the wrong
-shape, a missing required option) is collected in `problems` and turned into one SpecError by
-the parser, so that a spec with five such mistakes reports five.
+Each method turns one grammar rule into a written value (options.Value), an item of a block, or
+an IR node; `step` and `start` assemble the nodes with the per-kind tables of options.py. It only
+*builds*: names, references, cycles and types of references are the passes' business. What cannot
+be built (an unknown key, a value of the wrong shape, a missing required option) is collected in
+`problems` and turned into one SpecError by the parser, so a spec with five such mistakes
+reports five.
 """
 from __future__ import annotations
 
 import difflib
 import json
 import math
-import re
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, get_args, get_origin
+from typing import Any
 
 from lark import Token, Transformer, v_args
 from pydantic import ValidationError
 
 from . import ir
 from .errors import Diagnostic
-
-STEP_KINDS = tuple(ir.STEP_KINDS)
-# Options written right after `tune grid { ... }` that belong to the tune, as long as they follow
-# it without another option in between (`tune grid {...} cv = 5 metric = f1  seed = 3`).
-TUNE_KEYS = ("cv", "metric", "n_iter", "seed")
-
-
-# ---------------------------------------------------------------- what the tree becomes
-
-
-@dataclass(frozen=True)
-class Value:
-    """A value as written: kind is str | num | name | list | call | ctor."""
-
-    kind: str
-    data: Any
-    span: ir.Span
-
-    def describe(self) -> str:
-        if self.kind == "name":
-            return f"'{'.'.join(self.data)}'"
-        if self.kind == "num":
-            return f"the number {self.data}"
-        if self.kind == "call":
-            return f"{self.data[0]}(...)"
-        return {"str": "a string", "list": "a list", "ctor": "a constructor `Name { ... }`"}[self.kind]
-
-
-@dataclass(frozen=True)
-class Option:
-    key: str
-    value: Value
-    key_span: ir.Span
-    span: ir.Span
-
-
-@dataclass(frozen=True)
-class Block:
-    key: str
-    entries: tuple
-    key_span: ir.Span
-    span: ir.Span
-
-
-@dataclass(frozen=True)
-class Typed:
-    """`name: type = default "description"` (params) or `column: type` (source types)."""
-
-    name: str
-    type: str
-    type_span: ir.Span
-    default: Value | None
-    description: str | None
-    span: ir.Span
-
-
-@dataclass(frozen=True)
-class Rule:
-    """A statement with its own shape (`rows >= 200`, `require ...`, `tune grid {...}`)."""
-
-    keyword: str
-    node: Any            # the IR node, or None when it could not be built (problem recorded)
-    span: ir.Span
-    entries: tuple = ()  # tune only: the search space entries
-
-
-class Bad(Exception):
-    """A written value does not have the shape its field needs."""
-
-    def __init__(self, message: str, hint: str | None = None, span: ir.Span | None = None):
-        super().__init__(message)
-        self.message, self.hint, self.span = message, hint, span
-
-
-def did_you_mean(name: str, candidates: list[str] | tuple[str, ...]) -> str | None:
-    match = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)
-    if match:
-        return f"did you mean '{match[0]}'?"
-    return "expected one of " + ", ".join(sorted(candidates)) if 0 < len(candidates) <= 12 else None
-
-
-# ---------------------------------------------------------------- value converters
-
-_TRUE, _FALSE = ("true", "on", "yes"), ("false", "off", "no")
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?")
-_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
-
-
-def param_ref(v: Value) -> ir.ParamRef | None:
-    if v.kind == "name" and v.data[0] == "params":
-        if len(v.data) != 2:
-            raise Bad(f"expected params.NAME, got {v.describe()}")
-        return ir.ParamRef(name=v.data[1], span=v.span)
-    return None
-
-
-def word(v: Value) -> str:
-    """A bare name or a string: a column, a metric, one of a fixed set of choices."""
-    if v.kind == "name" and len(v.data) == 1:
-        return v.data[0]
-    if v.kind == "str":
-        return v.data
-    raise Bad(f"expected a name, got {v.describe()}")
-
-
-def text(v: Value) -> str:
-    if v.kind == "str":
-        return v.data
-    if v.kind == "name":
-        return ".".join(v.data)
-    raise Bad(f"expected a string, got {v.describe()}")
-
-
-def quoted(v: Value) -> str:
-    if v.kind == "str":
-        return v.data
-    raise Bad(f"expected a string in double quotes, got {v.describe()}")
-
-
-def number(v: Value) -> int | float | ir.ParamRef:
-    if v.kind == "num":
-        return v.data
-    ref = param_ref(v)
-    if ref is None:
-        raise Bad(f"expected a number or params.NAME, got {v.describe()}")
-    return ref
-
-
-def integer(v: Value) -> int | ir.ParamRef:
-    got = number(v)
-    if isinstance(got, float):
-        raise Bad(f"expected a whole number, got {got}")
-    return got
-
-
-def plain_int(v: Value) -> int:
-    if v.kind == "num" and isinstance(v.data, int):
-        return v.data
-    raise Bad(f"expected a whole number, got {v.describe()}")
-
-
-def boolean(v: Value) -> bool:
-    if v.kind == "name" and len(v.data) == 1 and v.data[0] in _TRUE + _FALSE:
-        return v.data[0] in _TRUE
-    raise Bad(f"expected true or false (or on / off), got {v.describe()}")
-
-
-def duration(v: Value) -> float:
-    """Seconds: `600`, or a string with a unit, `"10m"`, `"30s"`, `"2h"`."""
-    if v.kind == "num" and v.data >= 0:
-        return float(v.data)
-    match = _DURATION.fullmatch(v.data.strip()) if v.kind == "str" else None
-    if match is None:
-        raise Bad(f"expected seconds or a duration like \"10m\", got {v.describe()}")
-    return float(match.group(1)) * _SECONDS[match.group(2)]
-
-
-def cpu(v: Value) -> float:
-    """Cores: `2`, `0.5`, or Kubernetes millicores `"500m"`."""
-    if v.kind == "num":
-        return float(v.data)
-    if v.kind == "str" and re.fullmatch(r"\d+m", v.data):
-        return int(v.data[:-1]) / 1000
-    raise Bad(f"expected a number of cores like 2 or \"500m\", got {v.describe()}")
-
-
-def ref(v: Value) -> ir.Ref:
-    if v.kind == "name" and v.data[0] != "params" and len(v.data) <= 2:
-        return ir.Ref(step=v.data[0], port=v.data[1] if len(v.data) == 2 else None, span=v.span)
-    raise Bad(f"expected a step or step.output, got {v.describe()}")
-
-
-def listed(convert: Callable[[Value], Any]) -> Callable[[Value], tuple]:
-    """A list of values, or one value standing for a list of one."""
-    def convert_list(v: Value) -> tuple:
-        return tuple(convert(item) for item in v.data) if v.kind == "list" else (convert(v),)
-    return convert_list
-
-
-def connection(v: Value) -> ir.EnvRef | ir.SecretRef:
-    """`env("NAME")` or `secret("name")` / `secret("name", "key")`: never a literal."""
-    if v.kind != "call":
-        raise Bad(f"expected env(\"NAME\") or secret(\"name\"), got {v.describe()}",
-                  "connection strings and URLs hold credentials: they are read at run time, never written in a spec")
-    name, args = v.data
-    if any(a.kind != "str" for a in args):
-        raise Bad(f"{name}(...) takes strings in double quotes")
-    if name == "env" and len(args) == 1:
-        return ir.EnvRef(name=args[0].data, span=v.span)
-    if name == "secret" and len(args) in (1, 2):
-        return ir.SecretRef(name=args[0].data, key=args[1].data if len(args) == 2 else None, span=v.span)
-    if name in ("env", "secret"):
-        raise Bad(f"wrong number of arguments to {name}(...)", 'write env("NAME"), secret("name") or secret("name", "key")')
-    raise Bad(f"unknown function '{name}'", did_you_mean(name, ["env", "secret"]))
-
-
-def scalar(v: Value) -> ir.Scalar:
-    if v.kind in ("str", "num"):
-        return v.data
-    if v.kind == "name" and len(v.data) == 1:
-        return {"true": True, "false": False, "none": None, "null": None}.get(v.data[0], v.data[0])
-    raise Bad(f"expected a string, number, true or false, got {v.describe()}")
-
-
-def any_value(v: Value) -> Any:
-    """An estimator parameter: a literal, a list, params.NAME, env(...) or secret(...)."""
-    if v.kind == "list":
-        return [any_value(item) for item in v.data]
-    if v.kind == "call":
-        return connection(v)
-    if v.kind == "name" and len(v.data) > 1:
-        return param_ref(v) or ".".join(v.data)
-    if v.kind == "ctor":
-        raise Bad("a constructor `Name { ... }` is not allowed here")
-    return scalar(v)
-
-
-def options_of(entries: tuple, schema: dict[str, Callable] | None, context: str) -> tuple[dict, dict]:
-    """`{ key = value ... }` entries of a nested block -> (values, spans); schema None = any key."""
-    values: dict[str, Any] = {}
-    spans: dict[str, ir.Span] = {}
-    for entry in entries:
-        if isinstance(entry, Typed):
-            raise Bad(f"{context}: expected `key = value`, got `{entry.name}: {entry.type}`", span=entry.span)
-        if entry.key in values:
-            raise Bad(f"{context}.{entry.key} is given twice", span=entry.key_span)
-        if schema is not None and entry.key not in schema:
-            raise Bad(f"{context}: unknown option '{entry.key}'", did_you_mean(entry.key, tuple(schema)),
-                      entry.key_span)
-        try:
-            values[entry.key] = schema[entry.key](entry.value) if schema is not None else any_value(entry.value)
-        except Bad as bad:
-            raise Bad(f"{context}.{entry.key}: {bad.message}", bad.hint, bad.span or entry.value.span) from None
-        spans[entry.key] = entry.value.span
-    return values, spans
-
-def estimator(v: Value) -> ir.Estimator:
-    """`sklearn.linear_model.Ridge` or `sklearn.ensemble.RandomForestClassifier { n_estimators = 300 }`."""
-    if v.kind == "name" and v.data[0] != "params":
-        return ir.Estimator(name=".".join(v.data), span=v.span)
-    if v.kind != "ctor":
-        raise Bad(f"expected an estimator like sklearn.linear_model.Ridge, got {v.describe()}")
-    name, entries = v.data
-    params, spans = options_of(entries, None, "estimator")
-    return ir.Estimator(name=".".join(name.data), params=params, span=v.span, spans=spans)
-
-
-# ---------------------------------------------------------------- what each step kind accepts
-
-COMMON_OPTIONS: dict[str, Callable] = {
-    "retries": plain_int, "retry_delay": duration, "timeout": duration, "cache": boolean, "after": listed(ref),
-}
-STEP_OPTIONS: dict[str, dict[str, Callable]] = {
-    "source": {"query": quoted, "table": text, "filter": quoted, "columns": listed(word)},
-    "check": {"data": ref, "on_fail": word},
-    "split": {"data": ref, "test_size": number, "seed": integer, "stratify": word, "time_column": word},
-    "train": {"data": ref, "target": word, "features": listed(word), "task": word, "estimator": estimator,
-              "seed": integer},
-    "evaluate": {"model": ref, "data": ref, "metrics": listed(word)},
-    "gate": {"metrics": ref, "no_champion": word, "registry": text, "alias": text},
-    "deploy": {"model": ref, "registry": text, "alias": text},
-    "score": {"data": ref, "model": ref, "registry": text, "alias": text, "output": text},
-    "monitor": {"model": ref, "reference": ref, "current": ref, "schedule": text, "webhook": connection},
-}
-SOURCE_FORMATS: dict[str, Callable] = {"csv": quoted, "parquet": quoted, "sql": connection}
-# `check penguins_quality on penguins`: the field that `on` / `from` fills, per kind.
-LINK_FIELD = {"check": "data", "split": "data", "train": "data", "evaluate": "data", "gate": "metrics",
-              "deploy": "model", "score": "data"}
-BLOCK_OPTIONS: dict[str, dict[str, Callable]] = {
-    "resources": {"cpu": cpu, "memory": text, "gpu": plain_int, "gpu_type": text},
-    "serving": {"replicas": plain_int, "port": plain_int, "cpu": cpu, "memory": text},
-    "preprocessing": {"numeric_impute": word, "scale": boolean, "categorical_impute": word, "encode": word,
-                      "numeric": listed(word), "categorical": listed(word)},
-}
-BLOCK_KINDS = {"serving": ("deploy",), "preprocessing": ("train",), "types": ("source",)}
-BLOCK_MODELS = {"resources": ir.Resources, "serving": ir.Serving, "preprocessing": ir.Preprocessing}
-RULE_KINDS = {"rows": "check", "column": "check", "expect": "check", "require": "gate", "drift": "monitor",
-              "tune": "train"}
-TUNE_OPTIONS: dict[str, Callable] = {"cv": plain_int, "metric": word, "n_iter": plain_int, "seed": plain_int}
-
-
-def known_keys(kind: str) -> list[str]:
-    keys = list(COMMON_OPTIONS) + list(STEP_OPTIONS[kind]) + ["resources"]
-    keys += [b for b, kinds in BLOCK_KINDS.items() if kind in kinds]
-    keys += [r for r, k in RULE_KINDS.items() if k == kind]
-    return keys + (list(SOURCE_FORMATS) if kind == "source" else [])
-
-
-def _choices(annotation: Any) -> list[str]:
-    """The strings of a Literal[...] inside an annotation (`Literal["stop", "warn"] | None`)."""
-    if get_origin(annotation) is not None and str(get_origin(annotation)).endswith("Literal"):
-        return [a for a in get_args(annotation) if isinstance(a, str)]
-    return [c for arg in get_args(annotation) for c in _choices(arg)]
-
+from .options import (
+    BLOCK_KINDS,
+    BLOCK_MODELS,
+    BLOCK_OPTIONS,
+    COLUMN_TYPES,
+    COMMON_OPTIONS,
+    LINK_FIELD,
+    RULE_KINDS,
+    SOURCE_FORMATS,
+    STEP_KINDS,
+    STEP_OPTIONS,
+    TUNE_KEYS,
+    TUNE_OPTIONS,
+    Bad,
+    Block,
+    Option,
+    Rule,
+    Typed,
+    Value,
+    did_you_mean,
+    integer,
+    known_keys,
+    listed,
+    literal_choices,
+    number,
+    options_of,
+    quoted,
+    ref,
+    scalar,
+    text,
+)
 
 # ---------------------------------------------------------------- the transformer
 
@@ -360,7 +95,7 @@ class SpecTransformer(Transformer):
                 if err["type"] == "missing":
                     self.problem("E351", f"{context}missing '{key}'", span, f"add `{key} = ...`")
                 elif err["type"] == "literal_error":
-                    choices = _choices(cls.model_fields[key].annotation)
+                    choices = literal_choices(cls.model_fields[key].annotation)
                     hint = difflib.get_close_matches(str(err["input"]), choices, n=1, cutoff=0.6)
                     self.problem("E352", f"{context}'{key}' must be one of {', '.join(choices)}; got "
                                  f"'{err['input']}'", where, f"did you mean '{hint[0]}'?" if hint else None)
@@ -654,7 +389,7 @@ class SpecTransformer(Transformer):
             self.problem("E250", f"{context}unknown option '{key}'", option.key_span,
                          did_you_mean(key, known_keys(kind)))
             return
-        value = self.convert(converter, option.value, context, key)
+        value = self.convert(converter, option.value, context, option.key)
         if value is not None:
             self.put(fields, spans, key, value, option.value, context)
 
@@ -670,8 +405,8 @@ class SpecTransformer(Transformer):
                 for entry in block.entries:
                     if not isinstance(entry, Typed) or entry.default is not None or entry.description:
                         raise Bad("types: write `column: type`", span=entry.span)
-                    if entry.type not in _COLUMN_TYPES:
-                        raise Bad(f"types: unknown type '{entry.type}'", did_you_mean(entry.type, _COLUMN_TYPES),
+                    if entry.type not in COLUMN_TYPES:
+                        raise Bad(f"types: unknown type '{entry.type}'", did_you_mean(entry.type, COLUMN_TYPES),
                                   entry.type_span)
                     value[entry.name], spans[f"types.{entry.name}"] = entry.type, entry.type_span
             else:
@@ -727,6 +462,3 @@ class SpecTransformer(Transformer):
             fields["default"] = self.convert(scalar, entry.default, context, "default")
         spans = {"type": entry.type_span, "default": entry.default.span if entry.default else entry.span}
         return self.make(ir.Param, fields, spans, entry.span, context)
-
-
-_COLUMN_TYPES = ("int", "float", "str", "bool", "category", "datetime")
