@@ -1,0 +1,164 @@
+"""Cache keys and entries of the local runner.
+
+A step's key is the sha256 of what determines its outputs:
+- its config as the IR holds it, without positions (`span`, `spans`: reformatting a spec must
+  not invalidate) and without run policy (`retries`, `retry_delay`, `timeout`, `resources`,
+  `cache`: how a step runs, not what it computes);
+- the values of the params it references (`params.NAME` anywhere in its config);
+- the sha256 of every upstream artifact it reads, `after` dependencies included;
+- the runtime version (`mlopsc.runtime.__version__`, read at call time);
+- for a file source, the sha256 of the file it reads: a changed file is never served stale;
+- for a gate, whether it was forced.
+
+An entry (`cache/<step>/<key>.json`) is written after every output and its sidecar exist, and
+records the key's components so that `plan` and the run record can say what changed.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from .state import StateDir, read_json, write_json_atomic
+
+# Fields of a step that say how to run it, not what it computes.
+RUN_POLICY = frozenset({"span", "spans", "retries", "retry_delay", "timeout", "resources", "cache"})
+# Kinds whose result depends on the world, not on their inputs: a monitor's alert and retrain
+# actions must happen every time it runs.
+NEVER_CACHED = frozenset({"monitor"})
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def sha256_text(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def sha256_file(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def strip_positions(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: strip_positions(v) for k, v in value.items() if k not in ("span", "spans")}
+    if isinstance(value, list):
+        return [strip_positions(v) for v in value]
+    return value
+
+
+def step_config(step_json: dict[str, Any]) -> dict[str, Any]:
+    return strip_positions({k: v for k, v in step_json.items() if k not in RUN_POLICY})
+
+
+def referenced_params(value: Any) -> set[str]:
+    if isinstance(value, dict):
+        if value.get("kind") == "param" and "name" in value:
+            return {value["name"]}
+        return set().union(*(referenced_params(v) for v in value.values())) if value else set()
+    if isinstance(value, list):
+        return set().union(*(referenced_params(v) for v in value)) if value else set()
+    return set()
+
+
+def runtime_version() -> str:
+    import mlopsc.runtime
+
+    return str(mlopsc.runtime.__version__)
+
+
+def source_file(step_json: dict[str, Any], base_dir: Path) -> Path | None:
+    """The local file a csv/parquet source reads, or None when its input cannot be hashed here
+    (SQL, a remote URL): such a source runs every time."""
+    path = step_json.get("path")
+    if step_json.get("kind") != "source" or not path or "://" in path:
+        return None
+    return (base_dir / path).resolve()
+
+
+def key_components(step_json: dict[str, Any], params: dict[str, Any], input_hashes: dict[str, str],
+                   extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    config = step_config(step_json)
+    return {
+        "config": sha256_text(_canonical(config)),
+        "params": {name: params.get(name) for name in sorted(referenced_params(config))},
+        "inputs": dict(sorted(input_hashes.items())),
+        "runtime": runtime_version(),
+        "extra": extra or {},
+    }
+
+
+def cache_key(components: dict[str, Any]) -> str:
+    return sha256_text(_canonical(components))
+
+
+# ---------------------------------------------------------------- entries
+
+
+def lookup(state: StateDir, step: str, key: str) -> tuple[dict[str, Any] | None, str]:
+    """The valid entry for (step, key), or None and why not."""
+    entry = read_json(state.entry_path(step, key))
+    if entry is None:
+        return None, "no cache entry"
+    for port, out in entry.get("outputs", {}).items():
+        uri = state.absolute(out["uri"])
+        try:
+            with open(f"{uri}.sha256", encoding="utf-8") as fh:
+                recorded = fh.read().strip()
+        except OSError:
+            return None, f"cached output {port} is missing"
+        if recorded != out["sha256"] or not os.path.exists(uri):
+            return None, f"cached output {port} was modified"
+    return entry, "cache hit"
+
+
+def write_entry(state: StateDir, step: str, kind: str, key: str, components: dict[str, Any],
+                result: dict[str, Any], run_id: str) -> None:
+    outputs = {port: {"uri": state.relative(out["uri"]), "sha256": out["sha256"]}
+               for port, out in result.get("outputs", {}).items()}
+    write_json_atomic(state.entry_path(step, key), {
+        "step": step, "kind": kind, "key": key, "components": components,
+        "outputs": outputs, "result": result, "run_id": run_id, "created": time.time(),
+    })
+
+
+def entry_outputs(state: StateDir, entry: dict[str, Any]) -> dict[str, dict[str, str]]:
+    return {port: {"uri": state.absolute(out["uri"]), "sha256": out["sha256"]}
+            for port, out in entry["outputs"].items()}
+
+
+def latest_entry(state: StateDir, step: str) -> dict[str, Any] | None:
+    entries = [read_json(p) for p in state.cache_dir(step).glob("*.json")]
+    entries = [e for e in entries if e]
+    return max(entries, key=lambda e: e.get("created", 0)) if entries else None
+
+
+def explain_miss(state: StateDir, step: str, components: dict[str, Any]) -> str:
+    """Why there is no entry for these components, against the step's latest entry."""
+    previous = latest_entry(state, step)
+    if previous is None:
+        return "no cache entry"
+    before = previous.get("components", {})
+    reasons = []
+    if before.get("config") != components["config"]:
+        reasons.append("config changed")
+    for name, value in components["params"].items():
+        if before.get("params", {}).get(name, value) != value:
+            reasons.append(f"param {name} changed ({before['params'][name]!r} -> {value!r})")
+    old_inputs = before.get("inputs", {})
+    for name, digest in components["inputs"].items():
+        if old_inputs.get(name) != digest:
+            reasons.append("input file changed" if name == "file" else f"input {name} changed")
+    if before.get("runtime") != components["runtime"]:
+        reasons.append(f"runtime version changed ({before.get('runtime')} -> {components['runtime']})")
+    if before.get("extra") != components["extra"]:
+        reasons.append(", ".join(f"{k} = {v}" for k, v in components["extra"].items()) or "options changed")
+    return "; ".join(reasons) or "no cache entry for this key"

@@ -1,0 +1,431 @@
+"""The local runner: executes a pipeline's steps in topological order, cached and resumable.
+
+Input is data, not a Program: the pipeline IR as JSON, the names of the steps to run, the bound
+params and the spec's path. So `mlopsc run` (which has the compiler) and a generated local module
+(which has only `mlopsc[runtime]`) call the same `run_steps`. Dependencies come from the IR's
+references (`Step.refs()`), ordered with the stdlib's graphlib: no networkx at run time.
+
+Each step runs in a persistent worker process (pool.py) through `mlopsc.runtime.execute`, with
+its outputs in a staging folder; when it succeeds the folder becomes `artifacts/<step>/<key>/`
+and only then is the cache entry written. Steps hand each other artifact URIs, never objects.
+"""
+from __future__ import annotations
+
+import getpass
+import graphlib
+import os
+import re
+import secrets
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from mlopsc.compiler import ir
+
+from . import cache
+from .pool import WorkerPool
+from .state import StateDir, write_json_atomic
+
+EXIT = {"ok": 0, "usage": 2, "check": 3, "gate": 4, "step": 5, "internal": 70, "interrupted": 130}
+# What a step kind imports, so that an idle worker can import it before the step arrives.
+WARM = {"source": ("pandas", "pyarrow"), "check": ("pandas", "pandera"), "split": ("pandas", "sklearn"),
+        "train": ("sklearn", "mlflow"), "evaluate": ("sklearn", "mlflow"), "gate": ("mlflow",),
+        "deploy": ("mlflow",), "score": ("mlflow",), "monitor": ("scipy", "mlflow")}
+Observer = Callable[[str, str, dict[str, Any]], None]
+
+
+@dataclass
+class RunOptions:
+    state_dir: str | Path
+    no_cache: bool = False
+    force_gate: bool = False
+    jobs: int = 0                      # 0 = the core count
+    run_id: str | None = None
+    record_lineage: bool = True
+    extra: dict[str, Any] = field(default_factory=dict)   # stored in the run record as is
+
+
+@dataclass
+class StepState:
+    name: str
+    node: ir.Step
+    deps: tuple[str, ...]
+    selected: bool                     # False: upstream of the selection, served from cache
+    status: str = "pending"            # pending, ready, running, ok, cached, failed, skipped, not_run
+    reason: str = ""
+    key: str = ""
+    components: dict[str, Any] = field(default_factory=dict)
+    attempt: int = 0
+    ready_at: float = 0.0
+    started: float = 0.0
+    deadline: float | None = None
+    task: int | None = None
+    duration: float = 0.0
+    result: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None
+
+
+def new_run_id() -> str:
+    return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(3)
+
+
+def dependencies(pipeline: ir.Pipeline) -> dict[str, tuple[str, ...]]:
+    """step -> the steps whose outputs it reads or that it must wait for (`after`)."""
+    return {s.name: tuple(sorted({ref.step for _, ref in s.refs()})) for s in pipeline.steps}
+
+
+def downstream(deps: dict[str, tuple[str, ...]], name: str) -> set[str]:
+    consumers: dict[str, set[str]] = {}
+    for step, producers in deps.items():
+        for producer in producers:
+            consumers.setdefault(producer, set()).add(step)
+    found, todo = set(), [name]
+    while todo:
+        for consumer in consumers.get(todo.pop(), ()):
+            if consumer not in found:
+                found.add(consumer)
+                todo.append(consumer)
+    return found
+
+
+def with_upstream(deps: dict[str, tuple[str, ...]], names: list[str]) -> list[str]:
+    """names plus everything they depend on, in topological order."""
+    needed, todo = set(), list(names)
+    while todo:
+        name = todo.pop()
+        if name not in needed:
+            needed.add(name)
+            todo.extend(deps[name])
+    order = graphlib.TopologicalSorter({n: deps[n] for n in needed}).static_order()
+    return list(order)
+
+
+def span_text(span: dict[str, Any] | None) -> str:
+    return f" ({span['file']}:{span['line']}:{span['col']})" if span else ""
+
+
+class Runner:
+    def __init__(self, pipeline: dict[str, Any], selected: list[str], params: dict[str, Any],
+                 spec_path: str, options: RunOptions, observer: Observer | None = None) -> None:
+        self.pipeline = ir.Pipeline.model_validate(pipeline)
+        self.step_json = {s["name"]: s for s in pipeline["steps"]}
+        self.params = params
+        self.spec_path = str(Path(spec_path).resolve())
+        self.base_dir = Path(self.spec_path).parent
+        self.options = options
+        self.state = StateDir(options.state_dir)
+        self.run_id = options.run_id or new_run_id()
+        self.observe = observer or (lambda event, step, info: None)
+        deps = dependencies(self.pipeline)
+        order = with_upstream(deps, selected)
+        self.steps = {name: StepState(name, self.pipeline.step(name), deps[name], name in selected)
+                      for name in order}
+        self.order = order
+        self.context = {
+            "pipeline": self.pipeline.name, "run_id": self.run_id, "params": params,
+            "spec_path": self.spec_path, "spec_hash": self.pipeline.spec_hash,
+            "tracking_uri": os.environ.get("MLFLOW_TRACKING_URI") or self.state.mlflow_uri,
+            "parent_run_id": None, "force_gate": options.force_gate,
+            "forced_by": getpass.getuser() if options.force_gate else None,
+            "artifact_root": str(self.state.root / "artifacts"),
+        }
+        self.started = time.time()
+        self.failure: StepState | None = None
+        self.pool: WorkerPool | None = None
+        self.mlflow_started = False
+
+    # ---------------------------------------------------------------- public
+    def run(self) -> dict[str, Any]:
+        self.state.acquire()
+        self.pool = WorkerPool(self.options.jobs or os.cpu_count() or 1,
+                               self.state.root / "logs" / self.run_id)
+        status = "interrupted"
+        try:
+            self.observe("plan", "", {"steps": self.order, "run_id": self.run_id})
+            self._save("running")
+            self._schedule()
+            status = "failed" if self.failure else "ok"
+        finally:
+            self._finish(status)
+            self.pool.close(kill=status == "interrupted")
+            self.state.release()
+        return self.record(status)
+
+    # ---------------------------------------------------------------- scheduling
+    def _schedule(self) -> None:
+        running: dict[int, StepState] = {}
+        while True:
+            self._resolve_pending()
+            now = time.monotonic()
+            ready = [s for s in self._in_order("ready") if s.ready_at <= now]
+            for step in ready:
+                if self.failure is not None:
+                    break
+                worker = self.pool.idle_worker(WARM.get(step.node.kind, ()))
+                if worker is None:
+                    break
+                self._start_mlflow()
+                self._dispatch(step, worker, running)
+            if not running and not any(s.status == "ready" for s in self.steps.values()):
+                break
+            self._wait(running)
+        for step in self.steps.values():
+            if step.status in ("pending", "ready"):
+                step.status, step.reason = "not_run", "the run stopped before it"
+                self.observe("skipped", step.name, {"reason": step.reason})
+
+    def _in_order(self, status: str) -> list[StepState]:
+        return [self.steps[n] for n in self.order if self.steps[n].status == status]
+
+    def _resolve_pending(self) -> None:
+        """Decide, for each pending step whose dependencies are done, cache hit or run."""
+        progress = True
+        while progress:
+            progress = False
+            for step in self._in_order("pending"):
+                upstream = [self.steps[d] for d in step.deps]
+                if any(u.status in ("failed", "skipped", "not_run") for u in upstream):
+                    step.status, step.reason = "skipped", "an upstream step did not complete"
+                    self.observe("skipped", step.name, {"reason": step.reason})
+                    progress = True
+                elif all(u.status in ("ok", "cached") for u in upstream) and self.failure is None:
+                    self._decide(step)
+                    progress = True
+
+    def compute_key(self, step: StepState) -> Path | None:
+        """Fill the step's key components from its upstream results; return the file a source
+        reads when it can be hashed."""
+        node, hashes = step.node, {}
+        for field_name, ref in node.inputs().items():
+            hashes[field_name] = self._output(ref.step, ref.port)["sha256"]
+        for ref in node.after:
+            for port, out in sorted(self.steps[ref.step].result["outputs"].items()):
+                hashes[f"after.{ref.step}.{port}"] = out["sha256"]
+        extra = {"forced": True} if node.kind == "gate" and self.options.force_gate else {}
+        path = cache.source_file(self.step_json[step.name], self.base_dir)
+        if path is not None and path.is_file():
+            hashes["file"] = cache.sha256_file(path)
+        step.components = cache.key_components(self.step_json[step.name], self.params, hashes, extra)
+        step.key = cache.cache_key(step.components)
+        return path
+
+    def _decide(self, step: StepState) -> None:
+        node = step.node
+        path = self.compute_key(step)
+        entry, why = self.cache_decision(step, path)
+        if entry is not None:
+            step.status, step.reason = "cached", why
+            step.result = cached_result(self.state, entry)
+            self.observe("cached", step.name, {"reason": why})
+            self._save("running")
+        elif not step.selected and not (node.kind == "source" and path is not None):
+            step.status = "failed"
+            step.error = {"type": "unavailable", "message": (
+                f"step {step.name} is upstream of the selected steps but has no cached result "
+                f"({why}); run the pipeline without --only/--from first")}
+            self.failure = self.failure or step
+            self.observe("failed", step.name, {"error": step.error})
+        else:
+            step.status, step.reason = "ready", why
+            step.ready_at = 0.0
+
+    def cache_decision(self, step: StepState, path: Path | None) -> tuple[dict | None, str]:
+        node = step.node
+        if node.kind == "source" and path is None:
+            return None, "source: always re-read (its input cannot be hashed here)"
+        if node.kind in cache.NEVER_CACHED:
+            return None, f"a {node.kind} always runs"
+        if not node.cache:
+            return None, "cache = off"
+        if self.options.no_cache and step.selected:
+            return None, "--no-cache"
+        entry, why = cache.lookup(self.state, step.name, step.key)
+        if entry is not None:
+            return entry, "input file unchanged" if "file" in step.components["inputs"] else "cache hit"
+        if why == "no cache entry":
+            why = cache.explain_miss(self.state, step.name, step.components)
+        return None, why
+
+    def _output(self, step: str, port: str | None) -> dict[str, str]:
+        producer = self.steps[step]
+        port = port or producer.node.DEFAULT_PORT
+        return producer.result["outputs"][port]
+
+    def _dispatch(self, step: StepState, worker, running: dict[int, StepState]) -> None:
+        step.attempt += 1
+        staging = self.state.staging_dir(step.name, self.run_id, step.attempt)
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+        inputs = {f: self._output(ref.step, ref.port)["uri"] for f, ref in step.node.inputs().items()}
+        request = {"op": "step", "step": self.step_json[step.name], "inputs": inputs,
+                   "base": str(staging), "context": self.context,
+                   "log": str(self.state.log_path(self.run_id, step.name))}
+        step.task = self.pool.submit(worker, request, WARM.get(step.node.kind, ()))
+        step.status, step.started = "running", time.monotonic()
+        step.deadline = step.started + step.node.timeout if step.node.timeout else None
+        running[worker.index] = step
+        self.observe("start", step.name, {"attempt": step.attempt, "reason": step.reason})
+        self._warm_idle()
+
+    def _warm_idle(self) -> None:
+        """Idle workers import what the next steps will need while the current ones run."""
+        upcoming = [s for s in self._in_order("pending") if s.selected]
+        wanted = tuple(dict.fromkeys(m for s in upcoming for m in WARM.get(s.node.kind, ())))
+        for worker in self.pool.workers.values():
+            missing = tuple(m for m in wanted if m not in worker.warmed)
+            if worker.busy is None and missing:
+                self.pool.warm(worker, missing)
+
+    def _wait(self, running: dict[int, StepState]) -> None:
+        import queue
+
+        now = time.monotonic()
+        wakeups = [s.deadline for s in running.values() if s.deadline]
+        wakeups += [s.ready_at for s in self._in_order("ready") if s.ready_at > now]
+        timeout = max(0.0, min(wakeups) - now) if wakeups else None
+        try:
+            index, answer = self.pool.events.get(timeout=timeout)
+        except queue.Empty:
+            index, answer = None, None
+        if index is not None and index in running:
+            step = running.pop(index)
+            worker = self.pool.workers.get(index)
+            if answer is None:
+                self.pool.workers.pop(index, None)
+                self._attempt_failed(step, {"type": "error", "message": (
+                    "the worker process died while running this step (out of memory or killed?)")})
+            else:
+                worker.busy = None
+                worker.tasks_done += 1
+                if answer["ok"]:
+                    self._succeeded(step, answer["result"])
+                else:
+                    self._attempt_failed(step, answer["error"])
+        elif index is not None and answer is None:
+            self.pool.workers.pop(index, None)        # an idle worker died: start another on demand
+        now = time.monotonic()
+        for index, step in list(running.items()):
+            if step.deadline and now >= step.deadline:
+                running.pop(index)
+                self.pool.kill(self.pool.workers[index])
+                self._attempt_failed(step, {"type": "error", "message": (
+                    f"timed out after {step.node.timeout:g} s (timeout = {step.node.timeout:g}); "
+                    "the step's process was killed")})
+
+    def _attempt_failed(self, step: StepState, error: dict[str, Any]) -> None:
+        step.duration += time.monotonic() - step.started
+        shutil.rmtree(self.state.staging_dir(step.name, self.run_id, step.attempt), ignore_errors=True)
+        retryable = error["type"] in ("error", "internal")
+        if retryable and step.attempt <= step.node.retries:
+            step.status, step.ready_at = "ready", time.monotonic() + step.node.retry_delay
+            self.observe("retry", step.name, {"attempt": step.attempt, "error": error})
+            return
+        step.status, step.error = "failed", error
+        step.result = error.get("result") or None
+        self.failure = self.failure or step
+        self.observe("failed", step.name, {"error": error})
+        self._save("running")
+
+    def _succeeded(self, step: StepState, result: dict[str, Any]) -> None:
+        step.duration += time.monotonic() - step.started
+        staging = self.state.staging_dir(step.name, self.run_id, step.attempt)
+        if step.node.kind == "source" and "file" not in step.components["inputs"]:
+            # A source that cannot be hashed before it runs is addressed by what it read.
+            step.components["extra"] = {**step.components["extra"], "read": {
+                p: o["sha256"] for p, o in sorted(result.get("outputs", {}).items())}}
+            step.key = cache.cache_key(step.components)
+        final = self.state.artifact_dir(step.name, step.key)
+        self.state.entry_path(step.name, step.key).unlink(missing_ok=True)
+        if final.exists():
+            shutil.rmtree(final)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(staging, final)
+        result = _replace_prefix(result, str(staging), str(final))
+        cache.write_entry(self.state, step.name, step.node.kind, step.key, step.components,
+                          result, self.run_id)
+        step.status, step.result = "ok", result
+        self.observe("done", step.name, {"result": result, "duration": step.duration})
+        self._save("running")
+
+    # ---------------------------------------------------------------- MLflow and the record
+    def _start_mlflow(self) -> None:
+        """The MLflow parent run starts with the first step that executes: a fully cached run
+        creates no MLflow run (and never imports MLflow)."""
+        if self.mlflow_started:
+            return
+        self.mlflow_started = True
+        answer = self.pool.call("mlopsc.runtime.tracking:start_pipeline_run", self.context,
+                                log=self.state.log_path(self.run_id, "_tracking"))
+        if not answer["ok"]:
+            raise RuntimeError(f"could not start the MLflow run: {answer['error']['message']}")
+        self.context["parent_run_id"] = answer["result"]
+
+    def _finish(self, status: str) -> None:
+        self._save(status)
+        if not self.mlflow_started or self.pool is None:
+            return
+        log = self.state.log_path(self.run_id, "_tracking")
+        try:
+            if self.options.record_lineage and status != "interrupted":
+                results = {s.name: s.result for s in self.steps.values() if s.result}
+                self.pool.call("mlopsc.runtime.lineage:record_run", self.context, results, log=log)
+            self.pool.call("mlopsc.runtime.tracking:end_pipeline_run", self.context, status, log=log)
+        except RuntimeError:
+            pass   # bookkeeping after the run; the run record still says what happened
+
+    def exit_code(self) -> int:
+        step = self.failure
+        if step is None:
+            return EXIT["ok"]
+        error = step.error or {}
+        if error.get("type") == "failed":
+            return EXIT["gate" if error.get("reason") == "gate" else "check"]
+        if error.get("type") == "unavailable":
+            return EXIT["usage"]
+        return EXIT["internal"] if error.get("type") == "internal" else EXIT["step"]
+
+    def record(self, status: str) -> dict[str, Any]:
+        steps = {}
+        for name in self.order:
+            s = self.steps[name]
+            steps[name] = {
+                "kind": s.node.kind, "status": s.status, "reason": s.reason, "key": s.key,
+                "cache_hit": s.status == "cached", "attempts": s.attempt,
+                "duration": round(s.duration, 3), "selected": s.selected,
+                "result": s.result, "error": s.error,
+                "line": s.node.span.line if s.node.span else None,
+            }
+        return {
+            "run_id": self.run_id, "pipeline": self.pipeline.name, "spec": self.spec_path,
+            "spec_hash": self.pipeline.spec_hash, "params": self.params, "status": status,
+            "exit_code": self.exit_code() if status != "interrupted" else EXIT["interrupted"],
+            "started": self.started, "duration": round(time.time() - self.started, 3),
+            "order": self.order, "steps": steps, "state_dir": str(self.state.root),
+            "tracking_uri": self.context["tracking_uri"],
+            "mlflow_run_id": self.context["parent_run_id"], "options": self.options.extra,
+        }
+
+    def _save(self, status: str) -> None:
+        write_json_atomic(self.state.run_path(self.run_id), self.record(status))
+
+
+def cached_result(state: StateDir, entry: dict[str, Any]) -> dict[str, Any]:
+    return {**entry["result"], "outputs": cache.entry_outputs(state, entry)}
+
+
+def _replace_prefix(value: Any, old: str, new: str) -> Any:
+    if isinstance(value, str):
+        return re.sub("^" + re.escape(old), new.replace("\\", "\\\\"), value)
+    if isinstance(value, dict):
+        return {k: _replace_prefix(v, old, new) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_replace_prefix(v, old, new) for v in value]
+    return value
+
+
+def run_steps(pipeline: dict[str, Any], selected: list[str], params: dict[str, Any], spec_path: str,
+              options: RunOptions, observer: Observer | None = None) -> dict[str, Any]:
+    """Run `selected` (and serve their upstream from the cache); return the run record."""
+    return Runner(pipeline, selected, params, spec_path, options, observer).run()

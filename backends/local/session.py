@@ -1,0 +1,105 @@
+"""One local run as a person or a script starts it: select steps, run them with progress, act on
+a monitor's `retrain`, print the summary (or JSON), return the exit status.
+
+Shared by `mlopsc run/monitor` (cli.py, which has the compiler) and generated local modules
+(which have only `mlopsc[runtime]`): both hand over the pipeline IR as JSON plus the step lists
+the compiler's graph computed (`pipeline_steps`, `monitor_steps(name)`).
+"""
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from .progress import progress_for, summary_lines
+from .runner import EXIT, RunOptions, dependencies, downstream, run_steps
+from .state import StateBusy, StateDir, write_json_atomic
+
+
+class SelectionError(Exception):
+    """--only / --from name a step that does not exist (a usage error)."""
+
+
+@dataclass
+class Layout:
+    """What the compiler knows about the pipeline's shape, as plain lists."""
+
+    pipeline_steps: list[str]
+    monitors: dict[str, list[str]] = field(default_factory=dict)   # monitor -> monitor_steps(name)
+
+
+def select(pipeline: dict[str, Any], layout: Layout, only: str | None, from_step: str | None) -> list[str]:
+    from mlopsc.compiler import ir
+
+    names = [s["name"] for s in pipeline["steps"]]
+    for option, name in (("--only", only), ("--from", from_step)):
+        if name is not None and name not in names:
+            import difflib
+
+            close = difflib.get_close_matches(name, names, n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            raise SelectionError(f"{option} {name}: no such step{hint}; steps: {', '.join(names)}")
+    if only is not None:
+        return layout.monitors.get(only, [only])
+    if from_step is not None:
+        deps = dependencies(ir.Pipeline.model_validate(pipeline))
+        chosen = downstream(deps, from_step) | {from_step}
+        return [n for n in layout.pipeline_steps if n in chosen] or [from_step]
+    return list(layout.pipeline_steps)
+
+
+def retrain_requested(record: dict[str, Any]) -> list[str]:
+    """Monitors of this run whose drift rules fired a `retrain` action."""
+    fired = []
+    for name, step in record["steps"].items():
+        result = step.get("result") or {}
+        if step["kind"] == "monitor" and step["status"] == "ok" and result.get("retrain"):
+            fired.append(name)
+    return fired
+
+
+def run_session(pipeline: dict[str, Any], layout: Layout, params: dict[str, Any], spec_path: str,
+                options: RunOptions, *, only: str | None = None, from_step: str | None = None,
+                monitors_only: bool = False, as_json: bool = False) -> int:
+    """Run and report; return the exit status. Never raises for a step's failure."""
+    try:
+        if monitors_only:
+            chosen = [only] if only else sorted(layout.monitors)
+            selection = list(dict.fromkeys(n for m in chosen for n in layout.monitors.get(m, [m])))
+            if only is not None:
+                select(pipeline, layout, only, None)   # validates the name
+        else:
+            selection = select(pipeline, layout, only, from_step)
+    except SelectionError as exc:
+        print(f"mlopsc: {exc}", file=sys.stderr)
+        return EXIT["usage"]
+    options = replace(options, extra={**options.extra, "only": only, "from": from_step})
+    try:
+        with progress_for() as observer:
+            record = run_steps(pipeline, selection, params, spec_path, options, observer)
+            fired = retrain_requested(record)
+            if fired and record["exit_code"] == 0:
+                retrain = run_steps(pipeline, layout.pipeline_steps, params, spec_path,
+                                    replace(options, run_id=None, extra={"retrain_of": record["run_id"],
+                                                                         "monitors": fired}), observer)
+                record["retrain"] = {"run_id": retrain["run_id"], "status": retrain["status"],
+                                     "monitors": fired, "exit_code": retrain["exit_code"],
+                                     "ran": [n for n, s in retrain["steps"].items() if s["status"] == "ok"]}
+                # The monitor's record says what its retrain action started.
+                state = StateDir(options.state_dir)
+                write_json_atomic(state.run_path(record["run_id"]), record)
+    except StateBusy as exc:
+        print(f"mlopsc: {exc}", file=sys.stderr)
+        return EXIT["usage"]
+    except KeyboardInterrupt:
+        print("interrupted; the next run resumes from the completed steps", file=sys.stderr)
+        return EXIT["interrupted"]
+    if as_json:
+        print(json.dumps(record, indent=2, sort_keys=True, default=str))
+    else:
+        print("\n".join(summary_lines(record)))
+    code = record["exit_code"]
+    if code == 0 and record.get("retrain"):
+        code = record["retrain"]["exit_code"]
+    return code

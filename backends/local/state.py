@@ -1,0 +1,116 @@
+"""The local runner's state folder (default `.mlops/` next to the spec) and its on-disk layout.
+
+    .mlops/
+      artifacts/<step>/<key>/<port><suffix>   content-addressed outputs (+ `<uri>.sha256` sidecars)
+      artifacts/<step>/.staging-<run>-<n>/     one attempt's outputs while it runs; renamed or deleted
+      cache/<step>/<key>.json                 cache entries, written last and atomically
+      runs/<run_id>.json                      the record of one run (what ran, hits and why, results)
+      logs/<run_id>/<step>.log                what a step printed (stdout and stderr of its worker)
+      mlflow.db                               MLflow tracking and registry (unless MLFLOW_TRACKING_URI)
+      lock                                    held (flock) by the run using this folder
+
+Only stdlib here: the generated local module imports this with `mlopsc[runtime]` alone.
+"""
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+
+class StateBusy(Exception):
+    """Another run holds this state folder."""
+
+
+def write_json_atomic(path: Path, doc: Any) -> None:
+    """Write to a temp name in the same folder, then rename: a reader (or a later run after a
+    kill -9) sees the old document or the new one, never half of one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        json.dump(doc, fh, indent=2, sort_keys=True, default=str)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def read_json(path: Path) -> Any | None:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return json.load(fh)
+    except (OSError, ValueError):
+        return None
+
+
+class StateDir:
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root).resolve()
+        self._lock_fh = None
+
+    # ------------------------------------------------------------ layout
+    @property
+    def mlflow_uri(self) -> str:
+        return f"sqlite:///{self.root / 'mlflow.db'}"
+
+    def artifact_dir(self, step: str, key: str) -> Path:
+        return self.root / "artifacts" / step / key
+
+    def staging_dir(self, step: str, run_id: str, attempt: int) -> Path:
+        return self.root / "artifacts" / step / f".staging-{run_id}-{attempt}"
+
+    def cache_dir(self, step: str) -> Path:
+        return self.root / "cache" / step
+
+    def entry_path(self, step: str, key: str) -> Path:
+        return self.cache_dir(step) / f"{key}.json"
+
+    def run_path(self, run_id: str) -> Path:
+        return self.root / "runs" / f"{run_id}.json"
+
+    def log_path(self, run_id: str, step: str) -> Path:
+        return self.root / "logs" / run_id / f"{step}.log"
+
+    def relative(self, path: str | Path) -> str:
+        """Paths stored in cache entries are relative to the state folder, so that moving the
+        project (or the folder) keeps its cache."""
+        return os.path.relpath(Path(path).resolve(), self.root)
+
+    def absolute(self, rel: str) -> str:
+        return str(self.root / rel)
+
+    # ------------------------------------------------------------ the run lock
+    def acquire(self) -> None:
+        """One run at a time per state folder: two runs would race on the same staging and cache
+        files. flock is released by the OS when the holder dies, so a kill -9 never leaves it held."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        fh = open(self.root / "lock", "a+")
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            fh.close()
+            raise StateBusy(f"another mlopsc run is using {self.root}; wait for it to finish") from None
+        self._lock_fh = fh
+        self._clean_staging()
+
+    def release(self) -> None:
+        if self._lock_fh is not None:
+            fcntl.flock(self._lock_fh, fcntl.LOCK_UN)
+            self._lock_fh.close()
+            self._lock_fh = None
+
+    def _clean_staging(self) -> None:
+        """Staging folders are left only by attempts that were killed or crashed; under the lock no
+        live run owns any of them."""
+        artifacts = self.root / "artifacts"
+        if artifacts.is_dir():
+            for staging in artifacts.glob("*/.staging-*"):
+                shutil.rmtree(staging, ignore_errors=True)
+
+    # ------------------------------------------------------------ runs
+    def latest_runs(self) -> list[dict[str, Any]]:
+        runs = [read_json(p) for p in (self.root / "runs").glob("*.json")]
+        return sorted((r for r in runs if r), key=lambda r: r.get("started", 0))
