@@ -1,0 +1,221 @@
+"""What a generated Kubeflow component calls, inside its container.
+
+Generated components stay thin: each passes its step's config, its kfp artifacts and the run
+context here, and this module does the rest with `mlopsc.runtime`:
+
+- kfp hands a component local paths (`artifact.path`) without file suffixes or sidecars; the
+  runtime reads and writes `{base}/{port}{suffix}` with a `.sha256` sidecar beside it. Inputs are
+  linked into a scratch folder under their runtime names (sidecar from the producer's artifact
+  metadata), the runtime writes its outputs there, and each output is moved onto its kfp path with
+  its sha256 in `artifact.metadata["sha256"]` (KFP records artifact metadata; a sidecar file would
+  not be uploaded).
+- A StepFailed (a check with on_fail = stop, a gate that did not pass) or a StepError ends the
+  task with one message naming the step and its spec line, and the CLI's exit code; no traceback.
+
+Imports: stdlib and `mlopsc.runtime` only (kfp's artifact objects arrive as arguments); kfp is
+imported by `request_retrain` alone, which the monitor pipeline's image has anyway.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import tempfile
+from typing import Any
+
+# kfp artifact schema -> the file suffix the runtime expects (ir.PORT_SUFFIX by port type)
+SUFFIX = {"system.Dataset": ".parquet", "system.Model": "", "system.Metrics": ".json", "system.Artifact": ".json"}
+# StepFailed.reason -> exit status, as `mlopsc run` exits (backends/cli.py EXIT)
+EXIT = {"check": 3, "gate": 4, "step": 5}
+# Where a component finds the KFP API when the monitor's retrain action fires (in-cluster default).
+IN_CLUSTER_HOST = "http://ml-pipeline.kubeflow.svc.cluster.local:8888"
+
+
+def start_run(pipeline: dict[str, str], params: dict[str, Any], spec_dir: str, tracking_uri: str,
+              run_id: str) -> str:
+    """Open the run's MLflow parent run; return the RunContext (JSON) every step receives."""
+    from mlopsc.runtime import RunContext
+    from mlopsc.runtime.tracking import start_pipeline_run
+
+    ctx = RunContext(pipeline=pipeline["name"], run_id=run_id, params=dict(params),
+                     spec_path=os.path.join(spec_dir, pipeline["spec_file"]), spec_hash=pipeline["spec_hash"],
+                     tracking_uri=tracking_uri or None)
+    ctx.parent_run_id = _guard("start", lambda: start_pipeline_run(ctx), doing="open the MLflow run")
+    return json.dumps(ctx.to_dict(), sort_keys=True)
+
+
+def run_step(step: dict[str, Any], context: str, inputs: dict[str, Any], outputs: dict[str, Any],
+             summary: Any = None) -> str:
+    """Run one step on kfp artifacts; return its StepResult as JSON (the task's `Output`)."""
+    from mlopsc.compiler import ir
+    from mlopsc.runtime import RunContext, StepError, StepFailed, execute
+    from mlopsc.runtime.artifacts import output_uris
+
+    node = ir.step_from_json(step)
+    ctx = RunContext.from_any(json.loads(context))
+    work = tempfile.mkdtemp(prefix=f"mlopsc-{node.name}-")
+    try:
+        in_uris = {name: _stage_input(artifact, os.path.join(work, "in", name)) for name, artifact in inputs.items()}
+        out_uris = output_uris(os.path.join(work, "out"), node)
+        try:
+            result = execute(node, in_uris, out_uris, ctx)
+        except StepFailed as exc:
+            # The verdict: show it in the KFP UI, then fail the task so nothing downstream runs.
+            _write_summary(summary, node.name, exc.result, verdict=str(exc))
+            _fail(exc, EXIT.get(exc.reason, EXIT["step"]))
+        except StepError as exc:
+            _fail(exc, EXIT["step"])
+        for port, artifact in outputs.items():
+            digest = _publish(out_uris[port], artifact)
+            result.setdefault("outputs", {})[port] = {"uri": artifact.uri, "sha256": digest}
+            if type(artifact).schema_title == "system.Metrics":
+                _log_metrics(artifact, result)
+        _write_summary(summary, node.name, result)
+        return json.dumps(result, sort_keys=True, default=str)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def finish_run(context: str, results: dict[str, str]) -> None:
+    """Record the run's lineage from every step's result and close the MLflow parent run."""
+    from mlopsc.runtime import RunContext
+
+    ctx = RunContext.from_any(json.loads(context))
+    loaded = [json.loads(text) for _, text in sorted(results.items())]
+
+    def record() -> None:
+        from mlopsc.runtime.lineage import record_run
+        from mlopsc.runtime.tracking import end_pipeline_run
+
+        record_run(ctx, loaded)
+        end_pipeline_run(ctx, "warn" if any(r.get("status") == "warn" for r in loaded) else "ok")
+
+    _guard("lineage", record, doing="record the lineage")
+
+
+def end_failed_run(pipeline: dict[str, str], spec_dir: str, tracking_uri: str, run_id: str, state: str) -> None:
+    """The exit handler: close the MLflow parent run of a run that did not succeed. KFP lets an
+    exit task depend on no other task, so the parent run is found by its `mlopsc.run_id` tag."""
+    if state.upper() in ("SUCCEEDED", "SUCCESS"):
+        return
+    from mlopsc.runtime import RunContext
+    from mlopsc.runtime.tracking import client, configure, end_pipeline_run
+
+    ctx = RunContext(pipeline=pipeline["name"], run_id=run_id, spec_hash=pipeline["spec_hash"],
+                     spec_path=os.path.join(spec_dir, pipeline["spec_file"]), tracking_uri=tracking_uri or None)
+
+    def close() -> None:
+        runs = client(ctx).search_runs(
+            [configure(ctx)], filter_string=f"tags.`mlopsc.run_id` = '{run_id}' and attributes.status = 'RUNNING'")
+        for run in runs:
+            if "mlflow.parentRunId" not in run.data.tags:
+                ctx.parent_run_id = run.info.run_id
+                end_pipeline_run(ctx, "failed")
+
+    _guard("end", close, doing="close the MLflow run")
+
+
+def wants_retrain(result: dict[str, Any]) -> bool:
+    """Whether a monitor's StepResult asks for the training pipeline to run again."""
+    if result.get("retrain") is True:
+        return True
+    actions = result.get("actions") or []
+    return any((a == "retrain") or (isinstance(a, dict) and a.get("action") == "retrain") for a in actions)
+
+
+def request_retrain(result: str, package_path: str, pipeline: str, host: str, experiment: str) -> str:
+    """The monitor's `retrain` action: start a run of the training pipeline through the KFP API.
+
+    host: the task's argument, else env MLOPSC_KFP_HOST, else the in-cluster API service."""
+    if not wants_retrain(json.loads(result)):
+        print("mlopsc: no drift rule asked for a retrain")
+        return ""
+    host = host or os.environ.get("MLOPSC_KFP_HOST") or IN_CLUSTER_HOST
+
+    def start() -> str:
+        import kfp
+
+        client = kfp.Client(host=host)
+        run = client.create_run_from_pipeline_package(
+            package_path, arguments={}, run_name=f"{pipeline} (retrain)", experiment_name=experiment or None)
+        print(f"mlopsc: retrain requested: run {run.run_id} of pipeline {pipeline} on {host}")
+        return run.run_id
+
+    return _guard("retrain", start, doing=f"start a run of {pipeline} at {host}")
+
+
+# ---------------------------------------------------------------- artifacts
+
+
+def _stage_input(artifact: Any, base: str) -> str:
+    """Link a kfp input under the name the runtime reads; its producer's sha256 as the sidecar."""
+    staged = base + SUFFIX.get(type(artifact).schema_title, "")
+    os.makedirs(os.path.dirname(staged), exist_ok=True)
+    os.symlink(os.path.abspath(artifact.path), staged)
+    digest = (artifact.metadata or {}).get("sha256")
+    if digest:
+        with open(f"{staged}.sha256", "w", encoding="utf-8") as fh:
+            fh.write(f"{digest}\n")
+    return staged
+
+
+def _publish(uri: str, artifact: Any) -> str:
+    """Move a runtime output onto its kfp path (file or MLflow model folder); return its sha256."""
+    from mlopsc.runtime.artifacts import sha256_of
+
+    digest = sha256_of(uri)
+    target = artifact.path
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    if os.path.isdir(target):
+        shutil.rmtree(target)
+    elif os.path.exists(target):
+        os.remove(target)
+    shutil.move(uri, target)
+    artifact.metadata["sha256"] = digest
+    return digest
+
+
+def _log_metrics(artifact: Any, result: dict[str, Any]) -> None:
+    """Scalar metrics on the kfp Metrics artifact, so the KFP UI shows them."""
+    for name, value in sorted((result.get("metrics") or {}).items()):
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            artifact.log_metric(name, float(value))
+
+
+def _write_summary(summary: Any, step: str, result: dict[str, Any], verdict: str | None = None) -> None:
+    """A Markdown view of a report step's result for the KFP UI (the JSON report is the artifact)."""
+    if summary is None:
+        return
+    lines = [f"# {step}", ""]
+    if verdict:
+        lines += [f"**Failed:** {verdict}", ""]
+    lines += ["| key | value |", "| --- | --- |"]
+    for key, value in sorted(result.items()):
+        if key == "outputs":
+            continue
+        text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
+        lines.append(f"| {key} | {text.replace('|', '/')} |")
+    os.makedirs(os.path.dirname(summary.path), exist_ok=True)
+    with open(summary.path, "w", encoding="utf-8") as fh:
+        fh.write("\n".join(lines) + "\n")
+
+
+# ---------------------------------------------------------------- failures
+
+
+def _fail(exc: BaseException, code: int) -> None:
+    print(f"mlopsc: {exc}", file=sys.stderr, flush=True)
+    raise SystemExit(code)
+
+
+def _guard(label: str, action: Any, *, doing: str | None = None) -> Any:
+    """Run `action`; any error ends the task with one line instead of a traceback."""
+    from mlopsc.runtime import StepError
+
+    try:
+        return action()
+    except StepError as exc:
+        _fail(exc, EXIT["step"])
+    except Exception as exc:  # noqa: BLE001 - a task's log shows one message, not a traceback
+        _fail(RuntimeError(f"{label}: cannot {doing or 'finish'}: {type(exc).__name__}: {exc}"), EXIT["step"])
