@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import keyword
+import os
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -58,6 +59,14 @@ class FlowModel:
     schedule: str | None
     retrain: str | None = None   # "flow/deployment" a retrain action starts
     monitor: str | None = None
+
+
+class At:
+    """What `unsupported` reports: a step's name, at the span of one of its fields when known."""
+
+    def __init__(self, step: ir.Step, fieldname: str) -> None:
+        self.name = step.name
+        self.span = step.spans.get(fieldname) or step.span
 
 
 def split_literal(text: str, width: int = CHUNK) -> list[str]:
@@ -128,7 +137,9 @@ class PrefectGenerator(Generator):
         env.filters["yaml"] = lambda value: json.dumps(value)   # JSON is YAML: quoted and escaped
         env.filters["doc"] = docstring
         context = {
-            "pipeline": pipeline, "spec_file": pipeline.source_file, "flows": flows,
+            # Absolute: flow runs start in the build folder, maybe on another machine
+            # (where MLOPSC_SPEC_FILE overrides it).
+            "pipeline": pipeline, "spec_file": os.path.abspath(pipeline.source_file), "flows": flows,
             "tasks": [tasks[s.name] for s in pipeline.steps if s.name in tasks],
             "params": [self._param(p) for p in pipeline.params],
             "work_pool": self.work_pool, "pool_type": self.pool_type, "job_variables": job_variables,
@@ -183,14 +194,14 @@ class PrefectGenerator(Generator):
     def _check_step(self, step: ir.Step) -> None:
         if "cache" in step.spans:
             # Artifacts of a Prefect run live under its flow run id; nothing is reused across runs.
-            self.unsupported(step, "step caching across runs (every flow run recomputes its steps)")
+            self.unsupported(At(step, "cache"), "step caching across runs (every flow run recomputes its steps)")
         if step.resources is not None and self.pool_type not in RESOURCE_POOLS:
-            self.unsupported(step.resources if step.resources.spans else step,
+            self.unsupported(At(step, "resources"),
                              f"resources on a {self.pool_type!r} work pool: its workers run flow runs as local "
                              "processes that cannot reserve cpu, memory or gpus; the step runs without them",
                              hint="use a kubernetes work pool (options work_pool_type) to carry them")
         if isinstance(step, ir.Deploy) and step.serving is not None:
-            self.unsupported(step.serving if step.serving.spans else step,
+            self.unsupported(At(step, "serving"),
                              "serving replicas: the deploy step registers the model and moves the alias; "
                              "Prefect does not run a model server", hint="serve it with `mlflow models serve`")
 
@@ -207,7 +218,7 @@ class PrefectGenerator(Generator):
                      key=_memory_bytes, default=None)
         gpu = max((s.resources.gpu for s in with_resources if s.resources.gpu), default=None)
         for step in with_resources:
-            self.unsupported(step.resources if step.resources.spans else step,
+            self.unsupported(At(step, "resources"),
                              "per-step resources: every task of a flow run shares its pod, which requests "
                              "the largest cpu / memory / gpu of the pipeline's steps")
         found = {"cpu": str(cpu) if cpu else None, "memory": memory, "gpu": gpu}

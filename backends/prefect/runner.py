@@ -54,11 +54,10 @@ def default_storage(spec_file: str) -> str:
 
 def start_run(pipeline: str, spec_file: str, spec_hash: str, step_configs: dict[str, str],
               params: dict[str, Any], storage: str = "") -> PipelineRun:
-    from prefect import get_run_logger
-    from prefect.runtime import flow_run
-
     from mlopsc.runtime import RunContext
     from mlopsc.runtime.tracking import start_pipeline_run
+    from prefect import get_run_logger
+    from prefect.runtime import flow_run
 
     spec_file = os.environ.get("MLOPSC_SPEC_FILE") or spec_file
     run_id = str(flow_run.id)
@@ -77,10 +76,9 @@ def retry_unless_verdict(task: Any, task_run: Any, state: Any) -> bool:
 
 
 def run_step(config: str, inputs: dict[str, str], outputs: dict[str, str], context: dict[str, Any]) -> Any:
+    from mlopsc.runtime import StepError, StepFailed, execute
     from prefect import get_run_logger
     from prefect.states import Failed
-
-    from mlopsc.runtime import StepError, StepFailed, execute
 
     node = ir.step_from_json(config)
     logger = get_run_logger()
@@ -147,12 +145,11 @@ def _secret_block_value(name: str) -> Any:
 
 
 def finish_run(run: PipelineRun, steps: dict[str, Any], retrain_deployment: str | None = None) -> Any:
-    from prefect import get_run_logger
-    from prefect.states import Failed
-
     from mlopsc.runtime import RunContext
     from mlopsc.runtime.lineage import record_run
     from mlopsc.runtime.tracking import end_pipeline_run
+    from prefect import get_run_logger
+    from prefect.states import Failed
 
     logger = get_run_logger()
     results: dict[str, dict[str, Any]] = {}
@@ -172,8 +169,11 @@ def finish_run(run: PipelineRun, steps: dict[str, Any], retrain_deployment: str 
             not_run.append(name)
     ctx = RunContext.from_any(run.context)
     status = "failed" if failures else "warn" if any(r.get("status") == "warn" for r in results.values()) else "ok"
-    record_run(ctx, results)
-    end_pipeline_run(ctx, status)
+    try:
+        record_run(ctx, list(results.values()))
+        end_pipeline_run(ctx, status)
+    except Exception as exc:  # noqa: BLE001 - bookkeeping after the steps must not hide their outcome
+        logger.warning("lineage or MLflow run not recorded: %s: %s", type(exc).__name__, exc)
     if not_run:
         logger.info("not run, because a step they depend on did not complete: %s", ", ".join(not_run))
     if failures:

@@ -159,7 +159,7 @@ def copy_spec(spec: Path, dest: Path) -> Path:
 
 
 def mlopsc(*args: str, env: dict[str, str], cwd: Path | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
-    return subprocess.run([str(BIN / "mlopsc"), *args], env=env, cwd=cwd, capture_output=True, text=True,
+    return subprocess.run([str(BIN / "mlopsc"), *args], env=env, cwd=cwd, capture_output=True, text=True, check=False,
                           timeout=timeout)
 
 
