@@ -47,9 +47,11 @@ def _item_error(item: str, low: int, high: int, names: dict[str, int]) -> str | 
     start, dash, end = base.partition("-")
     bounds = []
     for value in (start, end) if dash else (start,):
-        number = names.get(value.lower()) if not value.isdigit() else int(value)
+        if not value:
+            return f"empty value in {item!r}"
+        number = int(value) if value.isdigit() else names.get(value.lower())
         if number is None:
-            return f"{value!r} is not a number" + (" or a name" if names else "") if value else f"empty value in {item!r}"
+            return f"{value!r} is not a number" + (f" or one of {', '.join(names)}" if names else "")
         if not low <= number <= high:
             return f"{value} is out of range {low}-{high}"
         bounds.append(number)

@@ -9,8 +9,9 @@ networkx costs ~0.16 s to import, so the DiGraph is built on first use: `mlopsc 
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from functools import cached_property
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING
 
 from . import ir
 
@@ -81,7 +82,7 @@ class PipelineGraph:
         producers only when `registry` is None, since otherwise it scores the deployed model."""
         monitor = self._steps[name]
         if not isinstance(monitor, ir.Monitor):
-            raise ValueError(f"{monitor.KIND} {name} is not a monitor")
+            raise TypeError(f"{monitor.KIND} {name} is not a monitor")
         refs = [monitor.reference, monitor.current, *monitor.after]
         if monitor.model is not None and monitor.registry is None:
             refs.append(monitor.model)

@@ -78,6 +78,6 @@ def render_image(dot_text: str, fmt: str, out: str) -> None:
             f"drawing {fmt} needs Graphviz's 'dot' program, which is not on PATH. Install it "
             "(Debian/Ubuntu: apt-get install graphviz; macOS: brew install graphviz), "
             "or use --format mermaid or --format dot")
-    done = subprocess.run([dot, f"-T{fmt}", "-o", out], input=dot_text, capture_output=True, text=True)
+    done = subprocess.run([dot, f"-T{fmt}", "-o", out], input=dot_text, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise GraphvizMissing(f"dot failed: {done.stderr.strip()}")

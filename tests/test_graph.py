@@ -7,7 +7,6 @@ import subprocess
 import sys
 
 import pytest
-
 from ir_builders import penguins, penguins_steps, ref, replace, span
 from mlopsc.compiler import ir
 from mlopsc.compiler.program import compile_pipeline
@@ -64,7 +63,7 @@ def test_a_monitor_of_an_undeployed_model_needs_its_training():
 
 
 def test_monitor_steps_rejects_other_kinds():
-    with pytest.raises(ValueError):
+    with pytest.raises(TypeError):
         graph().monitor_steps("species_model")
 
 
@@ -93,7 +92,7 @@ def test_dot_is_valid_graphviz():
     text = to_dot(graph())
     assert '"penguins_split" -> "species_model" [label="train"];' in text
     if shutil.which("dot"):
-        done = subprocess.run(["dot", "-Tcanon"], input=text, capture_output=True, text=True)
+        done = subprocess.run(["dot", "-Tcanon"], input=text, capture_output=True, text=True, check=False)
         assert done.returncode == 0, done.stderr
 
 

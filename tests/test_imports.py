@@ -15,7 +15,7 @@ HEAVY = ("kfp", "prefect", "mlflow", "sklearn", "pandas")
 def imported(*code_lines: str) -> tuple[set[str], subprocess.CompletedProcess]:
     code = "\n".join(code_lines)
     done = subprocess.run([sys.executable, "-X", "importtime", "-c", code], cwd=ROOT,
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=120, check=False)
     modules = {line.rsplit("|", 1)[1].strip() for line in done.stderr.splitlines()
                if line.startswith("import time:") and "|" in line}
     return modules, done

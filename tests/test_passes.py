@@ -3,7 +3,6 @@ should, with the code, message, span and hint a user sees; each IR pass complete
 from __future__ import annotations
 
 import pytest
-
 from ir_builders import penguins, penguins_steps, ref, replace, span
 from mlopsc.compiler import ir
 from mlopsc.compiler.errors import SpecError
@@ -73,7 +72,7 @@ def test_fairness_rule_makes_the_gate_read_predictions():
 
 def test_duplicate_step_names_point_at_the_first():
     steps = penguins_steps() + [ir.Source(name="penguins", format="csv", path="x.csv", span=span(50))]
-    diag = [d for d in diagnostics(penguins(steps)) if d.code == "E201"][0]
+    diag = next(d for d in diagnostics(penguins(steps)) if d.code == "E201")
     assert diag.message == "step 'penguins' is defined twice"
     assert diag.span.line == 50 and diag.hint == "first defined at penguins.mlops:11:3"
 
@@ -107,7 +106,7 @@ def test_split_ref_needs_a_port():
 def test_wrong_kind_reference_names_both_ends():
     steps = replace(penguins_steps(), "species_eval", model=ref("penguins", line=33))
     diag = only(penguins(steps), "E301")
-    assert diag.message == ("evaluate species_eval: 'model' expects a Model, got Dataset 'penguins.data' "
+    assert diag.message == ("evaluate species_eval: 'model' expects a Model, got Dataset 'penguins' "
                             "(defined at penguins.mlops:11:3)")
     assert diag.hint == "Model outputs in this spec: species_model"
 

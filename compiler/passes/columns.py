@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from .. import ir
 from ..errors import Diagnostic
-from .common import Index, index, span_of, unknown, where
+from .common import Index, index, span_of, unknown, where, written
 
 
 def columns_of(idx: Index, ref: ir.Ref | None, seen: frozenset[str] = frozenset()) -> tuple[str, ...] | None:
@@ -30,7 +30,7 @@ def check_columns(pipeline: ir.Pipeline) -> list[Diagnostic]:
     def need(step: ir.Step, owner: ir.Node, key: str, column: str, known: tuple[str, ...] | None,
              dataset: ir.Ref | None) -> None:
         if known is not None and column not in known:
-            source = f" of '{dataset}'" if dataset is not None else ""
+            source = f" of '{written(idx, dataset)}'" if dataset is not None else ""
             diagnostics.append(unknown("E207", f"column{source}", column, known, span_of(owner, key),
                                        context=where(step)))
 

@@ -98,6 +98,17 @@ def walk(value: Any, path: str = "") -> Iterator[tuple[str, Any]]:
     yield path, value
 
 
+def written(idx: Index, ref: ir.Ref) -> str:
+    """A reference as a user writes it: `penguins` for the default port, `parts.train` otherwise."""
+    producer = idx.steps.get(ref.step)
+    return ref.step if producer is not None and ref.port == producer.DEFAULT_PORT else str(ref)
+
+
+def name_span(step: ir.Node) -> ir.Span | None:
+    """Where a step's name is written: a short caret for messages about the whole step."""
+    return span_of(step, "name")
+
+
 def where(step: ir.Step) -> str:
     """`evaluate species_eval: `, the prefix of messages about one step."""
     return f"{step.KIND} {step.name}: "

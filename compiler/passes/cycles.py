@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from .. import ir
 from ..errors import Diagnostic
-from .common import index
+from .common import index, name_span
 
 
 def check_cycles(pipeline: ir.Pipeline) -> list[Diagnostic]:
@@ -46,5 +46,5 @@ def _cycle(idx, members: list[str]) -> Diagnostic:
     first = min(range(len(members)), key=lambda i: idx.position[members[i]])
     members = members[first:] + members[:first]
     step = idx.steps[members[0]]
-    return Diagnostic("E210", "cycle: " + " -> ".join(members + members[:1]), step.span,
+    return Diagnostic("E210", "cycle: " + " -> ".join(members + members[:1]), name_span(step),
                       "steps may only read outputs of steps that do not depend on them")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from .. import ir
 from ..errors import Diagnostic
+from .common import name_span
 
 
 def check_duplicate_names(pipeline: ir.Pipeline) -> list[Diagnostic]:
@@ -17,7 +18,7 @@ def check_duplicate_names(pipeline: ir.Pipeline) -> list[Diagnostic]:
             if node.name in first:
                 earlier = first[node.name].span
                 hint = f"first defined at {earlier}" if earlier else None
-                diagnostics.append(Diagnostic(code, f"{what} '{node.name}' is defined twice", node.span, hint))
+                diagnostics.append(Diagnostic(code, f"{what} '{node.name}' is defined twice", name_span(node), hint))
             else:
                 first[node.name] = node
     return diagnostics

@@ -53,10 +53,10 @@ def _estimator_hint(name: str, allowed: tuple[str, ...]) -> str:
     cls = name.rpartition(".")[2]
     if cls in by_class:                      # right class, wrong or missing module
         return f"did you mean '{by_class[cls]}'?"
+    if not name.startswith("sklearn."):
+        return f'an estimator outside scikit-learn must be allowed in the spec: allow estimators ["{name}"]'
     hint = did_you_mean(name, known)
     if hint is None:
         close = difflib.get_close_matches(cls, list(by_class), n=1, cutoff=0.7)
         hint = f"did you mean '{by_class[close[0]]}'?" if close else None
-    outside = "" if name.startswith("sklearn.") else \
-        "; an estimator outside scikit-learn must be listed in the spec: allow estimators [\"" + name + "\"]"
-    return (hint or "scikit-learn classifiers and regressors are allowed") + outside
+    return hint or "scikit-learn's classifiers and regressors are allowed (compiler/sklearn_estimators.json)"

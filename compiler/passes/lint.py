@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from .. import ir
 from ..errors import Diagnostic
-from .common import index, where
+from .common import index, name_span, where, written
 
 
 def warn_unguarded_deploys(pipeline: ir.Pipeline) -> list[Diagnostic]:
@@ -19,7 +19,7 @@ def warn_unguarded_deploys(pipeline: ir.Pipeline) -> list[Diagnostic]:
             continue
         if not _gate_upstream(idx, deploy):
             diagnostics.append(Diagnostic(
-                "W401", f"{where(deploy)}deploys a model that no gate guards", deploy.span,
+                "W401", f"{where(deploy)}deploys a model that no gate guards", name_span(deploy),
                 "add a gate on an evaluate of this model and write after = <gate> in the deploy",
                 severity="warning"))
     return diagnostics
@@ -41,7 +41,7 @@ def _gate_upstream(idx, step: ir.Step) -> bool:
 
 def warn_unused_sources(pipeline: ir.Pipeline) -> list[Diagnostic]:
     idx = index(pipeline)
-    return [Diagnostic("W402", f"nothing reads source '{step.name}'", step.span,
+    return [Diagnostic("W402", f"nothing reads source '{step.name}'", name_span(step),
                        "remove it, or use it in a step", severity="warning")
             for step in pipeline.steps if isinstance(step, ir.Source) and not idx.consumers.get(step.name)]
 
@@ -56,6 +56,6 @@ def warn_idle_checks(pipeline: ir.Pipeline) -> list[Diagnostic]:
                    if fieldname != "after" and not isinstance(s, ir.Check) and ref.port == check.data.port]
         if not readers:
             diagnostics.append(Diagnostic(
-                "W403", f"{where(check)}guards nothing: no step but checks reads '{check.data}'", check.span,
+                "W403", f"{where(check)}guards nothing: no step but checks reads '{written(idx, check.data)}'", name_span(check),
                 severity="warning"))
     return diagnostics

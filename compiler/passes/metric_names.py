@@ -11,6 +11,9 @@ from .. import ir, metrics
 from ..errors import Diagnostic
 from .common import index, span_of, train_task, unknown, where
 
+EXAMPLES = {"classification": "accuracy, f1_macro, precision_weighted, roc_auc_ovr, log_loss, ...",
+            "regression": ", ".join(sorted(metrics.REGRESSION))}
+
 
 def check_metric_names(pipeline: ir.Pipeline) -> list[Diagnostic]:
     idx = index(pipeline)
@@ -23,8 +26,7 @@ def check_metric_names(pipeline: ir.Pipeline) -> list[Diagnostic]:
         if task is not None and metrics.task_of(name) != task:
             diagnostics.append(Diagnostic(
                 "E306", f"{where(step)}'{name}' is a {metrics.task_of(name)} metric, but the model does {task}",
-                span, "use one of " + ", ".join(sorted(
-                    metrics.CLASSIFICATION if task == "classification" else metrics.REGRESSION))))
+                span, f"{task} metrics: " + EXAMPLES[task]))
         return True
 
     for step in pipeline.steps:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import types
 import typing
+from dataclasses import replace
 from typing import Any
 
 from .. import ir
@@ -33,13 +34,16 @@ def check_params(pipeline: ir.Pipeline) -> list[Diagnostic]:
         if param.default is not None and not value_fits(param.type, param.default):
             diagnostics.append(Diagnostic(
                 "E302", f"param '{param.name}' is {param.type}, its default {param.default!r} is not",
-                param.span, f"write a {param.type} value or change the type"))
+                param.span, f"write {'an' if param.type == 'int' else 'a'} {param.type} value or change the type"))
     for step in pipeline.steps:
         for owner, fieldname, ref in _param_refs(step):
             param = idx.params.get(ref.name)
             span = ref.span or step.span
             if param is None:
-                diagnostics.append(unknown("E206", "param", ref.name, idx.params, span, context=where(step)))
+                diag = unknown("E206", "param", ref.name, idx.params, span, context=where(step))
+                if diag.hint is None:
+                    diag = replace(diag, hint=f"declare it: params {{ {ref.name}: float = ... }}")
+                diagnostics.append(diag)
                 continue
             expected = _expected_type(type(owner), fieldname)
             if expected is not None and not _compatible(expected, param.type):

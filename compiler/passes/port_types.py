@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from .. import ir
 from ..errors import Diagnostic
-from .common import index, where
+from .common import index, where, written
 
 # What each Ref-typed field of each kind reads. `after` orders steps and accepts any output.
 EXPECTS: dict[str, dict[str, str]] = {
@@ -34,10 +34,10 @@ def check_port_types(pipeline: ir.Pipeline) -> list[Diagnostic]:
                 continue
             producer = idx.steps[ref.step]
             defined = f" (defined at {producer.span})" if producer.span else ""
-            article = "an" if expected[0] in "AEIOU" else "a"
+            article = {"Model": "a ", "Dataset": "a ", "Report": "a ", "Metrics": ""}[expected]
             hint = _hint(idx, expected)
             diagnostics.append(Diagnostic(
-                "E301", f"{where(step)}'{fieldname}' expects {article} {expected}, got {got} '{ref}'{defined}",
+                "E301", f"{where(step)}'{fieldname}' expects {article}{expected}, got {got} '{written(idx, ref)}'{defined}",
                 ref.span or step.span, hint))
     return diagnostics
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from .. import ir
 from ..errors import Diagnostic
-from .common import Index, index, span_of, where
+from .common import Index, index, name_span, span_of, where
 
 # Kubernetes resource quantities: "512Mi", "4Gi", "1.5G", "1000".
 QUANTITY = re.compile(r"^\d+(\.\d+)?(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$")
@@ -33,7 +33,7 @@ RANGES: list[tuple[type, str, Callable[[Any], bool], str]] = [
     (ir.Serving, "port", lambda v: 1 <= v <= 65535, "must be a port number (1-65535)"),
     (ir.Serving, "cpu", lambda v: v > 0, "must be more than 0 cores"),
     (ir.ColumnRule, "max_null_fraction", lambda v: 0 <= v <= 1, "must be a fraction between 0 and 1"),
-    (ir.RowsRule, "value", lambda v: v >= 0, "must be 0 or more rows"),
+    (ir.RowsRule, "value", lambda v: v >= 0, "must be 0 or more"),
     (ir.FairnessRule, "value", lambda v: 0 <= v <= 1, "must be a difference between 0 and 1"),
 ]
 
@@ -47,8 +47,9 @@ def check_values(pipeline: ir.Pipeline) -> list[Diagnostic]:
                 if isinstance(node, kind):
                     value = _resolved(idx, getattr(node, key))
                     if isinstance(value, (int, float)) and not isinstance(value, bool) and not test(value):
+                        label = "rows" if isinstance(node, ir.RowsRule) else f"'{key}'"
                         diagnostics.append(Diagnostic(
-                            "E303", f"{where(step)}'{key}' {demand}, got {value!r}", span_of(node, key)))
+                            "E303", f"{where(step)}{label} {demand}, got {value:g}", span_of(node, key)))
             if isinstance(node, (ir.Resources, ir.Serving)) and node.memory is not None \
                     and not QUANTITY.match(node.memory):
                 diagnostics.append(Diagnostic(
@@ -82,13 +83,13 @@ def _step_rules(idx: Index, step: ir.Step) -> list[Diagnostic]:
     if isinstance(step, ir.Score) and (step.model is None) == (step.registry is None):
         out.append(Diagnostic(
             "E307", f"{where(step)}needs exactly one of 'model' (a train step) or 'registry' (a registered model)",
-            step.span, "write model = <train step> to score a model of this run, or registry = \"name\""))
+            name_span(step), "write model = <train step> to score a model of this run, or registry = \"name\""))
     elif isinstance(step, ir.Source):
         if step.format in ("csv", "parquet") and not step.path:
-            out.append(Diagnostic("E308", f"{where(step)}a {step.format} source needs a path", step.span))
+            out.append(Diagnostic("E308", f"{where(step)}a {step.format} source needs a path", name_span(step)))
         if step.format == "sql" and (step.connection is None or not (step.query or step.table)):
             out.append(Diagnostic("E308", f"{where(step)}an sql source needs a connection and a query or table",
-                                  step.span, 'e.g. connection = env("DB_URL")  table = "penguins"'))
+                                  name_span(step), 'e.g. connection = env("DB_URL")  table = "penguins"'))
     elif isinstance(step, ir.Check):
         for rule in step.rules:
             if isinstance(rule, ir.ColumnRule):
