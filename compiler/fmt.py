@@ -14,7 +14,6 @@ Printing never changes what the spec means: tests check `parse(fmt(x)) == parse(
 from __future__ import annotations
 
 import re
-from typing import Any
 
 from lark import Token, Tree
 
