@@ -112,7 +112,7 @@ def resolve(mlflow_client: "MlflowClient", reference: str) -> "ModelVersion":
 
 def _versions(mlflow_client: "MlflowClient", name: str) -> list[str]:
     found = mlflow_client.search_model_versions(f"name = '{name}'")
-    return sorted((v.version for v in found), key=int)
+    return sorted((str(v.version) for v in found), key=int)
 
 
 def register(mlflow_client: "MlflowClient", name: str, source: str, run_id: str | None,

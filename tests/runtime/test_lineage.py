@@ -1,0 +1,109 @@
+"""Lineage: a pipeline run's record names the right hashes, in MLflow and on the model version."""
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from mlopsc.compiler import ir
+from mlopsc.runtime import artifacts, execute, lineage, registry, tracking
+from mlopsc.runtime.cli import lineage as lineage_command
+
+from release_fixtures import fit_model, metrics_doc, penguins, registry_name
+
+
+def release_run(ctx, out, name: str, tmp_path) -> tuple[list[dict], dict]:
+    """source -> split -> (model) -> metrics -> gate -> deploy, as a backend would run them."""
+    source = ir.Source(name="penguins", format="csv", path="data/penguins.csv", filter="year < 2009")
+    split = ir.Split(name="penguins_split", data=ir.Ref(step="penguins"), stratify="species", seed=7)
+    results = [execute(source, {}, out(source), ctx)]
+    results.append(execute(split, {"data": out(source)["data"]}, out(split), ctx))
+    model = f"{ctx.artifact_root}/species_model/model"
+    model_sha = fit_model(artifacts.read_parquet(out(split)["train"]), model)
+    results.append({"step": "species_model", "kind": "train", "status": "ok",
+                    "outputs": {"model": {"uri": model, "sha256": model_sha}}})
+    metrics = metrics_doc(f"{ctx.artifact_root}/species_eval/metrics.json", {"accuracy": 0.97, "f1_macro": 0.96})
+    document = artifacts.read_json(metrics) | {"model_sha256": model_sha}
+    artifacts.write_json(document, metrics)
+    results.append({"step": "species_eval", "kind": "evaluate", "status": "ok",
+                    "outputs": {"metrics": {"uri": metrics, "sha256": artifacts.sha256_of(metrics)}}})
+    gate = ir.Gate(name="release", metrics=ir.Ref(step="species_eval"), registry=name,
+                   rules=(ir.ThresholdRule(metric="accuracy", op=">=", value=0.9),))
+    results.append(execute(gate, {"metrics": metrics}, out(gate), ctx))
+    deploy = ir.Deploy(name="species_service", model=ir.Ref(step="species_model"), registry=name)
+    results.append(execute(deploy, {"model": model}, out(deploy), ctx))
+    hashes = {"source": results[0]["outputs"]["data"]["sha256"],
+              "train": results[1]["outputs"]["train"]["sha256"], "test": results[1]["outputs"]["test"]["sha256"],
+              "model": model_sha}
+    return results, hashes
+
+
+def test_record_names_the_datasets_and_reaches_mlflow_and_the_version(ctx, out, tmp_path):
+    name = registry_name()
+    results, hashes = release_run(ctx, out, name, tmp_path)
+    record = lineage.record_run(ctx, results, {"backend": "local"})
+    assert record["datasets"] == {"penguins.data": hashes["source"], "penguins_split.train": hashes["train"],
+                                  "penguins_split.test": hashes["test"]}
+    assert hashes["source"] == artifacts.dataset_sha256(
+        artifacts.read_parquet(out(ir.Source(name="penguins", format="csv"))["data"]))
+    assert record["models"]["species_model.model"]["sha256"] == hashes["model"]
+    assert record["deployments"][0] | {"metrics": None} == {
+        "step": "species_service", "registry": name, "version": "1", "alias": "champion",
+        "previous_version": None, "model_sha256": hashes["model"], "metrics": None}
+    assert record["deployments"][0]["metrics"] == {"accuracy": 0.97, "f1_macro": 0.96}
+    assert record["gates"]["release"]["verdict"] == "passed"
+    assert record["git"]["commit"] and len(record["git"]["commit"]) == 40     # the spec is in this repo
+    assert record["spec"]["sha256"] == "test" and record["program"] == {"backend": "local"}
+
+    client = tracking.client(ctx)
+    run = client.get_run(ctx.parent_run_id)
+    assert run.data.tags["mlopsc.lineage.dataset.penguins_split.train"] == hashes["train"]
+    assert run.data.tags["mlopsc.lineage.models"] == f"{name}/1"
+    stored = json.loads(open(client.download_artifacts(ctx.parent_run_id, "lineage.json", str(tmp_path))).read())
+    assert stored["datasets"] == record["datasets"]
+    version = client.get_model_version(name, "1")
+    assert version.tags["mlopsc.dataset.penguins.data"] == hashes["source"]
+    assert version.tags["mlopsc.lineage.run"] == ctx.parent_run_id
+    # What a later gate compares with: the evaluate metrics recorded on the champion.
+    assert registry.version_metrics(client, version)["f1_macro"] == 0.96
+
+
+def test_outside_git_the_commit_is_absent(tmp_path):
+    spec = tmp_path / "alone" / "spec.mlops"
+    spec.parent.mkdir()
+    spec.write_text("pipeline p {}\n")
+    assert lineage.git_info(str(spec)) is None
+
+
+def test_lineage_command_prints_spec_and_data(ctx, out, tmp_path):
+    name = registry_name()
+    results, hashes = release_run(ctx, out, name, tmp_path)
+    lineage.record_run(ctx, results)
+    runner = CliRunner()
+    shown = runner.invoke(lineage_command, [f"{name}@champion", "--tracking-uri", ctx.tracking_uri])
+    assert shown.exit_code == 0, shown.output
+    assert f"{name} version 1  (aliases: champion)" in shown.output
+    assert f"penguins_split.train  sha256 {hashes['train']}" in shown.output
+    assert "specs/penguins.mlops" in shown.output and "accuracy 0.9700" in shown.output
+    as_json = runner.invoke(lineage_command, [f"{name}/1", "--json", "--tracking-uri", ctx.tracking_uri])
+    document = json.loads(as_json.output)
+    assert document["lineage"]["datasets"]["penguins.data"] == hashes["source"]
+    assert document["tags"]["mlopsc.model_sha256"] == hashes["model"]
+
+
+@pytest.mark.parametrize("reference, message", [
+    ("{name}x", "no registered model named '{name}x'; did you mean '{name}'"),
+    ("{name}@staging", "'{name}' has no alias 'staging'; aliases: champion"),
+    ("{name}/9", "'{name}' has no version 9; versions: 1"),
+])
+def test_lineage_command_lookup_errors_exit_1(ctx, out, tmp_path, reference, message):
+    name = registry_name()
+    model = str(tmp_path / "model")
+    fit_model(penguins(), model, max_depth=1)
+    deploy = ir.Deploy(name="species_service", model=ir.Ref(step="species_model"), registry=name)
+    execute(deploy, {"model": model}, out(deploy), ctx)
+    shown = CliRunner().invoke(lineage_command, [reference.format(name=name), "--tracking-uri", ctx.tracking_uri])
+    assert shown.exit_code == 1 and isinstance(shown.exception, SystemExit)    # not a crash
+    assert message.format(name=name) in shown.output
+    assert "Traceback" not in shown.output
