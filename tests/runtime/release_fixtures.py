@@ -1,5 +1,5 @@
-"""Helpers for the release-stage tests (gate, deploy, monitor, lineage, rollback): small real
-models on the penguins data, metrics documents, unique registry names. The MLflow store and run
+"""Helpers for the release-stage tests (gate, deploy, monitor, lineage, rollback): small models
+trained by the real train stage on the penguins data, metrics documents, unique registry names. The MLflow store and run
 contexts come from conftest.py."""
 from __future__ import annotations
 
@@ -23,23 +23,19 @@ def penguins() -> pd.DataFrame:
     return pd.read_csv(PENGUINS)
 
 
-def fit_model(frame: pd.DataFrame, uri: str, *, max_depth: int = 3, seed: int = 0) -> str:
-    """Fit a small tree on raw penguin columns (imputation and one-hot inside the pipeline, as the
-    train stage builds it) and save it as an MLflow model folder at `uri`; returns its sha256."""
-    from sklearn.compose import make_column_transformer
-    from sklearn.impute import SimpleImputer
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import OneHotEncoder
-    from sklearn.tree import DecisionTreeClassifier
+def fit_model(ctx, frame: pd.DataFrame, folder: str, *, max_depth: int = 3) -> dict:
+    """Train a small tree on the raw penguin columns with the real train stage, its model folder
+    at `{folder}/model`; returns the train step's result (`outputs.model.uri`, `mlflow_run_id`...)."""
+    from mlopsc.compiler import ir
+    from mlopsc.runtime import execute
 
-    numeric, categorical = FEATURES[:4], FEATURES[4:]
-    prepare = make_column_transformer(
-        (SimpleImputer(strategy="median"), numeric),
-        (make_pipeline(SimpleImputer(strategy="most_frequent"), OneHotEncoder(handle_unknown="ignore")),
-         categorical))
-    model = make_pipeline(prepare, DecisionTreeClassifier(max_depth=max_depth, random_state=seed))
-    model.fit(frame[FEATURES], frame["species"])
-    return artifacts.save_model(model, uri)
+    data = f"{folder}/train_data.parquet"
+    artifacts.write_parquet(frame.reset_index(drop=True), data)
+    step = ir.Train(name="species_model", data=ir.Ref(step="penguins_split", port="train"), target="species",
+                    features=tuple(FEATURES),
+                    estimator=ir.Estimator(name="sklearn.tree.DecisionTreeClassifier",
+                                           params={"max_depth": max_depth, "random_state": 0}))
+    return execute(step, {"data": data}, {"model": f"{folder}/model"}, ctx)
 
 
 def metrics_doc(uri: str, metrics: dict[str, float], task: str = "classification") -> str:

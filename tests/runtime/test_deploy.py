@@ -12,19 +12,22 @@ from release_fixtures import fit_model, penguins, registry_name
 
 
 @pytest.fixture
-def two_models(tmp_path) -> tuple[str, str]:
+def trained(ctx, tmp_path) -> tuple[dict, dict]:
+    """Two train results (different trees, so different model hashes)."""
     data = penguins()
-    first, second = str(tmp_path / "m1" / "model"), str(tmp_path / "m2" / "model")
-    fit_model(data, first, max_depth=1)
-    fit_model(data, second, max_depth=3)
-    return first, second
+    return fit_model(ctx, data, str(tmp_path / "m1"), max_depth=1), fit_model(ctx, data, str(tmp_path / "m2"))
+
+
+@pytest.fixture
+def two_models(trained) -> tuple[str, str]:
+    return trained[0]["outputs"]["model"]["uri"], trained[1]["outputs"]["model"]["uri"]
 
 
 def deploy_step(name: str) -> ir.Deploy:
     return ir.Deploy(name="species_service", model=ir.Ref(step="species_model"), registry=name)
 
 
-def test_deploy_twice_moves_champion_and_keeps_previous(ctx, out, two_models):
+def test_deploy_twice_moves_champion_and_keeps_previous(ctx, out, trained, two_models):
     name = registry_name()
     step = deploy_step(name)
     first = execute(step, {"model": two_models[0]}, out(step), ctx)
@@ -37,11 +40,12 @@ def test_deploy_twice_moves_champion_and_keeps_previous(ctx, out, two_models):
     v2 = client.get_model_version(name, "2")
     assert v2.tags["mlopsc.model_sha256"] == artifacts.sha256_of(two_models[1])
     assert v2.tags["mlopsc.run_id"] == ctx.run_id
+    assert v2.run_id == trained[1]["mlflow_run_id"]        # the version's source run is the train run
     release = artifacts.read_json(out(step)["release"])
     assert release["model_uri"] == f"models:/{name}@champion" and release["previous_version"] == "1"
     # The registered copy lives in MLflow's artifact store and loads by alias.
     model = artifacts.load_model(f"models:/{name}@champion")
-    assert model.get_params()["decisiontreeclassifier__max_depth"] == 3
+    assert model.get_params()["estimator__max_depth"] == 3
 
 
 def test_redeploying_the_same_model_reuses_its_version(ctx, out, two_models):
@@ -86,8 +90,8 @@ def test_score_errors_name_what_is_missing(ctx, out, tmp_path):
     data_uri = str(tmp_path / "batch.parquet")
     artifacts.write_parquet(penguins().head(5), data_uri)
     name = registry_name()
-    fit_model(penguins(), str(tmp_path / "m"), max_depth=1)
-    execute(deploy_step(name), {"model": str(tmp_path / "m")}, out(deploy_step(name)), ctx)
+    model = fit_model(ctx, penguins(), str(tmp_path / "m"), max_depth=1)["outputs"]["model"]["uri"]
+    execute(deploy_step(name), {"model": model}, out(deploy_step(name)), ctx)
     typo = ir.Score(name="batch", data=ir.Ref(step="d"), registry=name[:-1])
     with pytest.raises(StepError, match=f"did you mean '{name}'"):
         execute(typo, {"data": data_uri}, out(typo), ctx)

@@ -10,7 +10,7 @@ from mlopsc.compiler import ir
 from mlopsc.runtime import artifacts, execute, lineage, registry, tracking
 from mlopsc.runtime.cli import lineage as lineage_command
 
-from release_fixtures import fit_model, metrics_doc, penguins, registry_name
+from release_fixtures import FEATURES, fit_model, metrics_doc, penguins, registry_name
 
 
 def release_run(ctx, out, name: str, tmp_path) -> tuple[list[dict], dict]:
@@ -19,10 +19,11 @@ def release_run(ctx, out, name: str, tmp_path) -> tuple[list[dict], dict]:
     split = ir.Split(name="penguins_split", data=ir.Ref(step="penguins"), stratify="species", seed=7)
     results = [execute(source, {}, out(source), ctx)]
     results.append(execute(split, {"data": out(source)["data"]}, out(split), ctx))
-    model = f"{ctx.artifact_root}/species_model/model"
-    model_sha = fit_model(artifacts.read_parquet(out(split)["train"]), model)
-    results.append({"step": "species_model", "kind": "train", "status": "ok",
-                    "outputs": {"model": {"uri": model, "sha256": model_sha}}})
+    train = ir.Train(name="species_model", data=ir.Ref(step="penguins_split", port="train"), target="species",
+                     features=tuple(FEATURES), estimator=ir.Estimator(name="sklearn.tree.DecisionTreeClassifier",
+                                                                      params={"max_depth": 3}))
+    results.append(execute(train, {"data": out(split)["train"]}, out(train), ctx))
+    model, model_sha = out(train)["model"], results[-1]["outputs"]["model"]["sha256"]
     metrics = metrics_doc(f"{ctx.artifact_root}/species_eval/metrics.json", {"accuracy": 0.97, "f1_macro": 0.96})
     document = artifacts.read_json(metrics) | {"model_sha256": model_sha}
     artifacts.write_json(document, metrics)
@@ -99,8 +100,7 @@ def test_lineage_command_prints_spec_and_data(ctx, out, tmp_path):
 ])
 def test_lineage_command_lookup_errors_exit_1(ctx, out, tmp_path, reference, message):
     name = registry_name()
-    model = str(tmp_path / "model")
-    fit_model(penguins(), model, max_depth=1)
+    model = fit_model(ctx, penguins(), str(tmp_path / "m"), max_depth=1)["outputs"]["model"]["uri"]
     deploy = ir.Deploy(name="species_service", model=ir.Ref(step="species_model"), registry=name)
     execute(deploy, {"model": model}, out(deploy), ctx)
     shown = CliRunner().invoke(lineage_command, [reference.format(name=name), "--tracking-uri", ctx.tracking_uri])

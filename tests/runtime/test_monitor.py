@@ -74,8 +74,7 @@ def test_statistics_are_logged_to_mlflow(ctx, out, frames):
 
 def test_prediction_drift_uses_the_model(ctx, out, frames, tmp_path):
     data = penguins()
-    model = str(tmp_path / "model")
-    fit_model(data, model)
+    model = fit_model(ctx, data, str(tmp_path / "m"))["outputs"]["model"]["uri"]
     only_gentoo_like = data.copy()
     only_gentoo_like["flipper_length_mm"] = 230.0        # every penguin now has a Gentoo's flippers
     step = monitor(ir.DriftRule(statistic="chi2", column="prediction", measure="pvalue", op="<",
@@ -155,8 +154,7 @@ def test_report_the_2009_batch_against_2007_2008(ctx, out, frames, tmp_path):
     """No expectation is asserted about the 2009 penguins: this prints what the monitor finds."""
     data = penguins()
     before, batch = data[data["year"] < 2009], data[data["year"] == 2009]
-    model = str(tmp_path / "model")
-    fit_model(before, model)
+    model = fit_model(ctx, before, str(tmp_path / "m"))["outputs"]["model"]["uri"]
     step = monitor(*SPEC_RULES, ir.DriftRule(statistic="psi", column="prediction", op=">", threshold=0.2,
                                              action="alert"), model=True)
     result = execute(step, {"reference": frames("r", before), "current": frames("c", batch), "model": model},

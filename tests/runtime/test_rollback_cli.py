@@ -22,9 +22,8 @@ def deployed_three(ctx, out, tmp_path) -> str:
     name = registry_name()
     step = ir.Deploy(name="species_service", model=ir.Ref(step="species_model"), registry=name)
     for depth in (1, 2, 3):
-        model = str(tmp_path / f"model{depth}")
-        fit_model(penguins(), model, max_depth=depth)
-        execute(step, {"model": model}, out(step), ctx)
+        model = fit_model(ctx, penguins(), str(tmp_path / f"m{depth}"), max_depth=depth)
+        execute(step, {"model": model["outputs"]["model"]["uri"]}, out(step), ctx)
     return name
 
 
