@@ -82,9 +82,9 @@ class Rule:
 class Bad(Exception):
     """A written value does not have the shape its field needs."""
 
-    def __init__(self, message: str, hint: str | None = None, span: ir.Span | None = None):
+    def __init__(self, message: str, hint: str | None = None, span: ir.Span | None = None, code: str = "E350"):
         super().__init__(message)
-        self.message, self.hint, self.span = message, hint, span
+        self.message, self.hint, self.span, self.code = message, hint, span, code
 
 
 def did_you_mean(name: str, candidates: list[str] | tuple[str, ...]) -> str | None:
@@ -238,14 +238,15 @@ def options_of(entries: tuple, schema: dict[str, Callable] | None, context: str)
         if isinstance(entry, Typed):
             raise Bad(f"{context}: expected `key = value`, got `{entry.name}: {entry.type}`", span=entry.span)
         if entry.key in values:
-            raise Bad(f"{context}.{entry.key} is given twice", span=entry.key_span)
+            raise Bad(f"{context}.{entry.key} is given twice", span=entry.key_span, code="E251")
         if schema is not None and entry.key not in schema:
             raise Bad(f"{context}: unknown option '{entry.key}'", did_you_mean(entry.key, tuple(schema)),
-                      entry.key_span)
+                      entry.key_span, "E250")
         try:
             values[entry.key] = schema[entry.key](entry.value) if schema is not None else any_value(entry.value)
         except Bad as bad:
-            raise Bad(f"{context}.{entry.key}: {bad.message}", bad.hint, bad.span or entry.value.span) from None
+            raise Bad(f"{context}.{entry.key}: {bad.message}", bad.hint, bad.span or entry.value.span,
+                      bad.code) from None
         spans[entry.key] = entry.value.span
     return values, spans
 

@@ -30,7 +30,9 @@ TERMINAL_WORDS = {
 STEP_ITEM_KEYWORDS = {"ROWS", "COLUMN", "EXPECT", "REQUIRE", "DRIFT", "TUNE"}
 VALUE_START = {"STRING", "NUMBER", "NAME", "LSQB"}
 # Tokens a recovering parser may insert where one was forgotten, tried in this order.
-INSERTABLE = {"EQUAL": "=", "RBRACE": "}", "RSQB": "]", "RPAR": ")", "COMMA": ","}
+# A missing `,` is likelier than a missing `]` (and a `]` inserted in `[a b]` would let `b` start
+# an option, hiding the mistake).
+INSERTABLE = {"EQUAL": "=", "COMMA": ",", "RPAR": ")", "RSQB": "]", "RBRACE": "}"}
 
 
 @lru_cache(maxsize=1)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import difflib
 import json
 import math
+from dataclasses import replace
 from collections.abc import Callable
 from typing import Any
 
@@ -65,6 +66,7 @@ class SpecTransformer:
     def __init__(self, file: str, spec_hash: str = ""):
         self.file, self.spec_hash = file, spec_hash
         self.problems: list[Diagnostic] = []
+        self.step_mark = 0      # problems before this index belong to earlier steps
 
     def transform(self, tree: Tree) -> Any:
         children = [self.transform(c) if isinstance(c, Tree) else c for c in tree.children]
@@ -84,7 +86,7 @@ class SpecTransformer:
 
     def bad(self, bad: Bad, span: ir.Span, context: str = "", key: str = "") -> None:
         prefix = f"{context}'{key}': " if key else context
-        self.problem("E350", prefix + bad.message, bad.span or span, bad.hint)
+        self.problem(bad.code, prefix + bad.message, bad.span or span, bad.hint)
 
     def make(self, cls: type, fields: dict, spans: dict, span: ir.Span, context: str) -> Any:
         """cls(**fields), with pydantic's complaints turned into positioned diagnostics."""
@@ -222,7 +224,7 @@ class SpecTransformer:
             try:
                 for key, value, written in self.column_modifier(name, payload):
                     if key in fields:
-                        raise Bad(f"'{key}' is given twice")
+                        raise Bad(f"'{key}' is given twice", code="E251")
                     fields[key], spans[key] = value, written.span if written else mod_span
             except Bad as bad:
                 self.bad(bad, mod_span, context)
@@ -311,7 +313,7 @@ class SpecTransformer:
                 if isinstance(entry, Typed) or entry.value.kind != "list":
                     raise Bad("a search space entry is `name = [value, ...]`", span=entry.span)
                 if entry.key in fields["space"]:
-                    raise Bad(f"'{entry.key}' is given twice", span=entry.key_span)
+                    raise Bad(f"'{entry.key}' is given twice", span=entry.key_span, code="E251")
                 fields["space"][entry.key] = tuple(scalar(item) for item in entry.value.data)
                 spans[f"space.{entry.key}"] = entry.value.span
             values, value_spans = options_of(tuple(options), TUNE_OPTIONS, "tune")
@@ -368,9 +370,22 @@ class SpecTransformer:
         if kind == "source" and "format" not in fields:
             self.problem("E351", f"{context}missing what to read", spans["name"],
                          'add csv = "file.csv", parquet = "file.parquet" or sql = env("DB_URL")')
+            self.name_step(context, fields["span"])
             return None
         fields["spans"] = spans
-        return self.make(ir.STEP_KINDS[kind], fields, spans, spans["name"], context)
+        node = self.make(ir.STEP_KINDS[kind], fields, spans, spans["name"], context)
+        self.name_step(context, fields["span"])
+        return node
+
+    def name_step(self, context: str, span: ir.Span) -> None:
+        """Rules and strings are built before the step they sit in: name it in their messages."""
+        for i in range(self.step_mark, len(self.problems)):
+            problem = self.problems[i]
+            inside = problem.span and (span.line, span.col) <= (problem.span.line, problem.span.col) \
+                and (problem.span.end_line, problem.span.end_col) <= (span.end_line, span.end_col)
+            if inside and not problem.message.startswith(context):
+                self.problems[i] = replace(problem, message=context + problem.message)
+        self.step_mark = len(self.problems)
 
     def convert(self, converter: Callable[[Value], Any], v: Value, context: str, key: str = "") -> Any:
         try:
