@@ -195,11 +195,14 @@ def pip_requirements() -> list[str]:
     return [f"{pkg}=={version(pkg)}" for pkg in ("scikit-learn", "skops", "pandas", "numpy", "mlflow")]
 
 
-def save_model(model: Any, uri: str, *, signature: Any = None, input_example: Any = None) -> str:
+def save_model(model: Any, uri: str, *, signature: Any = None, input_example: Any = None,
+               trusted_types: list[str] | None = None, metadata: dict[str, Any] | None = None) -> str:
     """Save a fitted sklearn model as an MLflow model folder at `uri`; returns its hash.
 
     Serialization: skops (MLflow's default, which refuses to load types outside an allow-list),
-    with the allow-list derived from the model, rather than pickle which runs any code on load."""
+    with the allow-list derived from the model (or `trusted_types` when the caller has it),
+    rather than pickle, which runs any code on load. `metadata` lands in the MLmodel file
+    (read it back with `model_metadata`)."""
     import warnings
 
     import mlflow.sklearn
@@ -213,8 +216,9 @@ def save_model(model: Any, uri: str, *, signature: Any = None, input_example: An
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")   # MLflow's integer-column schema hint, on every save
             mlflow.sklearn.save_model(
-                model, tmp, serialization_format="skops", skops_trusted_types=skops_trusted_types(model),
-                signature=signature, input_example=input_example, pip_requirements=pip_requirements(),
+                model, tmp, serialization_format="skops",
+                skops_trusted_types=trusted_types or skops_trusted_types(model), signature=signature,
+                input_example=input_example, pip_requirements=pip_requirements(), metadata=metadata,
             )
         if fs.exists(path):
             fs.rm(path, recursive=True)
@@ -232,6 +236,18 @@ def save_model(model: Any, uri: str, *, signature: Any = None, input_example: An
     digest = _folder_sha256(fs, path)
     _write_sidecar(uri, digest)
     return digest
+
+
+def model_metadata(uri: str) -> dict[str, Any]:
+    """The `metadata` of a model folder's MLmodel file ({} if none). Train steps store there what
+    consumers of the model need: {"mlopsc": {"target", "task", "features", "classes", ...}}."""
+    import yaml
+
+    fs, path = _fs(uri)
+    mlmodel = f"{path.rstrip('/')}/MLmodel"
+    if not fs.exists(mlmodel):
+        raise FileNotFoundError(f"{uri} is not an MLflow model folder (no MLmodel file)")
+    return yaml.safe_load(fs.cat_file(mlmodel)).get("metadata") or {}
 
 
 @contextlib.contextmanager

@@ -167,11 +167,10 @@ def run(step: ir.Source, inputs: dict[str, str], outputs: dict[str, str], ctx: R
     digest = artifacts.write_parquet(df, uri)
     with tracking.step_run(ctx, step) as mlrun:
         import mlflow
-        import mlflow.data
 
-        source = step.path if step.format != "sql" else (step.table or "query")
-        mlflow.log_input(mlflow.data.from_pandas(df, source=source, name=step.name, digest=digest[:16]),
-                         context="source")
+        # The file read is the dataset's source; an SQL result's only file is the artifact.
+        read_from = resolve_path(step, ctx) if step.format != "sql" else uri
+        tracking.log_dataset(df, read_from, name=step.name, digest=digest, context="source")
         mlflow.log_params({"format": step.format, "rows": len(df), "columns": len(df.columns)})
         mlflow.set_tag("mlopsc.sha256", digest)
     return step_result(step, {"data": (uri, digest)}, rows=len(df), columns=[str(c) for c in df.columns],

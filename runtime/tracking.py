@@ -137,3 +137,17 @@ def step_run(ctx: "RunContext", step: ir.Step) -> Iterator[Any]:
                           nested=ctx.parent_run_id is not None or mlflow.active_run() is not None,
                           tags=tags) as run, quiet_warnings():
         yield run
+
+
+def log_dataset(df: Any, uri: str, *, name: str, digest: str, context: str, targets: str | None = None) -> None:
+    """`mlflow.log_input` of a Dataset artifact in the active run. MLflow keeps at most 36
+    characters of a digest, so the first 16 hex digits go there and the full sha256 into the
+    input's tags (`mlopsc.sha256`) for lineage."""
+    import mlflow
+    import mlflow.data
+
+    with quiet_warnings():
+        local = "://" not in uri or uri.startswith("file://")
+        dataset = mlflow.data.from_pandas(df, source=uri if local else None, name=name, digest=digest[:16],
+                                          targets=targets)
+        mlflow.log_input(dataset, context=context, tags={"mlopsc.sha256": digest, "mlopsc.uri": uri})
