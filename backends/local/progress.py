@@ -157,7 +157,7 @@ def summary_lines(record: dict[str, Any]) -> list[str]:
     if record.get("retrain"):
         lines.append(f"  retrain  started run {record['retrain']['run_id']}: "
                      f"{record['retrain']['status']}")
-    if record.get("mlflow_run_id"):
+    if record.get("tracking_uri"):
         lines.append(f"  see:      mlflow ui --backend-store-uri {record['tracking_uri']}")
     return lines
 

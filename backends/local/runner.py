@@ -102,8 +102,11 @@ def with_upstream(deps: dict[str, tuple[str, ...]], names: list[str]) -> list[st
     return list(order)
 
 
-def span_text(span: dict[str, Any] | None) -> str:
-    return f" ({span['file']}:{span['line']}:{span['col']})" if span else ""
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):   # no passwd entry, e.g. an arbitrary uid in a container
+        return "unknown"
 
 
 class Runner:
@@ -128,7 +131,7 @@ class Runner:
             "spec_path": self.spec_path, "spec_hash": self.pipeline.spec_hash,
             "tracking_uri": os.environ.get("MLFLOW_TRACKING_URI") or self.state.mlflow_uri,
             "parent_run_id": None, "force_gate": options.force_gate,
-            "forced_by": getpass.getuser() if options.force_gate else None,
+            "forced_by": _user() if options.force_gate else None,
             "artifact_root": str(self.state.root / "artifacts"),
         }
         self.started = time.time()
@@ -267,6 +270,7 @@ class Runner:
         step.deadline = step.started + step.node.timeout if step.node.timeout else None
         running[worker.index] = step
         self.observe("start", step.name, {"attempt": step.attempt, "reason": step.reason})
+        self._save("running")
         self._warm_idle()
 
     def _warm_idle(self) -> None:
@@ -369,8 +373,12 @@ class Runner:
         log = self.state.log_path(self.run_id, "_tracking")
         try:
             if self.options.record_lineage and status != "interrupted":
-                results = {s.name: s.result for s in self.steps.values() if s.result}
-                self.pool.call("mlopsc.runtime.lineage:record_run", self.context, results, log=log)
+                # Cached steps' results too: the deployed model's data and metrics are part of
+                # this run's lineage even when they were computed by an earlier run.
+                results = [self.steps[n].result for n in self.order if self.steps[n].result]
+                cached = [n for n in self.order if self.steps[n].status == "cached"]
+                self.pool.call("mlopsc.runtime.lineage:record_run", self.context, results,
+                               {"backend": "local", "cached_steps": cached}, log=log)
             self.pool.call("mlopsc.runtime.tracking:end_pipeline_run", self.context, status, log=log)
         except RuntimeError:
             pass   # bookkeeping after the run; the run record still says what happened

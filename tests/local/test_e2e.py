@@ -1,0 +1,65 @@
+"""Every example spec end to end with `mlopsc run`: each pipeline step runs, the model is registered
+under its alias in the real MLflow store, and a second run serves every step from the cache."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from localrun import SPECS, champion, clean_env, copy_project, mlopsc, ran, run_json, statuses
+
+EXAMPLES = sorted(p.name for p in SPECS.glob("*.mlops"))
+
+
+def _env_for(spec: str, project) -> dict[str, str]:
+    """The SQL example reads WINE_DB_URL: build its SQLite file with the examples' own script."""
+    if "sql" not in spec:
+        return clean_env()
+    db = project / "wine.db"
+    subprocess.run([sys.executable, str(SPECS / "data" / "make_data.py"), "--wine-db", str(db)],
+                   check=True, capture_output=True, timeout=120)
+    return clean_env(WINE_DB_URL=f"sqlite:///{db}")
+
+
+def _assert_deployed(project, record):
+    deploys = [s["result"] for s in record["steps"].values() if s["kind"] == "deploy"]
+    assert deploys, "every example deploys a model"
+    for release in deploys:
+        version = champion(project / ".mlops", release["registry"])
+        assert version is not None and version.version == release["version"]
+        assert release["alias"] == "champion"
+
+
+@pytest.mark.parametrize("spec", EXAMPLES)
+def test_example_runs_end_to_end_then_fully_from_cache(spec, tmp_path, penguins_runs):
+    if spec == "penguins.mlops":
+        project, first, second = penguins_runs
+    else:
+        project = copy_project(tmp_path / "p", SPECS / spec)
+        env = _env_for(spec, project)
+        first = run_json(spec, cwd=project, env=env)
+        second = run_json(spec, cwd=project, env=env)
+    assert first["exit_code"] == 0
+    assert ran(first) == set(first["order"]), statuses(first)
+    _assert_deployed(project, first)
+    assert first["mlflow_run_id"]
+    cached = {n for n, s in second["steps"].items() if s["status"] == "cached"}
+    # A source that cannot be hashed before reading (SQL) always runs; what reads it stays cached.
+    always = {n for n, s in second["steps"].items()
+              if s["kind"] == "source" and "always re-read" in s["reason"]}
+    assert cached | always == set(second["order"]) and ran(second) == always
+
+
+def test_what_a_person_sees_when_piped(penguins_runs):
+    project, first, _ = penguins_runs
+    done = mlopsc("run", "penguins.mlops", cwd=project)
+    assert done.returncode == 0
+    out = done.stdout
+    assert "0 ran, 7 from cache" in out
+    assert "check    penguins_quality: passed" in out
+    assert "metrics  species_eval: accuracy" in out
+    assert "gate     release: passed" in out
+    assert "model    penguins-species version 1 alias champion" in out
+    assert f"mlflow ui --backend-store-uri sqlite:///{project / '.mlops' / 'mlflow.db'}" in out
+    assert "cached   species_model  (cache hit)" in done.stderr      # plain progress, no escape codes
+    assert "\x1b[" not in done.stderr

@@ -1,0 +1,59 @@
+"""How a run ends when something stops it: a failing check (exit 3), a failing gate (exit 4), a
+step error (exit 5), a timeout; each message names the step and its spec line, the registry is
+left untouched, and no Python traceback reaches the user."""
+from __future__ import annotations
+
+from localrun import champion, mlopsc, ran, run_json, statuses
+
+
+def test_failing_check_stops_the_run_with_exit_3_before_training(quick):
+    spec = quick / "quick.mlops"
+    spec.write_text(spec.read_text().replace("rows >= 100", "rows >= 100000"))
+    done = mlopsc("run", "quick.mlops", cwd=quick)
+    assert done.returncode == 3, done.stdout + done.stderr
+    assert "step penguins_quality (quick.mlops:10:3)" in done.stdout
+    assert "Traceback" not in done.stdout + done.stderr
+    record = run_json("quick.mlops", cwd=quick, expect=3)
+    assert statuses(record)["penguins_quality"] == "failed"
+    assert statuses(record)["species_model"] == "skipped"
+    # A stopping verdict is never cached: the check runs again next time.
+    assert record["steps"]["penguins_quality"]["reason"] == "no cache entry"
+    assert champion(quick / ".mlops", "quick-species") is None
+
+
+def test_failing_gate_exits_4_deploys_nothing_and_is_reevaluated_next_run(quick):
+    record = run_json("quick.mlops", "--param", "min_accuracy=0.999", cwd=quick, expect=4)
+    assert statuses(record)["release"] == "failed"
+    assert statuses(record)["species_service"] == "skipped"
+    assert "accuracy" in record["steps"]["release"]["error"]["message"]
+    assert champion(quick / ".mlops", "quick-species") is None
+
+    done = mlopsc("run", "quick.mlops", "--param", "min_accuracy=0.999", cwd=quick)
+    assert done.returncode == 4
+    assert "step release (quick.mlops:26:3): the gate did not pass" in done.stdout
+    assert "--force-gate" in done.stdout
+
+    forced = run_json("quick.mlops", "--param", "min_accuracy=0.999", "--force-gate", cwd=quick)
+    assert ran(forced) == {"release", "species_service"}   # training came from the cache
+    assert forced["steps"]["release"]["result"]["decision"]["forced"] is True
+    version = champion(quick / ".mlops", "quick-species")
+    assert version is not None and version.version == "1"
+
+
+def test_step_error_exits_5_naming_the_step_and_its_line(quick):
+    (quick / "data" / "penguins.csv").unlink()
+    done = mlopsc("run", "quick.mlops", cwd=quick)
+    assert done.returncode == 5, done.stdout + done.stderr
+    assert "step penguins (quick.mlops:8:3)" in done.stdout
+    assert "Traceback" not in done.stdout + done.stderr
+
+
+def test_timeout_kills_the_step_and_retries_it(quick):
+    spec = quick / "quick.mlops"
+    # A training step that cannot finish in 10 ms: each attempt is killed, then retried once.
+    spec.write_text(spec.read_text().replace("max_iter = 500 }", "max_iter = 500 }\n    timeout = 0.01  retries = 1"))
+    record = run_json("quick.mlops", cwd=quick, expect=5)
+    train = record["steps"]["species_model"]
+    assert train["status"] == "failed" and train["attempts"] == 2
+    assert "timed out after 0.01 s" in train["error"]["message"]
+    assert not list((quick / ".mlops" / "cache").glob("species_model/*.json"))

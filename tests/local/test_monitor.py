@@ -1,0 +1,57 @@
+"""Monitors on the local runner: `mlopsc monitor` and `mlopsc run --only MONITOR` run the monitor
+with what it needs; when its `retrain` rule fires on drifted data, the training pipeline runs
+again (its sources re-read the current data) and the record says so."""
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+from localrun import mlopsc, run_json
+
+MONITOR = """
+  source penguins_2009 { csv = "data/penguins.csv"  filter = "year == 2009" }
+
+  monitor species_drift {
+    model = species_model  reference = penguins_split.train  current = penguins_2009
+    drift psi(bill_length_mm) > 0.2 -> retrain
+  }
+}
+"""
+
+
+def test_monitor_retrains_on_drifted_data(quick):
+    spec = quick / "quick.mlops"
+    spec.write_text(spec.read_text().rstrip().removesuffix("}") + MONITOR)
+    trained = run_json("quick.mlops", cwd=quick)
+    assert "species_drift" not in trained["steps"]          # monitors are not part of a run
+
+    # Shift the 2009 batch by far more than a standard deviation of bill length (~5.5 mm).
+    data = quick / "data" / "penguins.csv"
+    frame = pd.read_csv(data)
+    frame.loc[frame["year"] == 2009, "bill_length_mm"] += 15
+    frame.to_csv(data, index=False)
+
+    done = mlopsc("monitor", "quick.mlops", "--json", cwd=quick)
+    assert done.returncode == 0, done.stdout + done.stderr
+    record = json.loads(done.stdout)
+    monitor = record["steps"]["species_drift"]
+    assert monitor["status"] == "ok" and monitor["result"]["retrain"] is True
+    assert record["steps"]["penguins_2009"]["status"] == "ok"      # current data was read
+    assert record["steps"]["penguins_split"]["status"] == "cached"  # reference from the training run
+    retrain = record["retrain"]
+    assert retrain["monitors"] == ["species_drift"] and retrain["status"] == "ok"
+    retrain_record = json.loads((quick / ".mlops" / "runs" / f"{retrain['run_id']}.json").read_text())
+    assert retrain_record["options"]["retrain_of"] == record["run_id"]
+    assert set(retrain_record["order"]) == set(trained["order"])
+
+    # The same through `mlopsc run --only MONITOR`, with the human summary.
+    done = mlopsc("run", "quick.mlops", "--only", "species_drift", cwd=quick)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "monitor  species_drift: 1 drift rule(s) fired" in done.stdout
+    assert "retrain  started run" in done.stdout
+
+
+def test_monitor_command_needs_a_monitor(quick):
+    done = mlopsc("monitor", "quick.mlops", cwd=quick)
+    assert done.returncode == 2
+    assert "has no monitor block" in done.stderr
