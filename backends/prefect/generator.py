@@ -192,7 +192,7 @@ class PrefectGenerator(Generator):
                                  error=True, hint="rename the param")
 
     def _check_step(self, step: ir.Step) -> None:
-        if "cache" in step.spans:
+        if step.cache and "cache" in step.spans:
             # Artifacts of a Prefect run live under its flow run id; nothing is reused across runs.
             self.unsupported(At(step, "cache"), "step caching across runs (every flow run recomputes its steps)")
         if step.resources is not None and self.pool_type not in RESOURCE_POOLS:

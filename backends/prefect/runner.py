@@ -176,14 +176,15 @@ def finish_run(run: PipelineRun, steps: dict[str, Any], retrain_deployment: str 
         logger.warning("lineage or MLflow run not recorded: %s: %s", type(exc).__name__, exc)
     if not_run:
         logger.info("not run, because a step they depend on did not complete: %s", ", ".join(not_run))
+    summary = {"run_id": ctx.run_id, "status": status, "artifacts": run.root, "steps": results}
     if failures:
         # Named after the first verdict, so that `mlopsc submit --wait` exits 3 / 4 / 5 like `mlopsc run`.
         name = next((s.name for s in failures if s.name in VERDICTS.values()), "Failed")
-        return Failed(name=name, message=f"pipeline {ctx.pipeline} failed:\n" + "\n".join(
+        return Failed(name=name, data=summary, message=f"pipeline {ctx.pipeline} failed:\n" + "\n".join(
             s.message or "a step failed" for s in failures))
     if retrain_deployment:
         start_retraining(results, retrain_deployment, logger)
-    return {"run_id": ctx.run_id, "status": status, "artifacts": run.root, "steps": results}
+    return summary
 
 
 def start_retraining(results: dict[str, dict[str, Any]], deployment: str, logger: Any) -> None:
