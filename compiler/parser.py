@@ -88,6 +88,7 @@ class _Recovery:
         self.text, self.file = text, file
         self.diagnostics: list[Diagnostic] = []
         self.last_line = 0
+        self.last_end = 0           # offset just past the last error's token, reported or not
 
     def __call__(self, exc: Any) -> bool:
         from lark.exceptions import UnexpectedCharacters, UnexpectedToken
@@ -96,14 +97,23 @@ class _Recovery:
         if len(self.diagnostics) >= MAX_SYNTAX_ERRORS:
             return False
         if isinstance(exc, UnexpectedCharacters):
-            if self.text[exc.pos_in_stream] == '"':     # skip the rest of an unterminated string
-                state = exc.interactive_parser.lexer_thread.state
-                end = self.text.find("\n", exc.pos_in_stream)
-                state.line_ctr.feed(self.text[exc.pos_in_stream:end if end >= 0 else len(self.text)])
+            if self.text[exc.pos_in_stream] == '"':
+                self.skip_unterminated_string(exc)
             return True
         if not isinstance(exc, UnexpectedToken) or exc.token.type == "$END":
             return False
         return self.repair(exc)
+
+    def skip_unterminated_string(self, exc: Any) -> None:
+        """Skip to the end of the line and go on as if the string had been closed there."""
+        from lark import Token
+
+        state = exc.interactive_parser.lexer_thread.state
+        end = self.text.find("\n", exc.pos_in_stream)
+        rest = self.text[exc.pos_in_stream:end if end >= 0 else len(self.text)]
+        if "STRING" in exc.interactive_parser.accepts():
+            exc.interactive_parser.feed_token(Token("STRING", '""', exc.pos_in_stream, exc.line, exc.column))
+        state.line_ctr.feed(rest)
 
     def repair(self, exc: Any) -> bool:
         """Insert a forgotten `=` / `}` / `]` / `)` / `,` if that lets the parse go on, else drop the token."""
@@ -135,8 +145,15 @@ class _Recovery:
             diag = self.unexpected_token(exc)
         else:
             diag = Diagnostic("E101", "syntax error", _span(self.file, exc.line, exc.column))
-        if self.diagnostics and (diag.span.line == self.last_line or exc_is_end(exc)):
-            return      # an echo of the error before it
+        start = getattr(getattr(exc, "token", None), "start_pos", None)
+        start = exc.pos_in_stream if start is None else start
+        # An error on the line of the last one, or with nothing but blanks between its token and
+        # the last error's, is an echo of it (the parser has not found its feet again).
+        adjacent = self.text[self.last_end:start].strip() == "" if start is not None else True
+        end = getattr(getattr(exc, "token", None), "end_pos", None)
+        self.last_end = max(self.last_end, end if end is not None else (start or 0) + 1)
+        if self.diagnostics and (diag.span.line == self.last_line or adjacent or exc_is_end(exc)):
+            return
         self.last_line = diag.span.line
         self.diagnostics.append(diag)
 
@@ -154,7 +171,9 @@ class _Recovery:
 
     def unexpected_token(self, exc: Any) -> Diagnostic:
         tok = exc.token
-        expected = set(exc.expected)
+        # lark's `expected` is the lookahead set of an LALR state before its reductions, which
+        # merges contexts (a string in a list or in a step); what the parser accepts is exact.
+        expected = set(exc.interactive_parser.accepts()) or set(exc.expected)
         found = describe_token(tok)
         message = f"expected {expected_words(expected)}, found {found}"
         hint = None
@@ -176,7 +195,7 @@ class _Recovery:
             hint = "an option name must be a single word"
         elif expected == {"PIPELINE"}:
             hint = "a spec is one `pipeline NAME { ... }`"
-        elif expected == {"<END-OF-FILE>"}:
+        elif expected in ({"$END"}, {"<END-OF-FILE>"}):
             hint = "everything belongs inside `pipeline NAME { ... }`"
         span = _span(self.file, tok.line, tok.column, tok.end_line, tok.end_column)
         return Diagnostic("E101", message, span, hint)

@@ -12,8 +12,8 @@ from __future__ import annotations
 import difflib
 import json
 import math
-from dataclasses import replace
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from lark import Token, Tree
@@ -88,8 +88,10 @@ class SpecTransformer:
         prefix = f"{context}'{key}': " if key else context
         self.problem(bad.code, prefix + bad.message, bad.span or span, bad.hint)
 
-    def make(self, cls: type, fields: dict, spans: dict, span: ir.Span, context: str) -> Any:
-        """cls(**fields), with pydantic's complaints turned into positioned diagnostics."""
+    def make(self, cls: type, fields: dict, spans: dict, span: ir.Span, context: str,
+             report_missing: bool = True) -> Any:
+        """cls(**fields), with pydantic's complaints turned into positioned diagnostics.
+        report_missing=False: a missing field is most likely the unknown key already reported."""
         try:
             return cls(**fields)
         except ValidationError as exc:
@@ -101,6 +103,8 @@ class SpecTransformer:
                 seen.add(key)
                 where = spans.get(key, span)
                 if err["type"] == "missing":
+                    if not report_missing:
+                        continue
                     self.problem("E351", f"{context}missing '{key}'", span, f"add `{key} = ...`")
                 elif err["type"] == "literal_error":
                     choices = literal_choices(cls.model_fields[key].annotation)
@@ -111,10 +115,11 @@ class SpecTransformer:
                     self.problem("E350", f"{context}'{key}': {err['msg']}", where)
             return None
 
-    def put(self, fields: dict, spans: dict, key: str, value: Any, v: Value, context: str) -> None:
+    def put(self, fields: dict, spans: dict, key: str, value: Any, v: Value, context: str,
+            key_span: ir.Span | None = None) -> None:
         if key in fields:
             first = spans.get(key)
-            self.problem("E251", f"{context}'{key}' is given twice", v.span,
+            self.problem("E251", f"{context}'{key}' is given twice", key_span or v.span,
                          f"first given at line {first.line}" if first else None)
             return
         fields[key] = value
@@ -367,13 +372,14 @@ class SpecTransformer:
         for key, found in rules.items():
             if found:
                 fields[key] = tuple(found)
-        if kind == "source" and "format" not in fields:
+        unknown_keys = any(p.code == "E250" for p in self.problems[self.step_mark:])
+        if kind == "source" and "format" not in fields and not unknown_keys:
             self.problem("E351", f"{context}missing what to read", spans["name"],
                          'add csv = "file.csv", parquet = "file.parquet" or sql = env("DB_URL")')
             self.name_step(context, fields["span"])
             return None
         fields["spans"] = spans
-        node = self.make(ir.STEP_KINDS[kind], fields, spans, spans["name"], context)
+        node = self.make(ir.STEP_KINDS[kind], fields, spans, spans["name"], context, not unknown_keys)
         self.name_step(context, fields["span"])
         return node
 
@@ -412,7 +418,7 @@ class SpecTransformer:
             return
         value = self.convert(converter, option.value, context, option.key)
         if value is not None:
-            self.put(fields, spans, key, value, option.value, context)
+            self.put(fields, spans, key, value, option.value, context, option.key_span)
 
     def step_block(self, kind: str, block: Block, fields: dict, spans: dict, context: str) -> None:
         if kind not in BLOCK_KINDS.get(block.key, STEP_KINDS) or block.key not in BLOCK_KINDS | BLOCK_OPTIONS:
