@@ -2,12 +2,41 @@
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from .. import ir
 from ..errors import Diagnostic
+
+
+def _ref_fields(cls: type[ir.Step]) -> tuple[str, ...]:
+    """The data-input fields of a step kind: those whose type admits a Ref (`after` aside)."""
+    import types
+    import typing
+
+    def kinds(annotation: Any) -> set:
+        if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+            return set().union(*(kinds(arg) for arg in typing.get_args(annotation)))
+        return {annotation}
+
+    return tuple(name for name, info in cls.model_fields.items() if ir.Ref in kinds(info.annotation))
+
+
+# Step.inputs() iterates every field through pydantic; on a 1000-step spec the passes call it
+# thousands of times, so each kind's Ref fields are found once here.
+REF_FIELDS: dict[type, tuple[str, ...]] = {cls: _ref_fields(cls) for cls in ir.STEP_KINDS.values()}
+
+
+def inputs_of(step: ir.Step) -> dict[str, ir.Ref]:
+    """Like `Step.inputs()`: the data inputs, keyed by field."""
+    values = step.__dict__
+    return {name: values[name] for name in REF_FIELDS[type(step)] if values[name] is not None}
+
+
+def refs_of(step: ir.Step) -> list[tuple[str, ir.Ref]]:
+    """Like `Step.refs()`: every reference, `after` included, as (field, ref)."""
+    return list(inputs_of(step).items()) + [("after", ref) for ref in step.after]
 
 
 @dataclass
@@ -25,19 +54,18 @@ class Index:
     def build(cls, pipeline: ir.Pipeline) -> Index:
         index = cls(pipeline)
         for i, step in enumerate(pipeline.steps):
-            index.steps.setdefault(step.name, step)
-            index.position.setdefault(step.name, i)
-            index.consumers.setdefault(step.name, [])
+            if step.name not in index.steps:
+                index.steps[step.name] = step
+                index.position[step.name] = i
+                index.consumers[step.name] = []
         for param in pipeline.params:
             index.params.setdefault(param.name, param)
         for step in pipeline.steps:
-            for fieldname, ref in step.refs():
-                if ref.step in index.consumers:
-                    index.consumers[ref.step].append((step, fieldname, ref))
+            for fieldname, ref in refs_of(step):
+                uses = index.consumers.get(ref.step)
+                if uses is not None:
+                    uses.append((step, fieldname, ref))
         return index
-
-    def producer(self, ref: ir.Ref) -> ir.Step | None:
-        return self.steps.get(ref.step)
 
     def port_type(self, ref: ir.Ref) -> str | None:
         """The PortType a resolved ref points at, or None if the step or port is unknown."""
@@ -56,6 +84,46 @@ def index(pipeline: ir.Pipeline) -> Index:
     if _last is None or _last[0] is not pipeline:
         _last = (pipeline, Index.build(pipeline))
     return _last[1]
+
+
+def _types_in(annotation: Any) -> set:
+    """Every class an annotation mentions, inside unions, tuples, dicts and Annotated too."""
+    import typing
+
+    args = typing.get_args(annotation)
+    found = {annotation} if isinstance(annotation, type) else set()
+    return found.union(*(_types_in(arg) for arg in args)) if args else found
+
+
+_LEAVES = (ir.Span, ir.Ref, ir.ParamRef, ir.EnvRef, ir.SecretRef)
+NODE_CLASSES = [cls for cls in vars(ir).values()
+                if isinstance(cls, type) and issubclass(cls, ir.Node) and cls not in _LEAVES]
+# Per node class, the fields that may hold option blocks or rules (Resources, Tune, CheckRule ...),
+# and those that may hold a ParamRef, found once from the annotations: walking every field of
+# every step through pydantic is the slowest part of checking a 1000-step spec otherwise.
+BLOCK_FIELDS: dict[type, tuple[str, ...]] = {
+    cls: tuple(name for name, info in cls.model_fields.items() if name not in ("span", "spans") and any(
+        issubclass(t, ir.Node) and not issubclass(t, _LEAVES) for t in _types_in(info.annotation)))
+    for cls in NODE_CLASSES}
+PARAM_FIELDS: dict[type, tuple[str, ...]] = {
+    cls: tuple(name for name, info in cls.model_fields.items() if ir.ParamRef in _types_in(info.annotation))
+    for cls in NODE_CLASSES}
+
+
+def option_nodes(step: ir.Step) -> list[ir.Node]:
+    """The step and every option block and rule nested in it (resources, tune, estimator, check
+    and gate rules, drift rules, serving ...)."""
+    out, todo = [], [step]
+    while todo:
+        node = todo.pop()
+        out.append(node)
+        for name in BLOCK_FIELDS[type(node)]:
+            value = node.__dict__[name]
+            if isinstance(value, tuple):
+                todo.extend(v for v in value if isinstance(v, ir.Node))
+            elif isinstance(value, ir.Node):
+                todo.append(value)
+    return out
 
 
 def span_of(node: Any, key: str | None = None) -> ir.Span | None:
@@ -80,22 +148,6 @@ def unknown(code: str, what: str, name: str, candidates: Iterable[str], span: ir
     if hint is None and candidates and len(candidates) <= 8:
         hint = "expected one of " + ", ".join(candidates)
     return Diagnostic(code, f"{context}unknown {what} '{name}'", span, hint)
-
-
-def walk(value: Any, path: str = "") -> Iterator[tuple[str, Any]]:
-    """Every (dotted path, value) inside an IR node, depth first; list items are `field.N`."""
-    if isinstance(value, ir.Node):
-        for name in type(value).model_fields:
-            if name in ("span", "spans"):
-                continue
-            yield from walk(getattr(value, name), f"{path}.{name}" if path else name)
-    elif isinstance(value, (list, tuple)):
-        for i, item in enumerate(value):
-            yield from walk(item, f"{path}.{i}")
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            yield from walk(item, f"{path}.{key}")
-    yield path, value
 
 
 def written(idx: Index, ref: ir.Ref) -> str:

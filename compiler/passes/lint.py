@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from .. import ir
 from ..errors import Diagnostic
-from .common import index, name_span, where, written
+from .common import index, name_span, refs_of, where, written
 
 
 def warn_unguarded_deploys(pipeline: ir.Pipeline) -> list[Diagnostic]:
@@ -28,7 +28,7 @@ def warn_unguarded_deploys(pipeline: ir.Pipeline) -> list[Diagnostic]:
 def _gate_upstream(idx, step: ir.Step) -> bool:
     seen, todo = {step.name}, [step]
     while todo:
-        for _, ref in todo.pop().refs():
+        for _, ref in refs_of(todo.pop()):
             producer = idx.steps.get(ref.step)
             if producer is None or producer.name in seen:
                 continue

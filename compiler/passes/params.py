@@ -13,7 +13,7 @@ from typing import Any
 
 from .. import ir
 from ..errors import Diagnostic
-from .common import index, unknown, where
+from .common import PARAM_FIELDS, index, option_nodes, unknown, where
 
 
 def value_fits(type_name: str, value: Any) -> bool:
@@ -53,16 +53,18 @@ def check_params(pipeline: ir.Pipeline) -> list[Diagnostic]:
     return diagnostics
 
 
-def _param_refs(node: ir.Node):
-    """(owning node, field name, ParamRef) for every ParamRef in `node`, nested nodes included."""
-    for name in type(node).model_fields:
-        value = getattr(node, name)
-        items = value.values() if isinstance(value, dict) else value if isinstance(value, tuple) else (value,)
-        for item in items:
-            if isinstance(item, ir.ParamRef):
-                yield node, name, item
-            elif isinstance(item, ir.Node) and not isinstance(item, (ir.Span, ir.Ref)):
-                yield from _param_refs(item)
+def _param_refs(step: ir.Step):
+    """(owning node, field name, ParamRef) for every ParamRef in `step`, nested nodes included."""
+    for owner in option_nodes(step):
+        for name in PARAM_FIELDS[type(owner)]:
+            value = owner.__dict__[name]
+            if isinstance(value, ir.ParamRef):
+                yield owner, name, value
+            elif isinstance(value, dict):       # estimator params: `C = params.c`, `alphas = [params.a, 1]`
+                for item in value.values():
+                    for member in item if isinstance(item, list) else (item,):
+                        if isinstance(member, ir.ParamRef):
+                            yield owner, name, member
 
 
 def _flatten(annotation: Any) -> set:

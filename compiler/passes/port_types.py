@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from .. import ir
 from ..errors import Diagnostic
-from .common import index, where, written
+from .common import index, inputs_of, where, written
 
 # What each Ref-typed field of each kind reads. `after` orders steps and accepts any output.
 EXPECTS: dict[str, dict[str, str]] = {
@@ -27,7 +27,7 @@ def check_port_types(pipeline: ir.Pipeline) -> list[Diagnostic]:
     idx = index(pipeline)
     diagnostics = []
     for step in pipeline.steps:
-        for fieldname, ref in step.inputs().items():
+        for fieldname, ref in inputs_of(step).items():
             expected = EXPECTS.get(step.KIND, {}).get(fieldname)
             got = idx.port_type(ref)
             if expected is None or got is None or got == expected:

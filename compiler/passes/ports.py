@@ -7,7 +7,7 @@ are; `after` refs to a split keep `None`, since `after` orders whole steps.
 from __future__ import annotations
 
 from .. import ir
-from .common import index
+from .common import index, inputs_of
 
 
 def fill_default_ports(pipeline: ir.Pipeline) -> ir.Pipeline:
@@ -21,8 +21,8 @@ def fill_default_ports(pipeline: ir.Pipeline) -> ir.Pipeline:
 
     steps = []
     for step in pipeline.steps:
-        update: dict = {name: filled(ref) for name, ref in step.inputs().items()}
-        if step.after:
+        update: dict = {name: filled(ref) for name, ref in inputs_of(step).items() if ref.port is None}
+        if any(ref.port is None for ref in step.after):
             update["after"] = tuple(filled(ref) for ref in step.after)
-        steps.append(step.model_copy(update=update))
+        steps.append(step.model_copy(update=update) if update else step)
     return pipeline.model_copy(update={"steps": tuple(steps)})

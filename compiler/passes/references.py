@@ -7,14 +7,14 @@ from __future__ import annotations
 
 from .. import ir
 from ..errors import Diagnostic
-from .common import index, unknown, where
+from .common import index, refs_of, unknown, where
 
 
 def check_references(pipeline: ir.Pipeline) -> list[Diagnostic]:
     idx = index(pipeline)
     diagnostics = []
     for step in pipeline.steps:
-        for fieldname, ref in step.refs():
+        for fieldname, ref in refs_of(step):
             producer = idx.steps.get(ref.step)
             if producer is None:
                 diagnostics.append(unknown("E203", "step", ref.step, idx.steps, ref.span or step.span,

@@ -12,7 +12,7 @@ from typing import Any
 
 from .. import ir
 from ..errors import Diagnostic
-from .common import Index, index, name_span, span_of, where
+from .common import NODE_CLASSES, Index, index, name_span, option_nodes, span_of, where
 
 # Kubernetes resource quantities: "512Mi", "4Gi", "1.5G", "1000".
 QUANTITY = re.compile(r"^\d+(\.\d+)?(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$")
@@ -36,37 +36,30 @@ RANGES: list[tuple[type, str, Callable[[Any], bool], str]] = [
     (ir.RowsRule, "value", lambda v: v >= 0, "must be 0 or more"),
     (ir.FairnessRule, "value", lambda v: 0 <= v <= 1, "must be a difference between 0 and 1"),
 ]
+# The same, per node class (a Split gets the Step rows too), so each node looks up only its own.
+RANGES_FOR: dict[type, list[tuple[str, Callable[[Any], bool], str]]] = {
+    cls: [(key, test, demand) for kind, key, test, demand in RANGES if issubclass(cls, kind)]
+    for cls in NODE_CLASSES}
 
 
 def check_values(pipeline: ir.Pipeline) -> list[Diagnostic]:
     idx = index(pipeline)
     diagnostics: list[Diagnostic] = []
     for step in pipeline.steps:
-        for node in _nodes(step):
-            for kind, key, test, demand in RANGES:
-                if isinstance(node, kind):
-                    value = _resolved(idx, getattr(node, key))
-                    if isinstance(value, (int, float)) and not isinstance(value, bool) and not test(value):
-                        label = "rows" if isinstance(node, ir.RowsRule) else f"'{key}'"
-                        diagnostics.append(Diagnostic(
-                            "E303", f"{where(step)}{label} {demand}, got {value:g}", span_of(node, key)))
-            if isinstance(node, (ir.Resources, ir.Serving)) and node.memory is not None \
-                    and not QUANTITY.match(node.memory):
+        for node in option_nodes(step):
+            for key, test, demand in RANGES_FOR[type(node)]:
+                value = _resolved(idx, node.__dict__[key])
+                if isinstance(value, (int, float)) and not isinstance(value, bool) and not test(value):
+                    label = "rows" if isinstance(node, ir.RowsRule) else f"'{key}'"
+                    diagnostics.append(Diagnostic(
+                        "E303", f"{where(step)}{label} {demand}, got {value:g}", span_of(node, key)))
+            memory = getattr(node, "memory", None) if isinstance(node, (ir.Resources, ir.Serving)) else None
+            if memory is not None and not QUANTITY.match(memory):
                 diagnostics.append(Diagnostic(
-                    "E305", f"{where(step)}memory {node.memory!r} is not a Kubernetes quantity",
+                    "E305", f"{where(step)}memory {memory!r} is not a Kubernetes quantity",
                     span_of(node, "memory"), 'write e.g. "512Mi" or "4Gi" (Mi, Gi are powers of 1024)'))
         diagnostics += _step_rules(idx, step)
     return diagnostics
-
-
-def _nodes(node: ir.Node):
-    """The node and every option block inside it (resources, tune, rules, serving ...)."""
-    yield node
-    for key in type(node).model_fields:
-        value = getattr(node, key)
-        for item in value if isinstance(value, tuple) else (value,):
-            if isinstance(item, ir.Node) and not isinstance(item, (ir.Span, ir.Ref, ir.ParamRef)):
-                yield from _nodes(item)
 
 
 def _resolved(idx: Index, value: Any) -> Any:
