@@ -4,8 +4,8 @@ Deploy. Input `model`: the train step's MLflow model folder. The folder is copie
 artifact store (artifact `model` of the deploy step's run) and that copy is registered, so that
 `models:/NAME@ALIAS` loads and serves from MLflow alone, whatever store (local, memory://, s3://)
 held the pipeline's artifacts. The version is tagged with the model's sha256, the pipeline run and
-the train step's MLflow run (found by the model's sha256, which the train stage tags its run with);
-the version's `run_id` is that train run.
+the train step's MLflow run (recorded by the train stage in the folder's MLmodel metadata); the
+version's `run_id` is that train run, to which the evaluate stage also logs its metrics.
 Re-deploying a model whose sha256 is already a version reuses that version instead of adding a
 duplicate. The alias moves to the version; its old holder keeps alias `previous`.
 Output `release`: a Report JSON {registry, version, alias, previous_version, model_sha256, ...}.
@@ -48,7 +48,7 @@ def deploy(step: ir.Deploy, inputs: dict[str, str], outputs: dict[str, str], ctx
         raise StepError("the model to deploy does not exist", expected="the train step's model folder",
                         found=model_uri)
     sha256 = artifacts.sha256_of(model_uri)
-    train_run_id = model_run_id(model_uri, sha256, ctx)
+    train_run_id = model_run_id(model_uri)
     client = tracking.client(ctx)
     version = _existing_version(client, step.registry, sha256)
     with tracking.step_run(ctx, step) as mlflow_run:
@@ -81,27 +81,18 @@ def deploy(step: ir.Deploy, inputs: dict[str, str], outputs: dict[str, str], ctx
                                                   "model_sha256", "model_uri")})
 
 
-def model_run_id(model_uri: str, sha256: str, ctx: RunContext) -> str | None:
-    """The MLflow run that trained the model: the `run_id` of its MLmodel file when MLflow wrote
-    one, else the train step run tagged with the model's sha256 (the train stage tags its run so),
-    preferring this pipeline run's, then the latest (a cached model was trained by an earlier run)."""
+def model_run_id(model_uri: str) -> str | None:
+    """The MLflow run that trained the model, as the train stage records it in the folder's
+    MLmodel metadata (`mlopsc.mlflow_run_id`); else MLflow's own `run_id` field, if any."""
     import yaml
-
-    from . import tracking
 
     fs, path = _fs(model_uri)
     mlmodel = f"{path.rstrip('/')}/MLmodel"
     if not fs.exists(mlmodel):
         raise StepError("the model folder is not an MLflow model", expected="an MLmodel file in it",
                         found=model_uri)
-    recorded = (yaml.safe_load(fs.cat_file(mlmodel)) or {}).get("run_id")
-    if recorded:
-        return recorded
-    runs = tracking.client(ctx).search_runs(
-        [tracking.configure(ctx)], order_by=["attributes.start_time DESC"], max_results=20,
-        filter_string=f"tags.`mlopsc.model_sha256` = '{sha256}' and tags.`mlopsc.kind` = 'train'")
-    same_run = [r for r in runs if r.data.tags.get("mlopsc.run_id") == ctx.run_id]
-    return (same_run or runs)[0].info.run_id if runs else None
+    meta = yaml.safe_load(fs.cat_file(mlmodel)) or {}
+    return ((meta.get("metadata") or {}).get("mlopsc") or {}).get("mlflow_run_id") or meta.get("run_id")
 
 
 def _existing_version(client: Any, name: str, sha256: str) -> Any:

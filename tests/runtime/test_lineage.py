@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from click.testing import CliRunner
@@ -10,10 +11,10 @@ from mlopsc.compiler import ir
 from mlopsc.runtime import artifacts, execute, lineage, registry, tracking
 from mlopsc.runtime.cli import lineage as lineage_command
 
-from release_fixtures import FEATURES, fit_model, metrics_doc, penguins, registry_name
+from release_fixtures import FEATURES, fit_model, penguins, registry_name
 
 
-def release_run(ctx, out, name: str, tmp_path) -> tuple[list[dict], dict]:
+def release_run(ctx, out, name: str) -> tuple[list[dict], dict]:
     """source -> split -> (model) -> metrics -> gate -> deploy, as a backend would run them."""
     source = ir.Source(name="penguins", format="csv", path="data/penguins.csv", filter="year < 2009")
     split = ir.Split(name="penguins_split", data=ir.Ref(step="penguins"), stratify="species", seed=7)
@@ -24,11 +25,10 @@ def release_run(ctx, out, name: str, tmp_path) -> tuple[list[dict], dict]:
                                                                       params={"max_depth": 3}))
     results.append(execute(train, {"data": out(split)["train"]}, out(train), ctx))
     model, model_sha = out(train)["model"], results[-1]["outputs"]["model"]["sha256"]
-    metrics = metrics_doc(f"{ctx.artifact_root}/species_eval/metrics.json", {"accuracy": 0.97, "f1_macro": 0.96})
-    document = artifacts.read_json(metrics) | {"model_sha256": model_sha}
-    artifacts.write_json(document, metrics)
-    results.append({"step": "species_eval", "kind": "evaluate", "status": "ok",
-                    "outputs": {"metrics": {"uri": metrics, "sha256": artifacts.sha256_of(metrics)}}})
+    evaluate = ir.Evaluate(name="species_eval", model=ir.Ref(step="species_model"),
+                           data=ir.Ref(step="penguins_split", port="test"), metrics=("accuracy", "f1_macro"))
+    results.append(execute(evaluate, {"model": model, "data": out(split)["test"]}, out(evaluate), ctx))
+    metrics = out(evaluate)["metrics"]
     gate = ir.Gate(name="release", metrics=ir.Ref(step="species_eval"), registry=name,
                    rules=(ir.ThresholdRule(metric="accuracy", op=">=", value=0.9),))
     results.append(execute(gate, {"metrics": metrics}, out(gate), ctx))
@@ -42,17 +42,19 @@ def release_run(ctx, out, name: str, tmp_path) -> tuple[list[dict], dict]:
 
 def test_record_names_the_datasets_and_reaches_mlflow_and_the_version(ctx, out, tmp_path):
     name = registry_name()
-    results, hashes = release_run(ctx, out, name, tmp_path)
+    results, hashes = release_run(ctx, out, name)
     record = lineage.record_run(ctx, results, {"backend": "local"})
     assert record["datasets"] == {"penguins.data": hashes["source"], "penguins_split.train": hashes["train"],
-                                  "penguins_split.test": hashes["test"]}
+                                  "penguins_split.test": hashes["test"],
+                                  "species_eval.predictions": results[3]["outputs"]["predictions"]["sha256"]}
     assert hashes["source"] == artifacts.dataset_sha256(
         artifacts.read_parquet(out(ir.Source(name="penguins", format="csv"))["data"]))
     assert record["models"]["species_model.model"]["sha256"] == hashes["model"]
     assert record["deployments"][0] | {"metrics": None} == {
         "step": "species_service", "registry": name, "version": "1", "alias": "champion",
         "previous_version": None, "model_sha256": hashes["model"], "metrics": None}
-    assert record["deployments"][0]["metrics"] == {"accuracy": 0.97, "f1_macro": 0.96}
+    evaluated = results[3]["metrics"]
+    assert record["deployments"][0]["metrics"] == evaluated and evaluated["accuracy"] > 0.9
     assert record["gates"]["release"]["verdict"] == "passed"
     assert record["git"]["commit"] and len(record["git"]["commit"]) == 40     # the spec is in this repo
     assert record["spec"]["sha256"] == "test" and record["program"] == {"backend": "local"}
@@ -67,7 +69,8 @@ def test_record_names_the_datasets_and_reaches_mlflow_and_the_version(ctx, out, 
     assert version.tags["mlopsc.dataset.penguins.data"] == hashes["source"]
     assert version.tags["mlopsc.lineage.run"] == ctx.parent_run_id
     # What a later gate compares with: the evaluate metrics recorded on the champion.
-    assert registry.version_metrics(client, version)["f1_macro"] == 0.96
+    assert registry.version_metrics(client, version)["f1_macro"] == evaluated["f1_macro"]
+    assert version.run_id == results[2]["mlflow_run_id"]
 
 
 def test_outside_git_the_commit_is_absent(tmp_path):
@@ -79,14 +82,15 @@ def test_outside_git_the_commit_is_absent(tmp_path):
 
 def test_lineage_command_prints_spec_and_data(ctx, out, tmp_path):
     name = registry_name()
-    results, hashes = release_run(ctx, out, name, tmp_path)
+    results, hashes = release_run(ctx, out, name)
     lineage.record_run(ctx, results)
     runner = CliRunner()
     shown = runner.invoke(lineage_command, [f"{name}@champion", "--tracking-uri", ctx.tracking_uri])
     assert shown.exit_code == 0, shown.output
     assert f"{name} version 1  (aliases: champion)" in shown.output
-    assert f"penguins_split.train  sha256 {hashes['train']}" in shown.output
-    assert "specs/penguins.mlops" in shown.output and "accuracy 0.9700" in shown.output
+    assert re.search(rf"penguins_split\.train +sha256 {hashes['train']}", shown.output)
+    accuracy = results[3]["metrics"]["accuracy"]
+    assert "specs/penguins.mlops" in shown.output and f"accuracy {accuracy:.4f}" in shown.output
     as_json = runner.invoke(lineage_command, [f"{name}/1", "--json", "--tracking-uri", ctx.tracking_uri])
     document = json.loads(as_json.output)
     assert document["lineage"]["datasets"]["penguins.data"] == hashes["source"]
