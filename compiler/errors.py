@@ -58,7 +58,8 @@ def render(diag: Diagnostic, source: str | None = None) -> str:
             if diag.span.end_line == diag.span.line and diag.span.end_col > diag.span.col:
                 width = diag.span.end_col - diag.span.col
             gutter = f"{diag.span.line:>4} | "
-            out.append(gutter + line)
+            # Tabs become one space each, so the caret stays under column `col` in any terminal.
+            out.append(gutter + line.replace("\t", " "))
             out.append(" " * (len(gutter) + diag.span.col - 1) + "^" * max(1, width))
     if diag.hint:
         out.append(f"  hint: {diag.hint}")

@@ -3,6 +3,8 @@ should, with the code, message, span and hint a user sees; each IR pass complete
 from __future__ import annotations
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from ir_builders import penguins, penguins_steps, ref, replace, span
 from mlopsc.compiler import ir
 from mlopsc.compiler.errors import SpecError
@@ -246,3 +248,49 @@ def test_passes_are_small_named_functions():
     for apply in PASSES:
         assert apply.__name__.split("_")[0] in ("check", "fill", "guard", "link", "add", "warn"), apply.__name__
         assert apply.__doc__ is None or apply.__module__.startswith("mlopsc.compiler.passes")
+
+
+# ---------------------------------------------------------------- robustness
+
+NAMES = ["penguins", "penguins_2009", "penguins_quality", "penguins_split", "species_model", "species_eval",
+         "release", "species_service", "species_drift", "nope"]
+PORTS = [None, "data", "train", "test", "model", "metrics", "predictions", "report", "decision", "x"]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_passes_never_crash_on_arbitrary_wiring(data):
+    """Rewire references at random (unknown steps, wrong ports, cycles, self references, missing
+    params): the front end must answer with diagnostics, never with an exception of its own."""
+    steps = penguins_steps()
+    for _ in range(data.draw(st.integers(1, 6))):
+        step = data.draw(st.sampled_from(steps))
+        fields = list(step.inputs()) + ["after"]
+        field = data.draw(st.sampled_from(fields))
+        target = ref(data.draw(st.sampled_from(NAMES)), data.draw(st.sampled_from(PORTS)))
+        value = (target,) if field == "after" else target
+        steps = replace(steps, step.name, **{field: value})
+    if data.draw(st.booleans()):
+        steps = replace(steps, "penguins_split", test_size=ir.ParamRef(name=data.draw(st.sampled_from(
+            ["test_size", "min_accuracy", "zz"]))))
+    if data.draw(st.booleans()):
+        steps = steps + [data.draw(st.sampled_from(steps))]        # a duplicate
+    try:
+        program = compile_pipeline(penguins(steps))
+    except SpecError as exc:
+        assert exc.diagnostics and any(d.is_error for d in exc.diagnostics)
+        return
+    program.graph.order()
+    program.graph.pipeline_steps()
+
+
+def test_shipped_estimator_list_matches_installed_sklearn():
+    """compiler/sklearn_estimators.json is generated; regenerate it after a scikit-learn upgrade
+    (`python -m mlopsc.compiler.estimators > compiler/sklearn_estimators.json`)."""
+    import json
+
+    from mlopsc.compiler import estimators
+
+    pytest.importorskip("sklearn")
+    shipped = json.loads(estimators.DATA_FILE.read_text())
+    assert shipped == estimators.generate(), "compiler/sklearn_estimators.json is stale: regenerate it"
