@@ -27,6 +27,7 @@ MULTILINE_BLOCKS = ("params", "types", "preprocessing")
 _STRING_OR_COMMENT = re.compile(r'"(?:[^"\\\n]|\\.)*"|#[^\n]*')
 
 Position = tuple[int, int]
+_END: Position = (10**9, 0)
 
 
 def format_spec(text: str, file: str = "<string>") -> str:
@@ -144,29 +145,27 @@ class _Printer:
             self.out.append("")
         self.blank_next = self.block_start = False
 
-    def comment_lines(self, before: Position, indent: int, after: Position = (0, 0)) -> None:
+    def comment_lines(self, before: Position, indent: int, after: Position = (0, 0), keep_gaps: bool = True) -> None:
         """Print, on their own lines, the comments not yet printed between `after` and `before`."""
         for i, (pos, text) in enumerate(self.comments):
             if pos >= before:
                 break
             if not self.done[i] and pos > after:
                 self.done[i] = True
-                self.gap(pos[0])
+                if keep_gaps:
+                    self.gap(pos[0])
+                    self.last_line = pos[0]
                 self.out.append(INDENT * indent + text)
-                self.last_line = pos[0]
 
-    def line(self, indent: int, text: str, first: Position, last: Position) -> None:
-        """One printed line for the source from `first` to `last`, with its comments."""
-        self.comment_lines(last, indent)
+    def line(self, indent: int, text: str, first: Position, last: Position, limit: Position) -> None:
+        """One printed line for the source from `first` to `last`, with its comments (those
+        before `first` above it, those after `last` on its source line, up to `limit`, after it)."""
+        self.comment_lines(first, indent)
         self.gap(first[0])
+        self.comment_lines(last, indent, keep_gaps=False)     # from inside the statement: above it
         self.out.append(INDENT * indent + text)
         self.last_line = last[0]
-        for i, (pos, comment) in enumerate(self.comments):
-            if pos[0] == last[0] and pos >= last and not self.done[i]:
-                self.done[i] = True
-                self.out[-1] += "  " + comment
-            elif pos[0] > last[0]:
-                break
+        self.line_end_comments(last, limit)
 
     def has_comment(self, first: Position, last: Position) -> bool:
         return any(first < pos < last and not done for (pos, _), done in zip(self.comments, self.done))
@@ -175,30 +174,32 @@ class _Printer:
         return len(INDENT * indent + text) <= LINE_WIDTH and not self.has_comment(first, last)
 
     def block(self, indent: int, header: str, entries: list, first: Position, brace: Position,
-              suffix: str = "") -> None:
+              limit: Position, suffix: str = "") -> None:
         """`header {`, the entries one per line, `}` + suffix."""
-        self.line(indent, header + " {", first, first)
+        self.line(indent, header + " {", first, first, start(entries[0]) if entries else brace)
         self.block_start = True
-        self.items(entries, indent + 1)
+        self.items(entries, indent + 1, brace)
         self.comment_lines(brace, indent + 1)
         self.block_start = False
         self.out.append(INDENT * indent + "}" + suffix)
         self.last_line = brace[0]
-        self.line_end_comments(brace)
+        self.line_end_comments(brace, limit)
 
-    def line_end_comments(self, after: Position) -> None:
+    def line_end_comments(self, after: Position, limit: Position) -> None:
+        """Comments on the line of `after`, past it and before `limit` (where the next statement
+        starts), go to the end of the line just printed."""
         for i, (pos, comment) in enumerate(self.comments):
-            if pos[0] == after[0] and pos > after and not self.done[i]:
+            if pos[0] == after[0] and after <= pos < limit and not self.done[i]:
                 self.done[i] = True
                 self.out[-1] += "  " + comment
 
     # ------------------------------------------------------------ statements
     def pipeline(self, tree: Tree) -> None:
-        self.block(0, f"pipeline {tree.children[1]}", tree.children[2:], start(tree), closing_brace(tree))
+        self.block(0, f"pipeline {tree.children[1]}", tree.children[2:], start(tree), closing_brace(tree), _END)
         self.block_start = False
-        self.comment_lines((10**9, 0), 0)
+        self.comment_lines(_END, 0)
 
-    def items(self, items: list, indent: int) -> None:
+    def items(self, items: list, indent: int, brace: Position) -> None:
         i = 0
         while i < len(items):
             item = items[i]
@@ -208,11 +209,11 @@ class _Printer:
                 while (i < len(items) and items[i].data == "option" and str(items[i].children[0]) in TUNE_KEYS):
                     options.append(items[i])
                     i += 1
-                self.tune(item, options, indent)
+                self.tune(item, options, indent, start(items[i]) if i < len(items) else brace)
             else:
-                self.statement(item, indent)
+                self.statement(item, indent, start(items[i]) if i < len(items) else brace)
 
-    def statement(self, node: Tree, indent: int) -> None:
+    def statement(self, node: Tree, indent: int, limit: Position) -> None:
         kind, parts = node.data, node.children
         first, last = start(node), end(node)
         if kind == "step":
@@ -220,30 +221,31 @@ class _Printer:
             header = " ".join(flat(p) for p in parts if not isinstance(p, Tree) or p.data == "dotted")
             items = [p for p in parts if isinstance(p, Tree) and p.data != "dotted"]
             if items or self.has_comment(first, last):
-                self.block(indent, header, items, first, closing_brace(node))
+                self.block(indent, header, items, first, closing_brace(node), limit)
             else:
-                self.line(indent, header + " {}", first, last)
+                self.line(indent, header + " {}", first, last, limit)
             self.blank_next = True
         elif kind == "block" and (str(parts[0]) in MULTILINE_BLOCKS or not self.fits(indent, flat(node), first, last)):
-            self.block(indent, str(parts[0]), parts[1:], first, closing_brace(node))
+            self.block(indent, str(parts[0]), parts[1:], first, closing_brace(node), limit)
         elif kind == "option" and parts[1].data == "constructor" and not self.fits(indent, flat(node), first, last):
             ctor = parts[1]
             header = f"{parts[0]} = {flat(ctor.children[0])}"
-            self.block(indent, header, ctor.children[1:], first, closing_brace(ctor))
+            self.block(indent, header, ctor.children[1:], first, closing_brace(ctor), limit)
         else:
-            self.line(indent, flat(node), first, last)
+            self.line(indent, flat(node), first, last, limit)
 
-    def tune(self, node: Tree, options: list[Tree], indent: int) -> None:
+    def tune(self, node: Tree, options: list[Tree], indent: int, limit: Position) -> None:
         """`tune grid { ... } cv = 5  metric = f1`: the options it owns stay on its closing line."""
         suffix = "".join("  " + flat(o) for o in options)
         first, last = start(node), end(options[-1]) if options else end(node)
         brace = closing_brace(node)
         # Comments between the `}` and the last option have no place of their own: above it.
         self.comment_lines(first, indent)
-        self.comment_lines(last, indent, after=brace)
+        self.gap(first[0])
+        self.comment_lines(last, indent, after=brace, keep_gaps=False)
         if self.fits(indent, flat(node) + suffix, first, last):
-            self.line(indent, flat(node) + suffix, first, last)
+            self.line(indent, flat(node) + suffix, first, last, limit)
         else:
-            self.block(indent, f"tune {node.children[1]}", node.children[2:], first, brace, suffix)
+            self.block(indent, f"tune {node.children[1]}", node.children[2:], first, brace, brace, suffix)
             self.last_line = last[0]
-            self.line_end_comments(last)
+            self.line_end_comments(last, limit)
