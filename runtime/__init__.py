@@ -18,4 +18,4 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from .core import RunContext, StepError, StepFailed, execute  # noqa: E402,F401
+from .core import RunContext, StepError, StepFailed, execute  # noqa: F401

@@ -24,7 +24,8 @@ import os
 import shutil
 import tempfile
 import uuid
-from typing import TYPE_CHECKING, Any, Iterator
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 from mlopsc.compiler import ir
 
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 
-def output_uris(base: str, step: "ir.Step | type[ir.Step]") -> dict[str, str]:
+def output_uris(base: str, step: ir.Step | type[ir.Step]) -> dict[str, str]:
     """The artifact URI of each output port of `step` under the step's folder `base`."""
     base = base.rstrip("/")
     return {port: f"{base}/{port}{ir.PORT_SUFFIX[ptype]}" for port, ptype in step.OUTPUTS.items()}
@@ -95,7 +96,7 @@ def sha256_of(uri: str) -> str:
 # ---------------------------------------------------------------- datasets
 
 
-def dataset_sha256(df: "pd.DataFrame") -> str:
+def dataset_sha256(df: pd.DataFrame) -> str:
     """Hash of a frame's content (names, dtypes, values, row order), independent of its index."""
     import pandas as pd
 
@@ -106,14 +107,14 @@ def dataset_sha256(df: "pd.DataFrame") -> str:
     return h.hexdigest()
 
 
-def _to_table(df: "pd.DataFrame"):
+def _to_table(df: pd.DataFrame):
     import pyarrow as pa
 
     # Column names must be strings in Parquet; the index is never data here.
     return pa.Table.from_pandas(df.rename(columns=str), preserve_index=False)
 
 
-def write_parquet(df: "pd.DataFrame", uri: str) -> str:
+def write_parquet(df: pd.DataFrame, uri: str) -> str:
     """Write a frame (without its index) atomically; returns its content hash."""
     import io
 
@@ -129,7 +130,7 @@ def write_parquet(df: "pd.DataFrame", uri: str) -> str:
     return digest
 
 
-def read_parquet(uri: str) -> "pd.DataFrame":
+def read_parquet(uri: str) -> pd.DataFrame:
     import pyarrow.parquet as pq
 
     fs, path = _fs(uri)

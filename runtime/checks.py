@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 EXAMPLES = 5   # failing values shown per expectation
 
 
-def _dtype_ok(kind: str, s: "pd.Series") -> bool:
+def _dtype_ok(kind: str, s: pd.Series) -> bool:
     import pandas as pd
     from pandas.api import types as t
 
@@ -88,16 +88,18 @@ def _column_checks(i: int, rule: ir.ColumnRule, pa: Any) -> tuple[dict[str, Any]
     if rule.unique:
         exps.append(_Expectation(f"rule{i}:unique", f"column {col} unique", rule, col))
     # A rule that does not say `not nullable` allows nulls; `nulls <= f` bounds their share.
-    kwargs = {"checks": checks, "nullable": rule.nullable is not False, "unique": rule.unique, "required": True}
+    kwargs = {"checks": checks, "nullable": rule.nullable is not False, "unique": rule.unique,
+              "required": True}
     return kwargs, exps
 
 
-def _frame_check(i: int, rule: Any, df: "pd.DataFrame", step: ir.Check, pa: Any) -> tuple[Any, _Expectation]:
+def _frame_check(i: int, rule: Any, df: pd.DataFrame, step: ir.Check, pa: Any) -> tuple[Any, _Expectation]:
     key = f"rule{i}:frame"
     if isinstance(rule, ir.RowsRule):
         ops = {">=": int.__ge__, ">": int.__gt__, "<=": int.__le__, "<": int.__lt__, "==": int.__eq__}
         op, n = ops[rule.op], int(rule.value)
-        return pa.Check(lambda d: op(len(d), n), error=key), _Expectation(key, f"rows {rule.op} {n}", rule, None)
+        exp = _Expectation(key, f"rows {rule.op} {n}", rule, None)
+        return pa.Check(lambda d: op(len(d), n), error=key), exp
     # An expression that cannot be evaluated is a mistake in the spec, not a data failure.
     try:
         probe = df.eval(rule.expression)
@@ -114,7 +116,7 @@ def _frame_check(i: int, rule: Any, df: "pd.DataFrame", step: ir.Check, pa: Any)
     return check, _Expectation(key, f"expect {rule.expression!r}", rule, None)
 
 
-def build_schema(step: ir.Check, df: "pd.DataFrame") -> tuple[Any, list[_Expectation]]:
+def build_schema(step: ir.Check, df: pd.DataFrame) -> tuple[Any, list[_Expectation]]:
     """The pandera DataFrameSchema of a check step and its expectations, in spec order."""
     import pandera.pandas as pa
 
@@ -155,7 +157,7 @@ def _json_value(value: Any) -> Any:
                                                           or value is None else str(value))
 
 
-def validate(step: ir.Check, df: "pd.DataFrame") -> list[dict[str, Any]]:
+def validate(step: ir.Check, df: pd.DataFrame) -> list[dict[str, Any]]:
     """Every expectation of the step with `passed`, `failures` and a few failing `examples`."""
     import pandas as pd
     import pandera.pandas as pa
@@ -190,7 +192,7 @@ def validate(step: ir.Check, df: "pd.DataFrame") -> list[dict[str, Any]]:
     return found
 
 
-def _whole_column_finding(exp: _Expectation, df: "pd.DataFrame") -> str:
+def _whole_column_finding(exp: _Expectation, df: pd.DataFrame) -> str:
     rule = exp.rule
     if isinstance(rule, ir.RowsRule):
         return f"{len(df)} rows"
@@ -220,5 +222,6 @@ def run(step: ir.Check, inputs: dict[str, str], outputs: dict[str, str], ctx: Ru
         lines = "\n".join(f"  - {e['expectation']}: {e['failures']} failing, e.g. "
                           + ", ".join(map(str, e["examples"])) for e in failed)
         raise StepFailed(f"data check failed: {len(failed)} of {len(expectations)} expectations\n{lines}",
-                         reason="check", result={**result, "status": "failed"}, step=step.name, span=step.span)
+                         reason="check", result={**result, "status": "failed"}, step=step.name,
+                         span=step.span)
     return result

@@ -36,7 +36,7 @@ class RunContext:
     params: dict[str, Any] = field(default_factory=dict)   # bound pipeline params
     spec_path: str = ""                     # the spec file; relative source paths resolve beside it
     spec_hash: str = ""
-    tracking_uri: str | None = None         # MLflow; None -> MLFLOW_TRACKING_URI or <spec dir>/.mlops/mlflow.db
+    tracking_uri: str | None = None         # None -> MLFLOW_TRACKING_URI or <spec dir>/.mlops/mlflow.db
     parent_run_id: str | None = None        # MLflow parent run of this pipeline run
     force_gate: bool = False
     forced_by: str | None = None            # who forced the gate (user name), recorded with the decision
@@ -46,7 +46,7 @@ class RunContext:
         return asdict(self)
 
     @classmethod
-    def from_any(cls, value: "RunContext | dict[str, Any]") -> "RunContext":
+    def from_any(cls, value: RunContext | dict[str, Any]) -> RunContext:
         return value if isinstance(value, RunContext) else cls(**value)
 
 
@@ -88,8 +88,8 @@ def step_result(step: ir.Step, outputs: dict[str, tuple[str, str]], status: str 
             "outputs": {port: {"uri": uri, "sha256": sha} for port, (uri, sha) in outputs.items()}, **extra}
 
 
-def execute(step: "ir.Step | dict | str", inputs: dict[str, str], outputs: dict[str, str],
-            context: "RunContext | dict[str, Any]") -> dict[str, Any]:
+def execute(step: ir.Step | dict | str, inputs: dict[str, str], outputs: dict[str, str],
+            context: RunContext | dict[str, Any]) -> dict[str, Any]:
     """Run one step. Returns its StepResult:
 
         {"step": name, "kind": kind, "status": "ok" | "warn",
@@ -122,23 +122,24 @@ def execute(step: "ir.Step | dict | str", inputs: dict[str, str], outputs: dict[
         exc.span = exc.span or node.span
         _discard(outputs)
         raise
-    except Exception as exc:  # noqa: BLE001 - the one place library errors become user errors
+    except Exception as exc:
         _discard(outputs)
         raise StepError(f"{type(exc).__name__}: {exc}", step=node.name, span=node.span) from exc
 
 
 def _discard(outputs: dict[str, str]) -> None:
     """Remove what a failed step wrote, so a rerun or a later step never reads it as valid."""
+    import contextlib
+
     from .artifacts import remove
 
     for uri in outputs.values():
-        try:
+        # Cleanup must not hide the step's own error (e.g. an unreachable bucket).
+        with contextlib.suppress(Exception):
             remove(uri)
-        except Exception:  # noqa: BLE001 - cleanup must not hide the step's own error
-            pass
 
 
-def require_columns(step: ir.Step, available: "list[str]", wanted: "tuple[str, ...] | list[str]", *,
+def require_columns(step: ir.Step, available: list[str], wanted: tuple[str, ...] | list[str], *,
                     role: str = "column", span: ir.Span | None = None) -> None:
     """StepError for the first of `wanted` not in `available`, with a did-you-mean."""
     import difflib

@@ -20,7 +20,8 @@ if TYPE_CHECKING:
 
 
 def _error(step: ir.Evaluate, message: str, field: str | None = None, **kw: Any) -> StepError:
-    return StepError(message, step=step.name, span=(step.spans.get(field) if field else None) or step.span, **kw)
+    span = (step.spans.get(field) if field else None) or step.span
+    return StepError(message, step=step.name, span=span, **kw)
 
 
 def model_info(step: ir.Evaluate, uri: str) -> dict[str, Any]:
@@ -32,7 +33,7 @@ def model_info(step: ir.Evaluate, uri: str) -> dict[str, Any]:
     return info
 
 
-def predict(step: ir.Evaluate, model: Any, info: dict[str, Any], df: "pd.DataFrame") -> "pd.DataFrame":
+def predict(step: ir.Evaluate, model: Any, info: dict[str, Any], df: pd.DataFrame) -> pd.DataFrame:
     """The data plus `y_true`, `y_pred` and, for classifiers with probabilities, `proba_<class>`."""
     target, features = info["target"], info["features"]
     require_columns(step, list(df.columns), [target], role="target column", span=step.spans.get("data"))
@@ -44,8 +45,8 @@ def predict(step: ir.Evaluate, model: Any, info: dict[str, Any], df: "pd.DataFra
     X = df[features]
     try:
         y_pred = model.predict(X)
-        proba = model.predict_proba(X) if info["task"] == "classification" and hasattr(model, "predict_proba") \
-            else None
+        has_proba = info["task"] == "classification" and hasattr(model, "predict_proba")
+        proba = model.predict_proba(X) if has_proba else None
     except Exception as exc:  # noqa: BLE001 - the data does not fit the model: the user's to fix
         raise _error(step, "the model cannot predict on this data", "data",
                      expected=f"the columns the model was trained on: {', '.join(features)}",
@@ -59,7 +60,7 @@ def predict(step: ir.Evaluate, model: Any, info: dict[str, Any], df: "pd.DataFra
     return out
 
 
-def score(step: ir.Evaluate, info: dict[str, Any], preds: "pd.DataFrame") -> dict[str, float]:
+def score(step: ir.Evaluate, info: dict[str, Any], preds: pd.DataFrame) -> dict[str, float]:
     from mlopsc.compiler.metrics import task_of
 
     classes = list(info.get("classes") or [])
@@ -75,12 +76,12 @@ def score(step: ir.Evaluate, info: dict[str, Any], preds: "pd.DataFrame") -> dic
         try:
             metrics[name] = compute(name, preds["y_true"], preds["y_pred"], proba, classes)
         except ValueError as exc:
-            raise StepError(f"metric {name} cannot be computed: {exc}", step=step.name, span=span or step.span,
-                            expected="a metric that fits the model and data", found=str(exc)) from None
+            raise StepError(f"metric {name} cannot be computed: {exc}", step=step.name,
+                            span=span or step.span, expected="a metric that fits the model and data", found=str(exc)) from None
     return metrics
 
 
-def figure(info: dict[str, Any], preds: "pd.DataFrame") -> tuple[str, Any]:
+def figure(info: dict[str, Any], preds: pd.DataFrame) -> tuple[str, Any]:
     """A confusion matrix (classification) or residuals against predictions (regression), drawn
     on a bare matplotlib Figure: no pyplot state, no display backend."""
     from matplotlib.figure import Figure
@@ -90,8 +91,8 @@ def figure(info: dict[str, Any], preds: "pd.DataFrame") -> tuple[str, Any]:
     if info["task"] == "classification":
         from sklearn.metrics import ConfusionMatrixDisplay
 
-        ConfusionMatrixDisplay.from_predictions(preds["y_true"], preds["y_pred"], labels=info.get("classes") or None,
-                                                ax=ax, colorbar=False)
+        ConfusionMatrixDisplay.from_predictions(preds["y_true"], preds["y_pred"],
+                                                labels=info.get("classes") or None, ax=ax, colorbar=False)
         ax.set_title("Confusion matrix")
         return "confusion_matrix.png", fig
     residuals = preds["y_true"] - preds["y_pred"]
@@ -103,7 +104,8 @@ def figure(info: dict[str, Any], preds: "pd.DataFrame") -> tuple[str, Any]:
     return "residuals.png", fig
 
 
-def run(step: ir.Evaluate, inputs: dict[str, str], outputs: dict[str, str], ctx: RunContext) -> dict[str, Any]:
+def run(step: ir.Evaluate, inputs: dict[str, str], outputs: dict[str, str],
+        ctx: RunContext) -> dict[str, Any]:
     info = model_info(step, inputs["model"])
     model = artifacts.load_model(inputs["model"])
     df = artifacts.read_parquet(inputs["data"])
@@ -133,6 +135,6 @@ def run(step: ir.Evaluate, inputs: dict[str, str], outputs: dict[str, str], ctx:
             for name, value in metrics.items():
                 client.log_metric(train_run, name, value)
     return step_result(step, {port: (outputs[port], hashes[port]) for port in ("metrics", "predictions")},
-                       metrics=metrics, task=info["task"], rows=len(df), model_sha256=document["model_sha256"],
-                       data_sha256=document["data_sha256"], mlflow_run_id=mlrun.info.run_id,
+                       metrics=metrics, task=info["task"], rows=len(df),
+                       model_sha256=document["model_sha256"], data_sha256=document["data_sha256"], mlflow_run_id=mlrun.info.run_id,
                        train_mlflow_run_id=info.get("mlflow_run_id"))

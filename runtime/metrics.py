@@ -9,7 +9,8 @@ Functions raise ValueError with a user-facing message when a metric does not fit
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 _AVERAGED = ("precision", "recall", "f1")
 NEEDS_PROBA = frozenset(["roc_auc", "roc_auc_ovr", "log_loss"])
@@ -31,9 +32,8 @@ def _binary_positive(metric: str, classes: Sequence[Any]) -> Any:
 
 def sklearn_scoring(metric: str, classes: Sequence[Any] = ()) -> Any:
     """The `scoring=` of a search for a vocabulary name: a scorer name or a scorer object."""
-    from sklearn.metrics import f1_score, make_scorer, precision_score, recall_score
-
     from mlopsc.compiler.metrics import sklearn_scorer
+    from sklearn.metrics import f1_score, make_scorer, precision_score, recall_score
 
     base, average = _split_average(metric)
     if base in _AVERAGED and average == "binary":

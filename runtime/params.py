@@ -56,12 +56,12 @@ def secret_env_name(ref: ir.SecretRef) -> str:
     return name
 
 
-def env_name(ref: "ir.EnvRef | ir.SecretRef") -> str:
+def env_name(ref: ir.EnvRef | ir.SecretRef) -> str:
     """The environment variable a reference reads."""
     return ref.name if isinstance(ref, ir.EnvRef) else secret_env_name(ref)
 
 
-def resolve_ref(ref: "ir.EnvRef | ir.SecretRef", step: ir.Step | None = None) -> str:
+def resolve_ref(ref: ir.EnvRef | ir.SecretRef, step: ir.Step | None = None) -> str:
     """The value of an env() / secret() reference in this process. Never log the result."""
     var = env_name(ref)
     value = os.environ.get(var)

@@ -23,6 +23,9 @@ TYPE_WORDS = {"int": "whole numbers", "float": "numbers", "str": "text", "bool":
               "category": "categories", "datetime": "dates or timestamps"}
 
 
+BOOL_WORDS = {"true": True, "false": False, "1": True, "0": False, "yes": True, "no": False}
+
+
 def _error(step: ir.Step, message: str, field: str | None = None, **kw: Any) -> StepError:
     return StepError(message, step=step.name, span=step.spans.get(field) if field else step.span, **kw)
 
@@ -36,7 +39,7 @@ def resolve_path(step: ir.Source, ctx: RunContext) -> str:
     return os.path.normpath(os.path.join(spec_dir, path))
 
 
-def _read_file(step: ir.Source, ctx: RunContext) -> "pd.DataFrame":
+def _read_file(step: ir.Source, ctx: RunContext) -> pd.DataFrame:
     import pandas as pd
 
     path = resolve_path(step, ctx)
@@ -56,7 +59,7 @@ def _read_file(step: ir.Source, ctx: RunContext) -> "pd.DataFrame":
                      expected=f"a valid {step.format} file", found=f"{type(exc).__name__}: {exc}") from None
 
 
-def _read_sql(step: ir.Source) -> "pd.DataFrame":
+def _read_sql(step: ir.Source) -> pd.DataFrame:
     import pandas as pd
     import sqlalchemy as sa
     from sqlalchemy.exc import SQLAlchemyError
@@ -71,7 +74,8 @@ def _read_sql(step: ir.Source) -> "pd.DataFrame":
     except SQLAlchemyError:
         # The value may be a password: say where it came from, never what it is.
         raise _error(step, "the connection is not an SQLAlchemy URL", "connection",
-                     expected="dialect+driver://user:password@host/database", found="a value that does not parse") from None
+                     expected="dialect+driver://user:password@host/database",
+                     found="a value that does not parse") from None
     shown = url.render_as_string(hide_password=True)
     if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:") \
             and not os.path.exists(url.database):
@@ -97,7 +101,7 @@ def _read_sql(step: ir.Source) -> "pd.DataFrame":
                      expected="a reachable database that answers the query", found=detail) from None
 
 
-def _apply_filter(step: ir.Source, df: "pd.DataFrame") -> "pd.DataFrame":
+def _apply_filter(step: ir.Source, df: pd.DataFrame) -> pd.DataFrame:
     try:
         return df.query(step.filter)
     except Exception as exc:  # noqa: BLE001 - pandas raises many types for a bad expression
@@ -106,7 +110,7 @@ def _apply_filter(step: ir.Source, df: "pd.DataFrame") -> "pd.DataFrame":
                      found=f"{type(exc).__name__}: {exc}") from None
 
 
-def _coerce(step: ir.Source, df: "pd.DataFrame") -> "pd.DataFrame":
+def _coerce(step: ir.Source, df: pd.DataFrame) -> pd.DataFrame:
     import pandas as pd
 
     require_columns(step, list(df.columns), list(step.types), role="typed column",
@@ -123,9 +127,8 @@ def _coerce(step: ir.Source, df: "pd.DataFrame") -> "pd.DataFrame":
             elif wanted == "datetime":
                 converted = pd.to_datetime(col, errors="coerce")
             elif wanted == "bool":
-                words = {"true": True, "false": False, "1": True, "0": False, "yes": True, "no": False}
                 converted = col.map(lambda v: v if isinstance(v, bool) or pd.isna(v)
-                                    else words.get(str(v).strip().lower())).astype("boolean")
+                                    else BOOL_WORDS.get(str(v).strip().lower())).astype("boolean")
             elif wanted == "category":
                 converted = col.astype("category")
             else:
@@ -136,13 +139,13 @@ def _coerce(step: ir.Source, df: "pd.DataFrame") -> "pd.DataFrame":
         bad = col[converted.isna() & col.notna()]
         if len(bad):
             sample = ", ".join(repr(v) for v in bad.unique()[:5])
-            raise _error(step, f"column {column!r} cannot be read as {wanted}: {len(bad)} value(s) do not convert",
-                         "types", expected=TYPE_WORDS[wanted], found=sample)
+            raise _error(step, f"column {column!r} cannot be read as {wanted}: "
+                         f"{len(bad)} value(s) do not convert", "types", expected=TYPE_WORDS[wanted], found=sample)
         df[column] = converted
     return df
 
 
-def load(step: ir.Source, ctx: RunContext) -> "pd.DataFrame":
+def load(step: ir.Source, ctx: RunContext) -> pd.DataFrame:
     """The source's data after filter, column selection and coercion (nothing written)."""
     df = _read_sql(step) if step.format == "sql" else _read_file(step, ctx)
     origin = f"table {step.table}" if step.table else ("the query" if step.query else step.path)

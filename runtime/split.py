@@ -36,7 +36,7 @@ def _test_rows(step: ir.Split, n: int) -> int:
     return test
 
 
-def _by_time(step: ir.Split, df: "pd.DataFrame") -> tuple["pd.DataFrame", "pd.DataFrame"]:
+def _by_time(step: ir.Split, df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     column = step.time_column
     require_columns(step, list(df.columns), [column], role="time column", span=step.spans.get("time_column"))
     missing = int(df[column].isna().sum())
@@ -48,7 +48,7 @@ def _by_time(step: ir.Split, df: "pd.DataFrame") -> tuple["pd.DataFrame", "pd.Da
     return ordered.iloc[:-test], ordered.iloc[-test:]
 
 
-def _random(step: ir.Split, df: "pd.DataFrame") -> tuple["pd.DataFrame", "pd.DataFrame"]:
+def _random(step: ir.Split, df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     from sklearn.model_selection import train_test_split
 
     test = _test_rows(step, len(df))
@@ -65,8 +65,8 @@ def _random(step: ir.Split, df: "pd.DataFrame") -> tuple["pd.DataFrame", "pd.Dat
         counts = labels.value_counts()
         single = [str(c) for c, k in counts.items() if k < 2]
         if single:
-            raise _error(step, f"cannot stratify on {column!r}: class(es) {', '.join(single)} have a single row",
-                         "stratify", expected="at least 2 rows per class",
+            raise _error(step, f"cannot stratify on {column!r}: class(es) {', '.join(single)} "
+                         "have a single row", "stratify", expected="at least 2 rows per class",
                          found=", ".join(f"{c}: {counts[c]}" for c in counts.index if str(c) in single))
         if test < len(counts) or len(df) - test < len(counts):
             raise _error(step, f"cannot stratify {len(df)} rows into {len(counts)} classes with test_size "

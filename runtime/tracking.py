@@ -15,7 +15,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from typing import TYPE_CHECKING, Any, Iterator
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 from mlopsc.compiler import ir
 
@@ -26,7 +27,7 @@ STATUS = {"ok": "FINISHED", "warn": "FINISHED", "failed": "FAILED", "interrupted
           "FINISHED": "FINISHED", "FAILED": "FAILED", "KILLED": "KILLED"}
 
 
-def tracking_uri(ctx: "RunContext") -> str:
+def tracking_uri(ctx: RunContext) -> str:
     if ctx.tracking_uri:
         return ctx.tracking_uri
     if os.environ.get("MLFLOW_TRACKING_URI"):
@@ -63,7 +64,7 @@ def _artifact_location(uri: str, experiment: str) -> str | None:
     return "file://" + os.path.join(db_dir, "mlartifacts", experiment)
 
 
-def configure(ctx: "RunContext") -> str:
+def configure(ctx: RunContext) -> str:
     """Point MLflow at the run's store and return the pipeline experiment's id (created once)."""
     _quiet()
     uri = tracking_uri(ctx)
@@ -93,7 +94,7 @@ def _experiment_id(mlflow: Any, uri: str, name: str) -> str:
         return found.experiment_id
 
 
-def client(ctx: "RunContext") -> Any:
+def client(ctx: RunContext) -> Any:
     """An MlflowClient on the run's tracking and registry URI."""
     import mlflow
 
@@ -102,11 +103,11 @@ def client(ctx: "RunContext") -> Any:
     return mlflow.MlflowClient(uri, registry_uri=uri)
 
 
-def _run_tags(ctx: "RunContext") -> dict[str, str]:
+def _run_tags(ctx: RunContext) -> dict[str, str]:
     return {"mlopsc.pipeline": ctx.pipeline, "mlopsc.run_id": ctx.run_id, "mlopsc.spec_hash": ctx.spec_hash}
 
 
-def start_pipeline_run(ctx: "RunContext") -> str:
+def start_pipeline_run(ctx: RunContext) -> str:
     """Open the pipeline run's parent MLflow run (params logged) and return its id. The caller
     stores it in `ctx.parent_run_id` and passes the context to every step."""
     experiment_id = configure(ctx)
@@ -117,14 +118,14 @@ def start_pipeline_run(ctx: "RunContext") -> str:
     return run.info.run_id
 
 
-def end_pipeline_run(ctx: "RunContext", status: str = "ok") -> None:
+def end_pipeline_run(ctx: RunContext, status: str = "ok") -> None:
     """Close the parent run: status "ok" | "warn" | "failed" | "interrupted" (or MLflow's own)."""
     if ctx.parent_run_id:
         client(ctx).set_terminated(ctx.parent_run_id, STATUS.get(status, "FAILED"))
 
 
 @contextlib.contextmanager
-def step_run(ctx: "RunContext", step: ir.Step) -> Iterator[Any]:
+def step_run(ctx: RunContext, step: ir.Step) -> Iterator[Any]:
     """The step's MLflow run, active for the fluent `mlflow.log_*` calls inside the block: nested
     under `ctx.parent_run_id` when there is one, a plain run otherwise. Ends FAILED on an error."""
     experiment_id = configure(ctx)
@@ -139,7 +140,8 @@ def step_run(ctx: "RunContext", step: ir.Step) -> Iterator[Any]:
         yield run
 
 
-def log_dataset(df: Any, uri: str, *, name: str, digest: str, context: str, targets: str | None = None) -> None:
+def log_dataset(df: Any, uri: str, *, name: str, digest: str, context: str,
+                targets: str | None = None) -> None:
     """`mlflow.log_input` of a Dataset artifact in the active run. MLflow keeps at most 36
     characters of a digest, so the first 16 hex digits go there and the full sha256 into the
     input's tags (`mlopsc.sha256`) for lineage."""

@@ -26,8 +26,8 @@ MAX_WARNINGS = 5   # distinct fit warnings kept in the result
 
 def _error(step: ir.Train, message: str, field: str | None = None, *, span: ir.Span | None = None,
            **kw: Any) -> StepError:
-    return StepError(message, step=step.name, span=span or (step.spans.get(field) if field else None) or step.span,
-                     **kw)
+    span = span or (step.spans.get(field) if field else None) or step.span
+    return StepError(message, step=step.name, span=span, **kw)
 
 
 # ---------------------------------------------------------------- estimator
@@ -50,8 +50,8 @@ def estimator_class(step: ir.Train) -> type:
         from mlopsc.compiler.estimators import sklearn_estimators
 
         close = difflib.get_close_matches(name, list(sklearn_estimators()), n=1)
-        raise _error(step, f"estimator {name} cannot be imported" + (f" (did you mean {close[0]}?)" if close else ""),
-                     span=span, expected="an importable class, e.g. sklearn.ensemble.RandomForestClassifier",
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        raise _error(step, f"estimator {name} cannot be imported{hint}", span=span, expected="an importable class, e.g. sklearn.ensemble.RandomForestClassifier",
                      found=name)
     if not (isinstance(cls, type) and issubclass(cls, BaseEstimator)):
         # e.g. `estimator = os.system`: importable, but no estimator
@@ -83,7 +83,8 @@ def make_estimator(step: ir.Train, cls: type) -> Any:
 def infer_task(step: ir.Train, estimator: Any) -> str:
     from sklearn.base import is_classifier, is_regressor
 
-    kind = "classification" if is_classifier(estimator) else ("regression" if is_regressor(estimator) else None)
+    kind = "classification" if is_classifier(estimator) else None
+    kind = kind or ("regression" if is_regressor(estimator) else None)
     if step.task and kind and step.task != kind:
         raise _error(step, f"{step.estimator.name} is a {kind} estimator but task = {step.task}", "task",
                      expected=f"a {step.task} estimator", found=f"a {kind} estimator")
@@ -96,12 +97,14 @@ def infer_task(step: ir.Train, estimator: Any) -> str:
 # ---------------------------------------------------------------- data
 
 
-def features_and_target(step: ir.Train, df: "pd.DataFrame", task: str) -> tuple["pd.DataFrame", "pd.Series"]:
+def features_and_target(step: ir.Train, df: pd.DataFrame, task: str) -> tuple[pd.DataFrame, pd.Series]:
     from pandas.api import types as t
     from sklearn.utils.multiclass import type_of_target
 
-    require_columns(step, list(df.columns), [step.target], role="target column", span=step.spans.get("target"))
-    features = list(step.features) if step.features is not None else [c for c in df.columns if c != step.target]
+    require_columns(step, list(df.columns), [step.target], role="target column",
+                    span=step.spans.get("target"))
+    features = list(step.features) if step.features is not None else [
+        c for c in df.columns if c != step.target]
     require_columns(step, list(df.columns), features, role="feature", span=step.spans.get("features"))
     if step.target in features:
         raise _error(step, f"the target {step.target!r} is also a feature", "features",
@@ -119,8 +122,8 @@ def features_and_target(step: ir.Train, df: "pd.DataFrame", task: str) -> tuple[
     if task == "classification":
         kind = type_of_target(y)
         if kind == "continuous":
-            raise _error(step, f"the target {step.target!r} holds continuous numbers; a classifier needs labels",
-                         "target", expected="class labels (text or whole numbers)", found=f"dtype {y.dtype}")
+            raise _error(step, f"the target {step.target!r} holds continuous numbers; a classifier "
+                         "needs labels", "target", expected="class labels (text or whole numbers)", found=f"dtype {y.dtype}")
         if y.nunique() < 2:
             raise _error(step, f"the target {step.target!r} has a single class: {y.iloc[0]!r}", "target",
                          expected="at least two classes", found=f"{y.nunique()} class")
@@ -130,7 +133,7 @@ def features_and_target(step: ir.Train, df: "pd.DataFrame", task: str) -> tuple[
     return df[features], y
 
 
-def column_kinds(step: ir.Train, X: "pd.DataFrame") -> tuple[list[str], list[str]]:
+def column_kinds(step: ir.Train, X: pd.DataFrame) -> tuple[list[str], list[str]]:
     """(numeric, categorical) features: forced by `preprocessing`, else by dtype."""
     import pandas as pd
     from pandas.api import types as t
@@ -154,8 +157,8 @@ def column_kinds(step: ir.Train, X: "pd.DataFrame") -> tuple[list[str], list[str
         elif t.is_string_dtype(s) or isinstance(s.dtype, pd.CategoricalDtype) or s.dtype == object:
             categorical.append(col)
         else:
-            raise _error(step, f"feature {col!r} has dtype {s.dtype}, which the model cannot take", "features",
-                         expected="numbers, booleans, text or categories (derive numbers from dates first)",
+            raise _error(step, f"feature {col!r} has dtype {s.dtype}, which the model cannot take",
+                         "features", expected="numbers, booleans, text or categories (derive numbers from dates first)",
                          found=f"dtype {s.dtype}")
     return numeric, categorical
 
@@ -187,7 +190,7 @@ def build_preprocessor(step: ir.Train, numeric: list[str], categorical: list[str
 # ---------------------------------------------------------------- tuning
 
 
-def scoring(step: ir.Train, task: str, y: "pd.Series") -> str | None:
+def scoring(step: ir.Train, task: str, y: pd.Series) -> str | None:
     from mlopsc.compiler.metrics import task_of
 
     from .metrics import sklearn_scoring
@@ -196,8 +199,8 @@ def scoring(step: ir.Train, task: str, y: "pd.Series") -> str | None:
     if metric is None:
         return None
     if task_of(metric) != task:
-        raise _error(step, f"metric {metric} does not apply to {task}", span=step.tune.spans.get("metric") or step.tune.span,
-                     expected=f"a {task} metric", found=f"a {task_of(metric) or 'unknown'} metric")
+        raise _error(step, f"metric {metric} does not apply to {task}",
+                     span=step.tune.spans.get("metric") or step.tune.span, expected=f"a {task} metric", found=f"a {task_of(metric) or 'unknown'} metric")
     try:
         import numpy as np
 
@@ -207,8 +210,14 @@ def scoring(step: ir.Train, task: str, y: "pd.Series") -> str | None:
                      expected="a metric that fits the target", found=metric) from None
 
 
-def make_search(step: ir.Train, pipeline: Any, task: str, y: "pd.Series") -> Any:
-    from sklearn.model_selection import GridSearchCV, KFold, ParameterGrid, RandomizedSearchCV, StratifiedKFold
+def make_search(step: ir.Train, pipeline: Any, task: str, y: pd.Series) -> Any:
+    from sklearn.model_selection import (
+        GridSearchCV,
+        KFold,
+        ParameterGrid,
+        RandomizedSearchCV,
+        StratifiedKFold,
+    )
 
     tune = step.tune
     accepted = pipeline.named_steps["estimator"].get_params()
@@ -222,8 +231,8 @@ def make_search(step: ir.Train, pipeline: Any, task: str, y: "pd.Series") -> Any
         smallest = y.value_counts().min()
         if smallest < tune.cv:
             raise _error(step, f"cv = {tune.cv} folds but the smallest class has {smallest} row(s)",
-                         span=tune.spans.get("cv") or tune.span, expected=f"at least {tune.cv} rows per class",
-                         found=f"{y.value_counts().idxmin()!r}: {smallest} rows")
+                         span=tune.spans.get("cv") or tune.span,
+                         expected=f"at least {tune.cv} rows per class", found=f"{y.value_counts().idxmin()!r}: {smallest} rows")
         folds = StratifiedKFold(n_splits=tune.cv, shuffle=True, random_state=tune.seed)
     else:
         folds = KFold(n_splits=tune.cv, shuffle=True, random_state=tune.seed)
@@ -243,14 +252,19 @@ def cv_summary(search: Any, step: ir.Train) -> dict[str, Any]:
     i = search.best_index_
     folds = [sign * float(search.cv_results_[f"split{k}_test_score"][i]) for k in range(search.n_splits_)]
     best = {k.removeprefix("estimator__"): v for k, v in search.best_params_.items()}
-    return {"best_params": best, "cv_metric": step.tune.metric or "default score", "cv_score": sign * float(search.best_score_),
-            "cv_scores": folds, "candidates": len(search.cv_results_["params"])}
+    return {"best_params": best, "cv_metric": step.tune.metric or "default score",
+            "cv_score": sign * float(search.best_score_), "cv_scores": folds, "candidates": len(search.cv_results_["params"])}
 
 
 # ---------------------------------------------------------------- run
 
 
-def fit(step: ir.Train, model: Any, X: "pd.DataFrame", y: "pd.Series") -> list[str]:
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else ""
+
+
+def fit(step: ir.Train, model: Any, X: pd.DataFrame, y: pd.Series) -> list[str]:
     """Fit in place; returns the distinct warnings raised while fitting (e.g. convergence)."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -261,8 +275,7 @@ def fit(step: ir.Train, model: Any, X: "pd.DataFrame", y: "pd.Series") -> list[s
         except Exception as exc:  # noqa: BLE001 - any estimator failure is the user's to fix
             raise _error(step, f"fitting {step.estimator.name} failed", span=step.estimator.span,
                          expected="an estimator and params that fit this data",
-                         found=f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
-                         ) from None
+                         found=f"{type(exc).__name__}: {_first_line(exc)}") from None
     return list(dict.fromkeys(str(w.message).splitlines()[0] for w in caught))[:MAX_WARNINGS]
 
 
@@ -278,7 +291,8 @@ def run(step: ir.Train, inputs: dict[str, str], outputs: dict[str, str], ctx: Ru
     # Numbers as float: the signature then declares double, so a served request with a missing
     # value in a column that happened to be whole in training is still valid.
     X = X.astype({c: "float64" for c in numeric})
-    pipeline = Pipeline([("preprocess", build_preprocessor(step, numeric, categorical)), ("estimator", estimator)])
+    preprocess = build_preprocessor(step, numeric, categorical)
+    pipeline = Pipeline([("preprocess", preprocess), ("estimator", estimator)])
     search = make_search(step, pipeline, task, y) if step.tune else None
     fit_warnings = fit(step, search or pipeline, X, y)
     model = search.best_estimator_ if search else pipeline
@@ -314,16 +328,16 @@ def run(step: ir.Train, inputs: dict[str, str], outputs: dict[str, str], ctx: Ru
             mlflow.log_metric("cv_score", summary["cv_score"])
             for k, score in enumerate(summary["cv_scores"]):
                 mlflow.log_metric("cv_fold_score", score, step=k)
-        tracking.log_dataset(df[[*X.columns, step.target]], inputs["data"], name=str(step.data), digest=data_sha,
-                             context="training", targets=step.target)
+        tracking.log_dataset(df[[*X.columns, step.target]], inputs["data"], name=str(step.data),
+                             digest=data_sha, context="training", targets=step.target)
         mlflow.set_tags({"mlopsc.data_sha256": data_sha, "mlopsc.model_sha256": model_sha})
         with artifacts.trusted_model_loading():   # MLflow reloads the model to validate the example
             info = mlflow.sklearn.log_model(
                 model, name="model", signature=signature, input_example=example, metadata=metadata,
                 serialization_format="skops", skops_trusted_types=trusted,
                 pip_requirements=artifacts.pip_requirements())
-    return step_result(step, {"model": (outputs["model"], model_sha)}, task=task, estimator=step.estimator.name,
-                       params=params, target=step.target, features=[str(c) for c in X.columns],
+    return step_result(step, {"model": (outputs["model"], model_sha)}, task=task,
+                       estimator=step.estimator.name, params=params, target=step.target, features=[str(c) for c in X.columns],
                        numeric=numeric, categorical=categorical, classes=classes, rows=len(X),
                        data_sha256=data_sha, mlflow_run_id=mlrun.info.run_id, model_uri=info.model_uri,
                        model_id=getattr(info, "model_id", None), warnings=fit_warnings, **summary)

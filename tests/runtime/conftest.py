@@ -5,7 +5,6 @@ import uuid
 from pathlib import Path
 
 import pytest
-
 from mlopsc.runtime import RunContext
 
 REPO = Path(__file__).resolve().parents[2]
@@ -71,7 +70,6 @@ FEATURES = ("bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g
 def penguins_split(session_ctx, penguins_csv) -> dict[str, str]:
     """The example's stratified split, as artifact URIs {"train", "test"}."""
     import pandas as pd
-
     from mlopsc.compiler import ir
     from mlopsc.runtime import artifacts, execute
 

@@ -5,7 +5,6 @@ import uuid
 
 import pandas as pd
 import pytest
-
 from mlopsc.compiler import ir
 from mlopsc.runtime import artifacts
 

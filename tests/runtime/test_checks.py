@@ -1,9 +1,7 @@
 """Check stage with pandera on the penguins example: stop, warn, and the report's contents."""
 from __future__ import annotations
 
-import pandas as pd
 import pytest
-
 from mlopsc.compiler import ir
 from mlopsc.runtime import StepError, StepFailed, artifacts, execute
 

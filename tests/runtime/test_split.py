@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import pytest
-
 from mlopsc.compiler import ir
 from mlopsc.runtime import StepError, artifacts, execute
 
