@@ -6,6 +6,8 @@
 """
 from __future__ import annotations
 
+import difflib
+
 from .. import ir
 from ..errors import Diagnostic
 from .common import index, name_span, refs_of, where, written
@@ -41,9 +43,12 @@ def _gate_upstream(idx, step: ir.Step) -> bool:
 
 def warn_unused_sources(pipeline: ir.Pipeline) -> list[Diagnostic]:
     idx = index(pipeline)
+    # A source read only through a misspelt reference already has an error pointing at it.
+    misspelt = {ref.step for step in pipeline.steps for _, ref in refs_of(step) if ref.step not in idx.steps}
     return [Diagnostic("W402", f"nothing reads source '{step.name}'", name_span(step),
                        "remove it, or use it in a step", severity="warning")
-            for step in pipeline.steps if isinstance(step, ir.Source) and not idx.consumers.get(step.name)]
+            for step in pipeline.steps if isinstance(step, ir.Source) and not idx.consumers.get(step.name)
+            and not difflib.get_close_matches(step.name, misspelt, n=1, cutoff=0.6)]
 
 
 def warn_idle_checks(pipeline: ir.Pipeline) -> list[Diagnostic]:
