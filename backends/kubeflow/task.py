@@ -5,7 +5,7 @@ context here, and this module does the rest with `mlopsc.runtime`:
 
 - kfp hands a component local paths (`artifact.path`) without file suffixes or sidecars; the
   runtime reads and writes `{base}/{port}{suffix}` with a `.sha256` sidecar beside it. Inputs are
-  linked into a scratch folder under their runtime names (sidecar from the producer's artifact
+  copied into a scratch folder under their runtime names (sidecar from the producer's artifact
   metadata), the runtime writes its outputs there, and each output is moved onto its kfp path with
   its sha256 in `artifact.metadata["sha256"]` (KFP records artifact metadata; a sidecar file would
   not be uploaded).
@@ -33,14 +33,16 @@ IN_CLUSTER_HOST = "http://ml-pipeline.kubeflow.svc.cluster.local:8888"
 
 
 def start_run(pipeline: dict[str, str], params: dict[str, Any], spec_dir: str, tracking_uri: str,
-              run_id: str) -> str:
-    """Open the run's MLflow parent run; return the RunContext (JSON) every step receives."""
+              force_gate: bool, run_id: str) -> str:
+    """Open the run's MLflow parent run; return the RunContext (JSON) every step receives.
+    A forced gate is recorded as forced by this KFP run (the pod does not know who started it)."""
     from mlopsc.runtime import RunContext
     from mlopsc.runtime.tracking import start_pipeline_run
 
     ctx = RunContext(pipeline=pipeline["name"], run_id=run_id, params=dict(params),
                      spec_path=os.path.join(spec_dir, pipeline["spec_file"]), spec_hash=pipeline["spec_hash"],
-                     tracking_uri=tracking_uri or None)
+                     tracking_uri=tracking_uri or None, force_gate=bool(force_gate),
+                     forced_by=f"kubeflow run {run_id}" if force_gate else None)
     ctx.parent_run_id = _guard("start", lambda: start_pipeline_run(ctx), doing="open the MLflow run")
     return json.dumps(ctx.to_dict(), sort_keys=True)
 
@@ -149,10 +151,15 @@ def request_retrain(result: str, package_path: str, pipeline: str, host: str, ex
 
 
 def _stage_input(artifact: Any, base: str) -> str:
-    """Link a kfp input under the name the runtime reads; its producer's sha256 as the sidecar."""
+    """Copy a kfp input under the name the runtime reads; its producer's sha256 as the sidecar.
+    A copy, not a symlink: MLflow refuses to log artifacts that resolve outside its store, and
+    a step must never be able to change its producer's output."""
     staged = base + SUFFIX.get(type(artifact).schema_title, "")
     os.makedirs(os.path.dirname(staged), exist_ok=True)
-    os.symlink(os.path.abspath(artifact.path), staged)
+    if os.path.isdir(artifact.path):
+        shutil.copytree(artifact.path, staged)
+    else:
+        shutil.copyfile(artifact.path, staged)
     digest = (artifact.metadata or {}).get("sha256")
     if digest:
         with open(f"{staged}.sha256", "w", encoding="utf-8") as fh:

@@ -1,0 +1,124 @@
+"""The compiled YAML, executed by kfp.local, behaves as `mlopsc run` on the same spec: same dataset
+hashes, same metrics (within float tolerance), same gate decision. No cluster: kfp.local runs each
+task of the very YAML a cluster would get in a subprocess of this interpreter; each runner has its
+own MLflow SQLite store."""
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from kfp_harness import REPO, SPECS, build_text, run_env, run_kfp_local, run_local
+
+
+def both(spec: Path, package: Path, tmp: Path, arguments: dict, local_args: tuple[str, ...] = ()):
+    """Run the spec on the local runner and its compiled YAML on kfp.local, side by side."""
+    local_env, kfp_env = run_env(spec, tmp / "local"), run_env(spec, tmp / "kfp")
+    arguments = {"mlopsc_spec_dir": str(spec.parent), **arguments}
+    with ThreadPoolExecutor(2) as pool:
+        local = pool.submit(run_local, spec, tmp / "local" / "state", local_env, *local_args)
+        kfp = pool.submit(run_kfp_local, package, tmp / "kfp" / "root", arguments, kfp_env)
+        return local.result(), kfp.result()
+
+
+def local_results(record: dict) -> dict[str, dict]:
+    return {name: s["result"] for name, s in record.get("steps", {}).items() if s.get("result")}
+
+
+def assert_same_outcome(local_results_: dict[str, dict], kfp_results: dict[str, dict]) -> None:
+    assert set(local_results_) == set(kfp_results)
+    for step, expected in local_results_.items():
+        got = kfp_results[step]
+        assert got["status"] == expected["status"], step
+        for port, artifact in expected["outputs"].items():
+            if artifact["uri"].endswith(".parquet"):       # datasets: content hashes agree
+                assert got["outputs"][port]["sha256"] == artifact["sha256"], f"{step}.{port}"
+        if expected["kind"] == "evaluate":
+            assert got["metrics"].keys() == expected["metrics"].keys()
+            for name, value in expected["metrics"].items():
+                assert got["metrics"][name] == pytest.approx(value, rel=1e-9, abs=1e-12), f"{step}: {name}"
+        if expected["kind"] == "gate":
+            assert got["decision"] == expected["decision"], step
+        if expected["kind"] == "check":
+            assert got.get("passed") == expected.get("passed") and got.get("failures") == expected.get("failures")
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=lambda p: p.stem)
+def test_compiled_yaml_under_kfp_local_matches_the_local_runner(spec, built, tmp_path):
+    """The training pipeline, then each monitor pipeline against the model it registered."""
+    folder, files, _ = built[spec.stem]
+    (code, record, stderr), kfp = both(spec, folder / "pipeline.yaml", tmp_path, {})
+    assert code == 0, stderr
+    assert kfp["ok"], kfp["log"][-6000:]
+    assert_same_outcome(local_results(record), kfp["results"])
+    # The kfp artifacts carry the runtime's hashes, so the KFP UI and MLMD show dataset versions.
+    for task in kfp["tasks"].values():
+        for name, artifacts in task["artifacts"].items():
+            if name != "summary":
+                assert all(a["metadata"].get("sha256") for a in artifacts), name
+    assert "Traceback" not in kfp["log"]
+    for name in sorted(n for n in files if n.startswith("monitor_") and n.endswith(".yaml")):
+        check_monitor(spec, folder / name, name[len("monitor_"):-len(".yaml")], tmp_path)
+
+
+def check_monitor(spec: Path, package: Path, monitor: str, tmp: Path) -> None:
+    """The monitor pipeline computes the same drift verdict as `mlopsc monitor`. When a drift rule
+    asks for a retrain, the retrain task calls the KFP API: here a closed port, so the run fails
+    at that task with one clear message (starting a real run needs a cluster)."""
+    local_env, kfp_env = run_env(spec, tmp / "local"), run_env(spec, tmp / "kfp")
+    code, record, stderr = run_local(spec, tmp / "local" / "state", local_env, "--only", monitor, command="monitor")
+    kfp = run_kfp_local(package, tmp / "kfp" / package.stem, {
+        "mlopsc_spec_dir": str(spec.parent), "mlopsc_kfp_host": "http://127.0.0.1:9"}, kfp_env)
+    expected = local_results(record)[monitor]
+    got = kfp["results"][monitor]
+    for key in ("status", "retrain", "reasons", "alerts"):
+        assert got.get(key) == expected.get(key), f"{monitor}: {key}"
+    if got["retrain"]:
+        assert not kfp["ok"] and "request-retrain" in kfp["error"]
+        assert "cannot start a run of" in kfp["log"] and "127.0.0.1:9" in kfp["log"]
+    else:
+        assert kfp["ok"], kfp["log"][-4000:]
+    assert "Traceback" not in kfp["log"]
+
+
+GATE_SPEC = """
+pipeline gated {
+  params { min_accuracy: float = 0.5 }
+  source penguins { csv = "data/penguins.csv" }
+  split penguins_split from penguins { test_size = 0.3  stratify = species  seed = 3 }
+  train species_model on penguins_split.train {
+    target = species
+    features = [bill_length_mm, flipper_length_mm]
+    estimator = sklearn.linear_model.LogisticRegression { max_iter = 300 }
+  }
+  evaluate species_eval { model = species_model  data = penguins_split.test  metrics = [accuracy] }
+  gate release on species_eval { require accuracy >= params.min_accuracy }
+  deploy species_service { model = species_model  after = release  registry = "gated-species" }
+}
+"""
+
+
+def test_a_failing_gate_stops_the_run_before_the_deploy_on_both_runners(tmp_path):
+    spec_dir = tmp_path / "spec"
+    spec_dir.mkdir()
+    (spec_dir / "data").symlink_to(REPO / "specs" / "data")
+    files, _ = build_text(GATE_SPEC, spec_dir, "gated.mlops")
+    package = tmp_path / "pipeline.yaml"
+    package.write_text(files["pipeline.yaml"])
+    spec = spec_dir / "gated.mlops"
+    (code, record, stderr), kfp = both(spec, package, tmp_path, {"min_accuracy": 1.01},
+                                       ("--param", "min_accuracy=1.01"))
+    assert code == 4, stderr                      # the local runner's "gate failed" status
+    assert not kfp["ok"] and "gate-release" in kfp["error"]
+    assert "species_service" not in kfp["results"]
+    assert "mlopsc: step release (gated.mlops:11:3): the gate did not pass" in kfp["log"]
+    assert "Traceback" not in kfp["log"]
+    # Nothing reached the registry of the kfp run's store; its MLflow parent run was closed as failed.
+    import mlflow
+
+    client = mlflow.MlflowClient(f"sqlite:///{tmp_path / 'kfp' / 'mlflow.db'}")
+    assert not client.search_registered_models()
+    parents = [r for r in client.search_runs([client.get_experiment_by_name("gated").experiment_id])
+               if "mlflow.parentRunId" not in r.data.tags]
+    assert [r.info.status for r in parents] == ["FAILED"]
