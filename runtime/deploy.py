@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 
-def run(step: "ir.Deploy | ir.Score", inputs: dict[str, str], outputs: dict[str, str],
+def run(step: ir.Deploy | ir.Score, inputs: dict[str, str], outputs: dict[str, str],
         ctx: RunContext) -> dict[str, Any]:
     if isinstance(step, ir.Score):
         return score(step, inputs, outputs, ctx)
@@ -130,7 +130,7 @@ def _fs(uri: str) -> Any:
 # ---------------------------------------------------------------- score
 
 
-def load_scoring_model(step: "ir.Score | ir.Monitor", inputs: dict[str, str], ctx: RunContext) -> Any:
+def load_scoring_model(step: ir.Score | ir.Monitor, inputs: dict[str, str], ctx: RunContext) -> Any:
     """The model a Score or Monitor step uses: its `model` input, else `models:/registry@alias`;
     None when it has neither."""
     if inputs.get("model"):
@@ -150,7 +150,7 @@ def load_scoring_model(step: "ir.Score | ir.Monitor", inputs: dict[str, str], ct
     return artifacts.load_model(f"models:/{step.registry}@{step.alias}")
 
 
-def predict(step: ir.Step, model: Any, data: "pd.DataFrame") -> "pd.DataFrame":
+def predict(step: ir.Step, model: Any, data: pd.DataFrame) -> pd.DataFrame:
     """`data` plus `y_pred` and, for a classifier, `proba_<class>` columns."""
     features = [str(c) for c in getattr(model, "feature_names_in_", data.columns)]
     require_columns(step, [str(c) for c in data.columns], features, role="model feature")
@@ -185,7 +185,7 @@ def score(step: ir.Score, inputs: dict[str, str], outputs: dict[str, str], ctx: 
     return result
 
 
-def write_copy(step: ir.Score, scored: "pd.DataFrame", ctx: RunContext) -> str:
+def write_copy(step: ir.Score, scored: pd.DataFrame, ctx: RunContext) -> str:
     """Write `scored` to `step.output` (relative to the spec's folder) atomically."""
     target = step.output
     if "://" not in target and not os.path.isabs(target):

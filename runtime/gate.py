@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import getpass
 import operator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from mlopsc.compiler import ir
@@ -47,7 +47,7 @@ def run(step: ir.Gate, inputs: dict[str, str], outputs: dict[str, str], ctx: Run
     }
     if not rules_passed and ctx.force_gate:
         decision.update(passed=True, forced=True, forced_by=ctx.forced_by or _os_user(),
-                        forced_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+                        forced_at=datetime.now(UTC).isoformat(timespec="seconds"))
     digest = artifacts.write_json(decision, outputs["decision"])
     verdict = "forced" if decision["forced"] else "passed" if decision["passed"] else "failed"
     _record(step, ctx, decision, verdict)
@@ -80,7 +80,7 @@ class _Judge:
                  predictions_uri: str | None) -> None:
         self.step, self.ctx, self.candidate, self.task = step, ctx, candidate, task
         self.predictions_uri = predictions_uri
-        self._predictions: "pd.DataFrame | None" = None
+        self._predictions: pd.DataFrame | None = None
         self._champion: tuple[dict[str, Any] | None, dict[str, float]] | None = None
 
     @property
@@ -161,7 +161,7 @@ class _Judge:
                 "reason": f"{rule.measure} difference across {rule.column} is {observed:.4f}, "
                           f"{'meets' if passed else 'does not meet'} {rule.op} {limit:g}"}
 
-    def predictions(self, rule: ir.FairnessRule) -> "pd.DataFrame":
+    def predictions(self, rule: ir.FairnessRule) -> pd.DataFrame:
         if self.task == "regression":
             raise StepError("fairness rules need a classifier's predictions", span=rule.span,
                             expected="a classification model", found="a regression model")
@@ -178,11 +178,11 @@ class _Judge:
         return frame
 
 
-def _groups(frame: "pd.DataFrame", column: str) -> "pd.DataFrame":
+def _groups(frame: pd.DataFrame, column: str) -> pd.DataFrame:
     return frame[frame[column].notna()]
 
 
-def demographic_parity(frame: "pd.DataFrame", column: str) -> tuple[float, dict[str, Any]]:
+def demographic_parity(frame: pd.DataFrame, column: str) -> tuple[float, dict[str, Any]]:
     """Largest gap over classes of the share of rows predicted that class, across groups."""
     import pandas as pd
 
@@ -192,7 +192,7 @@ def demographic_parity(frame: "pd.DataFrame", column: str) -> tuple[float, dict[
     return _largest(gaps), {str(g): _round(row) for g, row in rates.iterrows()}
 
 
-def equal_opportunity(frame: "pd.DataFrame", column: str) -> tuple[float, dict[str, Any]]:
+def equal_opportunity(frame: pd.DataFrame, column: str) -> tuple[float, dict[str, Any]]:
     """Largest gap over (positive) classes of the true-positive rate, across groups."""
     data = _groups(frame, column)
     classes = sorted(data["y_true"].dropna().unique())
@@ -209,11 +209,11 @@ def equal_opportunity(frame: "pd.DataFrame", column: str) -> tuple[float, dict[s
     return max(gaps.values(), default=0.0), rates
 
 
-def _largest(gaps: "pd.Series") -> float:
+def _largest(gaps: pd.Series) -> float:
     return float(gaps.max()) if len(gaps) else 0.0
 
 
-def _round(row: "pd.Series") -> dict[str, float]:
+def _round(row: pd.Series) -> dict[str, float]:
     return {str(k): round(float(v), 6) for k, v in row.items()}
 
 

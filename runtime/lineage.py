@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 import subprocess
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from . import artifacts
@@ -40,7 +40,7 @@ def build_record(ctx: RunContext, results: list[dict[str, Any]],
 
     record: dict[str, Any] = {
         "pipeline": ctx.pipeline, "run_id": ctx.run_id, "mlflow_run_id": ctx.parent_run_id,
-        "recorded_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "recorded_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "spec": {"path": os.path.abspath(ctx.spec_path) if ctx.spec_path else None, "sha256": ctx.spec_hash},
         "git": git_info(ctx.spec_path), "params": dict(ctx.params),
         "runtime": {"mlopsc": __version__, **_library_versions()},
@@ -79,7 +79,8 @@ def git_info(spec_path: str) -> dict[str, Any] | None:
 
     def git(*args: str) -> str | None:
         try:
-            done = subprocess.run(["git", "-C", folder, *args], capture_output=True, text=True, timeout=10)
+            done = subprocess.run(["git", "-C", folder, *args], capture_output=True, text=True,
+                                  timeout=10, check=False)
         except (OSError, subprocess.TimeoutExpired):
             return None
         return done.stdout.strip() if done.returncode == 0 else None

@@ -78,7 +78,7 @@ def run(step: ir.Monitor, inputs: dict[str, str], outputs: dict[str, str], ctx: 
                        webhook=report.get("webhook"))
 
 
-def _features(step: ir.Monitor, model: Any, reference: "pd.DataFrame", current: "pd.DataFrame") -> list[str]:
+def _features(step: ir.Monitor, model: Any, reference: pd.DataFrame, current: pd.DataFrame) -> list[str]:
     """The model's input columns, else every column both datasets have; rule columns must exist."""
     common = [str(c) for c in reference.columns if c in set(current.columns)]
     names = [str(c) for c in getattr(model, "feature_names_in_", common)]
@@ -95,13 +95,13 @@ def _features(step: ir.Monitor, model: Any, reference: "pd.DataFrame", current: 
     return names
 
 
-def is_numeric(values: "pd.Series") -> bool:
+def is_numeric(values: pd.Series) -> bool:
     import pandas as pd
 
     return pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
 
 
-def drift(reference: "pd.Series", current: "pd.Series") -> dict[str, Any]:
+def drift(reference: pd.Series, current: pd.Series) -> dict[str, Any]:
     """Every statistic of one feature (see the module docstring)."""
     ref, cur = reference.dropna(), current.dropna()
     entry: dict[str, Any] = {"null_fraction": {"reference": _share(reference.isna().mean()),
@@ -123,7 +123,7 @@ def _share(value: float) -> float:
     return round(float(value), 6)
 
 
-def psi(ref_shares: "list[float]", cur_shares: "list[float]") -> float:
+def psi(ref_shares: list[float], cur_shares: list[float]) -> float:
     total = 0.0
     for r, c in zip(ref_shares, cur_shares):
         r, c = max(r, FLOOR), max(c, FLOOR)
@@ -131,7 +131,7 @@ def psi(ref_shares: "list[float]", cur_shares: "list[float]") -> float:
     return total
 
 
-def numeric_psi(ref: "pd.Series", cur: "pd.Series") -> float:
+def numeric_psi(ref: pd.Series, cur: pd.Series) -> float:
     import numpy as np
 
     edges = np.unique(np.quantile(ref.to_numpy(dtype=float), np.linspace(0, 1, BINS + 1))[1:-1])
@@ -141,7 +141,7 @@ def numeric_psi(ref: "pd.Series", cur: "pd.Series") -> float:
     return psi(list(ref_counts / len(ref)), list(cur_counts / len(cur)))
 
 
-def categorical_drift(ref: "pd.Series", cur: "pd.Series") -> dict[str, Any]:
+def categorical_drift(ref: pd.Series, cur: pd.Series) -> dict[str, Any]:
     import pandas as pd
     from scipy.stats import chi2_contingency
 
@@ -157,7 +157,7 @@ def categorical_drift(ref: "pd.Series", cur: "pd.Series") -> dict[str, Any]:
     return entry | {"chi2": {"statistic": float(chi2.statistic), "pvalue": float(chi2.pvalue)}}
 
 
-def _prediction_drift(step: ir.Monitor, model: Any, reference: "pd.DataFrame", current: "pd.DataFrame",
+def _prediction_drift(step: ir.Monitor, model: Any, reference: pd.DataFrame, current: pd.DataFrame,
                       features: list[str]) -> dict[str, Any]:
     import pandas as pd
 

@@ -35,7 +35,7 @@ class Rollback:
     previous_version: str | None      # who holds the `previous` alias afterwards
 
 
-def client(tracking_uri: str) -> "MlflowClient":
+def client(tracking_uri: str) -> MlflowClient:
     from mlflow import MlflowClient
 
     return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
@@ -45,7 +45,7 @@ def previous_alias(alias: str) -> str:
     return "previous" if alias == "champion" else f"{alias}-previous"
 
 
-def registered_names(mlflow_client: "MlflowClient") -> list[str]:
+def registered_names(mlflow_client: MlflowClient) -> list[str]:
     names: list[str] = []
     page_token = None
     while True:
@@ -56,7 +56,7 @@ def registered_names(mlflow_client: "MlflowClient") -> list[str]:
             return names
 
 
-def require_model(mlflow_client: "MlflowClient", name: str) -> None:
+def require_model(mlflow_client: MlflowClient, name: str) -> None:
     """Raise RegistryError with a did-you-mean when no registered model is called `name`."""
     from mlflow.exceptions import MlflowException
 
@@ -77,7 +77,7 @@ def require_model(mlflow_client: "MlflowClient", name: str) -> None:
     raise RegistryError(message)
 
 
-def version_by_alias(mlflow_client: "MlflowClient", name: str, alias: str) -> "ModelVersion | None":
+def version_by_alias(mlflow_client: MlflowClient, name: str, alias: str) -> ModelVersion | None:
     """The version holding `alias`, or None when the model or the alias does not exist."""
     from mlflow.exceptions import MlflowException
 
@@ -87,7 +87,7 @@ def version_by_alias(mlflow_client: "MlflowClient", name: str, alias: str) -> "M
         return None
 
 
-def resolve(mlflow_client: "MlflowClient", reference: str) -> "ModelVersion":
+def resolve(mlflow_client: MlflowClient, reference: str) -> ModelVersion:
     """`NAME`, `NAME@alias` or `NAME/version` -> the model version (NAME alone means @champion)."""
     from mlflow.exceptions import MlflowException
 
@@ -110,13 +110,13 @@ def resolve(mlflow_client: "MlflowClient", reference: str) -> "ModelVersion":
     return version
 
 
-def _versions(mlflow_client: "MlflowClient", name: str) -> list[str]:
+def _versions(mlflow_client: MlflowClient, name: str) -> list[str]:
     found = mlflow_client.search_model_versions(f"name = '{name}'")
     return sorted((str(v.version) for v in found), key=int)
 
 
-def register(mlflow_client: "MlflowClient", name: str, source: str, run_id: str | None,
-             tags: dict[str, str]) -> "ModelVersion":
+def register(mlflow_client: MlflowClient, name: str, source: str, run_id: str | None,
+             tags: dict[str, str]) -> ModelVersion:
     from mlflow.exceptions import MlflowException
 
     try:
@@ -127,7 +127,7 @@ def register(mlflow_client: "MlflowClient", name: str, source: str, run_id: str 
     return mlflow_client.create_model_version(name, source=source, run_id=run_id, tags=tags)
 
 
-def promote(mlflow_client: "MlflowClient", name: str, version: str, alias: str) -> str | None:
+def promote(mlflow_client: MlflowClient, name: str, version: str, alias: str) -> str | None:
     """Give `alias` to `version`; the old holder (if another version) gets the previous alias.
     Returns the old holder's version."""
     holder = version_by_alias(mlflow_client, name, alias)
@@ -139,7 +139,7 @@ def promote(mlflow_client: "MlflowClient", name: str, version: str, alias: str) 
     return None if old == str(version) else old
 
 
-def rollback(mlflow_client: "MlflowClient", name: str, alias: str = "champion") -> Rollback:
+def rollback(mlflow_client: MlflowClient, name: str, alias: str = "champion") -> Rollback:
     """Move `alias` back to the holder of the previous alias; the previous alias moves one step
     further back (to the version that one replaced), or is removed when there is none."""
     require_model(mlflow_client, name)
@@ -163,7 +163,7 @@ def rollback(mlflow_client: "MlflowClient", name: str, alias: str = "champion") 
     return Rollback(name, alias, from_version, to_version, before)
 
 
-def version_metrics(mlflow_client: "MlflowClient", version: "ModelVersion") -> dict[str, float]:
+def version_metrics(mlflow_client: MlflowClient, version: ModelVersion) -> dict[str, float]:
     """A version's evaluation metrics: the `mlopsc.metric.*` tags that lineage records on it (the
     evaluate step's numbers, which the gate compared), over the metrics of its source run."""
     from mlflow.exceptions import MlflowException
@@ -181,6 +181,6 @@ def version_metrics(mlflow_client: "MlflowClient", version: "ModelVersion") -> d
     return metrics
 
 
-def describe(version: "ModelVersion") -> dict[str, Any]:
+def describe(version: ModelVersion) -> dict[str, Any]:
     return {"registry": version.name, "version": str(version.version), "run_id": version.run_id,
             "aliases": list(version.aliases), "source": version.source}

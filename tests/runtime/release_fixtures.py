@@ -7,7 +7,6 @@ import uuid
 from pathlib import Path
 
 import pandas as pd
-
 from mlopsc.runtime import artifacts
 
 PENGUINS = Path(__file__).resolve().parents[2] / "specs" / "data" / "penguins.csv"

@@ -3,11 +3,9 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-
 from mlopsc.compiler import ir
 from mlopsc.runtime import artifacts, execute, tracking
 from mlopsc.runtime.core import StepError
-
 from release_fixtures import fit_model, penguins, registry_name
 
 

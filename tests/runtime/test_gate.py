@@ -5,12 +5,10 @@ import math
 
 import pandas as pd
 import pytest
-
 from mlopsc.compiler import ir
 from mlopsc.runtime import artifacts, execute, registry, tracking
 from mlopsc.runtime.core import StepFailed
 from mlopsc.runtime.gate import demographic_parity, equal_opportunity
-
 from release_fixtures import metrics_doc, registry_name
 
 

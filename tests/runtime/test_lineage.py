@@ -3,14 +3,13 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-
 from mlopsc.compiler import ir
 from mlopsc.runtime import artifacts, execute, lineage, registry, tracking
 from mlopsc.runtime.cli import lineage as lineage_command
-
 from release_fixtures import FEATURES, fit_model, penguins, registry_name
 
 
@@ -63,7 +62,7 @@ def test_record_names_the_datasets_and_reaches_mlflow_and_the_version(ctx, out, 
     run = client.get_run(ctx.parent_run_id)
     assert run.data.tags["mlopsc.lineage.dataset.penguins_split.train"] == hashes["train"]
     assert run.data.tags["mlopsc.lineage.models"] == f"{name}/1"
-    stored = json.loads(open(client.download_artifacts(ctx.parent_run_id, "lineage.json", str(tmp_path))).read())
+    stored = json.loads(Path(client.download_artifacts(ctx.parent_run_id, "lineage.json", str(tmp_path))).read_text())
     assert stored["datasets"] == record["datasets"]
     version = client.get_model_version(name, "1")
     assert version.tags["mlopsc.dataset.penguins.data"] == hashes["source"]

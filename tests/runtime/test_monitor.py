@@ -4,14 +4,13 @@ from __future__ import annotations
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
+from typing import ClassVar
 
 import pandas as pd
 import pytest
-
 from mlopsc.compiler import ir
 from mlopsc.runtime import artifacts, execute, tracking
 from mlopsc.runtime.core import StepError
-
 from release_fixtures import fit_model, penguins
 
 SPEC_RULES = (  # the rules of specs/penguins.mlops
@@ -89,9 +88,9 @@ def test_prediction_drift_uses_the_model(ctx, out, frames, tmp_path):
 
 
 class _Collector(BaseHTTPRequestHandler):
-    received: list = []
+    received: ClassVar[list] = []
 
-    def do_POST(self):  # noqa: N802 - http.server's naming
+    def do_POST(self):
         body = self.rfile.read(int(self.headers["Content-Length"]))
         self.received.append((self.headers["Content-Type"], json.loads(body)))
         self.send_response(204)
