@@ -16,7 +16,8 @@ def root(request, tmp_path) -> str:
 
 def test_output_uris_follow_port_suffixes():
     split = ir.Split(name="s", data=ir.Ref(step="p"))
-    assert artifacts.output_uris("/a/s/", split) == {"train": "/a/s/train.parquet", "test": "/a/s/test.parquet"}
+    expected = {"train": "/a/s/train.parquet", "test": "/a/s/test.parquet"}
+    assert artifacts.output_uris("/a/s/", split) == expected
     assert artifacts.output_uris("/a/m", ir.Train) == {"model": "/a/m/model"}
 
 

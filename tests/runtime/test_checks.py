@@ -25,7 +25,8 @@ def check(rules, on_fail="stop") -> ir.Check:
 SPEC_RULES = [  # the example spec's rules: they hold on the example data
     ir.RowsRule(op=">=", value=200, span=span(15)),
     ir.ColumnRule(column="species", allowed=("Adelie", "Chinstrap", "Gentoo"), span=span(16)),
-    ir.ColumnRule(column="bill_length_mm", dtype="float", min=25, max=70, max_null_fraction=0.02, span=span(17)),
+    ir.ColumnRule(column="bill_length_mm", dtype="float", min=25, max=70, max_null_fraction=0.02,
+                  span=span(17)),
     ir.ColumnRule(column="sex", dtype="category", nullable=True, span=span(18)),
 ]
 
@@ -90,7 +91,8 @@ def test_warn_continues_with_status_warn(ctx, out, data_uri):
     step = check(FAILING_RULES[:2], on_fail="warn")
     result = execute(step, {"data": data_uri}, out(step), ctx)
     assert result["status"] == "warn" and not result["passed"]
-    assert [f["expectation"] for f in result["failures"]] == ["rows >= 1000", "column species in ['Adelie', 'Gentoo']"]
+    failed = [f["expectation"] for f in result["failures"]]
+    assert failed == ["rows >= 1000", "column species in ['Adelie', 'Gentoo']"]
     assert artifacts.exists(result["outputs"]["report"]["uri"])
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 import os
 
 import pytest
-
 from mlopsc.compiler import ir
 from mlopsc.runtime import RunContext, StepError, artifacts, execute, tracking
 from mlopsc.runtime.params import bind, resolve_ref
@@ -13,8 +12,8 @@ from mlopsc.runtime.params import bind, resolve_ref
 def test_bind_replaces_params_everywhere():
     step = ir.Train(
         name="t", data=ir.Ref(step="d"), target="y", seed=ir.ParamRef(name="seed"),
-        estimator=ir.Estimator(name="sklearn.linear_model.Ridge", params={"alpha": ir.ParamRef(name="alpha"),
-                                                                          "tol": [ir.ParamRef(name="alpha")]}))
+        estimator=ir.Estimator(name="sklearn.linear_model.Ridge",
+                               params={"alpha": ir.ParamRef(name="alpha"), "tol": [ir.ParamRef(name="alpha")]}))
     bound = bind(step, {"seed": 5, "alpha": 0.5})
     assert bound.seed == 5 and bound.estimator.params == {"alpha": 0.5, "tol": [0.5]}
     assert step.seed == ir.ParamRef(name="seed")   # the original node is untouched (frozen)

@@ -9,8 +9,8 @@ FEATURES = ("bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g
 
 
 def evaluate(metrics, name="species_eval") -> ir.Evaluate:
-    return ir.Evaluate(name=name, model=ir.Ref(step="species_model"), data=ir.Ref(step="penguins_split", port="test"),
-                       metrics=tuple(metrics))
+    return ir.Evaluate(name=name, model=ir.Ref(step="species_model"),
+                       data=ir.Ref(step="penguins_split", port="test"), metrics=tuple(metrics))
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +56,8 @@ def test_binary_classifier_metrics(ctx, out, penguins):
     train = ir.Train(name="two", data=ir.Ref(step="d"), target="species", features=FEATURES[:3],
                      estimator=ir.Estimator(name="sklearn.linear_model.LogisticRegression"))
     model = execute(train, {"data": data}, out(train), ctx)["outputs"]["model"]["uri"]
-    step = evaluate(["f1", "precision_binary", "recall", "roc_auc", "roc_auc_ovr", "accuracy"], name="two_eval")
+    metrics = ["f1", "precision_binary", "recall", "roc_auc", "roc_auc_ovr", "accuracy"]
+    step = evaluate(metrics, name="two_eval")
     # Rows with missing measurements are scored too: the model imputes them.
     m = execute(step, {"model": model, "data": data}, out(step), ctx)["metrics"]
     assert m["f1"] > 0.95 and m["roc_auc"] == pytest.approx(m["roc_auc_ovr"]) and m["roc_auc"] > 0.95
@@ -65,8 +66,8 @@ def test_binary_classifier_metrics(ctx, out, penguins):
 def test_regression_metrics_and_residual_plot(ctx, out, penguins):
     data = f"{ctx.artifact_root}/mass.parquet"
     artifacts.write_parquet(penguins.dropna(subset=["body_mass_g"]), data)
-    train = ir.Train(name="mass", data=ir.Ref(step="d"), target="body_mass_g", features=("flipper_length_mm", "species"),
-                     estimator=ir.Estimator(name="sklearn.linear_model.Ridge"))
+    train = ir.Train(name="mass", data=ir.Ref(step="d"), target="body_mass_g",
+                     features=("flipper_length_mm", "species"), estimator=ir.Estimator(name="sklearn.linear_model.Ridge"))
     model = execute(train, {"data": data}, out(train), ctx)["outputs"]["model"]["uri"]
     step = evaluate(["r2", "rmse", "mae", "mape"], name="mass_eval")
     result = execute(step, {"model": model, "data": data}, out(step), ctx)

@@ -13,6 +13,9 @@ def data_uri(ctx, penguins) -> str:
     return uri
 
 
+PORTS = ("train", "test")
+
+
 def split(**kw) -> ir.Split:
     return ir.Split(**{"name": "penguins_split", "data": ir.Ref(step="penguins"), **kw})
 
@@ -24,8 +27,8 @@ def hashes(result) -> tuple[str, str]:
 def test_stratified_split_is_reproducible_and_keeps_shares(ctx, data_uri, penguins, tmp_path):
     step = split(test_size=ir.ParamRef(name="test_size"), stratify="species", seed=7)
     ctx.params = {"test_size": 0.25}
-    first = execute(step, {"data": data_uri}, {p: f"{tmp_path}/a/{p}.parquet" for p in ("train", "test")}, ctx)
-    again = execute(step, {"data": data_uri}, {p: f"{tmp_path}/b/{p}.parquet" for p in ("train", "test")}, ctx)
+    first = execute(step, {"data": data_uri}, {p: f"{tmp_path}/a/{p}.parquet" for p in PORTS}, ctx)
+    again = execute(step, {"data": data_uri}, {p: f"{tmp_path}/b/{p}.parquet" for p in PORTS}, ctx)
     assert hashes(first) == hashes(again)
     assert first["rows"] == {"train": 258, "test": 86} and first["method"] == "stratified"
     train = artifacts.read_parquet(first["outputs"]["train"]["uri"])
@@ -73,7 +76,8 @@ def test_class_with_a_single_member(ctx, out, tmp_path, penguins):
     data.loc[0, "species"] = "Emperor"
     uri = str(tmp_path / "one.parquet")
     artifacts.write_parquet(data, uri)
-    assert_fails(split(stratify="species"), ctx, out, uri, "Emperor", "single row", "at least 2 rows per class")
+    assert_fails(split(stratify="species"), ctx, out, uri, "Emperor", "single row",
+                 "at least 2 rows per class")
 
 
 def test_stratify_column_with_missing_values(ctx, out, data_uri):

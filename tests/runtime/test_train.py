@@ -63,7 +63,8 @@ def test_regression_with_random_search_and_memory_output(ctx, penguins):
 
 def test_preprocessing_overrides(ctx, out, penguins_split):
     step = ir.Train(name="ordinal", data=ir.Ref(step="s"), target="species", features=("island", "year"),
-                    estimator=ir.Estimator(name="sklearn.tree.DecisionTreeClassifier", params={"max_depth": 2}),
+                    estimator=ir.Estimator(name="sklearn.tree.DecisionTreeClassifier",
+                                           params={"max_depth": 2}),
                     preprocessing=ir.Preprocessing(encode="ordinal", categorical=("year",), scale=False))
     result = execute(step, {"data": penguins_split["train"]}, out(step), ctx)
     assert result["categorical"] == ["island", "year"] and result["numeric"] == []
@@ -89,7 +90,8 @@ def forest(**kw) -> ir.Train:
 
 
 def test_missing_target_column(ctx, out, penguins_split):
-    assert_fails(forest(target="specie"), ctx, out, penguins_split["train"], "'specie'", "did you mean species")
+    assert_fails(forest(target="specie"), ctx, out, penguins_split["train"], "'specie'",
+                 "did you mean species")
 
 
 def test_target_with_one_class(ctx, out, penguins, tmp_path):
@@ -113,8 +115,8 @@ def test_classifier_on_a_continuous_target(ctx, out, penguins_split):
 
 def test_failing_fit(ctx, out, penguins_split):
     step = forest(estimator=ir.Estimator(name="sklearn.linear_model.LogisticRegression", params={"C": -1.0}))
-    assert_fails(step, ctx, out, penguins_split["train"], "fitting sklearn.linear_model.LogisticRegression failed",
-                 "InvalidParameterError")
+    assert_fails(step, ctx, out, penguins_split["train"],
+                 "fitting sklearn.linear_model.LogisticRegression failed", "InvalidParameterError")
 
 
 def test_unknown_estimator_and_param(ctx, out, penguins_split):
@@ -123,10 +125,12 @@ def test_unknown_estimator_and_param(ctx, out, penguins_split):
                  "did you mean sklearn.ensemble.RandomForestClassifier")
     not_estimator = forest(estimator=ir.Estimator(name="os.path.join"))
     assert_fails(not_estimator, ctx, out, penguins_split["train"], "not a scikit-learn estimator")
-    param = forest(estimator=ir.Estimator(name="sklearn.ensemble.RandomForestClassifier", params={"trees": 3}))
+    param = forest(estimator=ir.Estimator(name="sklearn.ensemble.RandomForestClassifier",
+                                          params={"trees": 3}))
     assert_fails(param, ctx, out, penguins_split["train"], "no parameter 'trees'", "n_estimators")
 
 
 def test_binary_metric_on_three_classes_for_tuning(ctx, out, penguins_split):
-    step = forest(features=FEATURES, tune=ir.Tune(method="grid", space={"max_depth": (2,)}, cv=2, metric="f1"))
+    tune = ir.Tune(method="grid", space={"max_depth": (2,)}, cv=2, metric="f1")
+    step = forest(features=FEATURES, tune=tune)
     assert_fails(step, ctx, out, penguins_split["train"], "f1 needs a binary target", "f1_macro")
