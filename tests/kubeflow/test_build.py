@@ -75,7 +75,7 @@ def test_run_policy_reaches_the_yaml(tmp_path):
     (tmp_path / "data").symlink_to(REPO / "specs" / "data")
     files, diagnostics = build_text(text, tmp_path, "penguins.mlops")
     pipeline, platform = penguins_tasks(files)
-    train = pipeline["root"]["dag"]["tasks"]["train-species-model"]
+    train = pipeline["components"]["comp-exit-handler-1"]["dag"]["tasks"]["train-species-model"]
     assert train["retryPolicy"]["maxRetryCount"] == 2
     assert train["retryPolicy"]["backoffDuration"] == "30s"
     assert train["cachingOptions"] == {}      # kfp writes enableCache only when true
@@ -159,10 +159,16 @@ def test_spec_strings_are_escaped_in_the_generated_module(tmp_path):
     text = f'pipeline p {{ source s {{ csv = "data/penguins.csv"  filter = "{evil}" }} }}'
     (tmp_path / "data").symlink_to(REPO / "specs" / "data")
     files, _ = build_text(text, tmp_path)
+    from mlopsc.compiler import load
+
     module = ast.parse(files["pipeline.py"])
     calls = [n for n in ast.walk(module) if isinstance(n, ast.Call) and getattr(n.func, "attr", "") == "system"]
     assert not calls
-    assert "os.system('rm -rf /')" in files["pipeline.py"]   # present, but inside a string literal
+    component = next(n for n in module.body if isinstance(n, ast.FunctionDef) and n.name == "source_s")
+    config = next(n.value for n in component.body if isinstance(n, ast.Assign) and n.targets[0].id == "step")
+    expected = load(str(tmp_path / "spec.mlops")).pipeline.step("s").filter
+    assert "os.system('rm -rf /')" in expected
+    assert ast.literal_eval(config)["filter"] == expected      # the spec's text, as a string literal
 
 
 def test_unexpressible_options_are_reported_with_their_spec_line(tmp_path):
