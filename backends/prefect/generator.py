@@ -4,7 +4,8 @@ The mapping (docs/backends/prefect.md has the whole of it):
 - the pipeline's steps -> one flow, named after the pipeline; each step -> one `@task` that hands
   the step's IR (as JSON) and artifact URIs to `mlopsc.runtime.execute`;
 - each monitor block -> its own flow (the steps it reads + the monitor), named `<pipeline>-<monitor>`;
-- spec params -> typed flow parameters with their defaults, plus `storage` (where artifacts go);
+- spec params -> typed flow parameters with their defaults, plus `storage` (where artifacts go)
+  and `force_gate` (pass a failing gate, recorded as forced);
 - retries / retry_delay / timeout -> task options; edges of the graph -> `wait_for`;
 - schedules -> cron schedules of the deployments in prefect.yaml, for one named work pool.
 
@@ -25,7 +26,7 @@ from mlopsc.compiler import ir
 from ..base import Generator
 
 # Flow parameters the generated flows add beside the spec's params.
-RESERVED_PARAMS = frozenset({"storage"})
+RESERVED_PARAMS = frozenset({"storage", "force_gate"})
 # Work pool types whose job templates can carry cpu / memory / gpu (see docs/backends/prefect.md).
 RESOURCE_POOLS = frozenset({"kubernetes"})
 DEFAULT_WORK_POOL = "mlopsc"
@@ -200,6 +201,11 @@ class PrefectGenerator(Generator):
                              f"resources on a {self.pool_type!r} work pool: its workers run flow runs as local "
                              "processes that cannot reserve cpu, memory or gpus; the step runs without them",
                              hint="use a kubernetes work pool (options work_pool_type) to carry them")
+        if step.timeout is not None:
+            self.unsupported(At(step, "timeout"),
+                             "a timeout that interrupts the step: Prefect runs sync tasks in worker threads and "
+                             "marks the task failed only once the step returns", hint="the flow run's own "
+                             "timeout (or the work pool's) can stop a step that hangs")
         if isinstance(step, ir.Deploy) and step.serving is not None:
             self.unsupported(At(step, "serving"),
                              "serving replicas: the deploy step registers the model and moves the alias; "

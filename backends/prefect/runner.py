@@ -20,6 +20,7 @@ logged or returned.
 """
 from __future__ import annotations
 
+import logging
 import os
 import re
 from dataclasses import dataclass, field
@@ -53,7 +54,7 @@ def default_storage(spec_file: str) -> str:
 
 
 def start_run(pipeline: str, spec_file: str, spec_hash: str, step_configs: dict[str, str],
-              params: dict[str, Any], storage: str = "") -> PipelineRun:
+              params: dict[str, Any], storage: str = "", force_gate: bool = False) -> PipelineRun:
     from mlopsc.runtime import RunContext
     from mlopsc.runtime.tracking import start_pipeline_run
     from prefect import get_run_logger
@@ -63,11 +64,29 @@ def start_run(pipeline: str, spec_file: str, spec_hash: str, step_configs: dict[
     run_id = str(flow_run.id)
     root = f"{(storage or default_storage(spec_file)).rstrip('/')}/{run_id}"
     ctx = RunContext(pipeline=pipeline, run_id=run_id, params=dict(params), spec_path=spec_file,
-                     spec_hash=spec_hash, artifact_root=root)
+                     spec_hash=spec_hash, artifact_root=root, force_gate=force_gate,
+                     forced_by=f"prefect flow run {run_id}" if force_gate else None)
+    quiet_empty_tracebacks()
     ctx.parent_run_id = start_pipeline_run(ctx)
     get_run_logger().info("pipeline %s: artifacts under %s", pipeline, root)
     steps = {name: ir.step_from_json(config) for name, config in step_configs.items()}
     return PipelineRun(context=ctx.to_dict(), steps=steps, root=root)
+
+
+class _NoEmptyTraceback(logging.Filter):
+    """Prefect logs a failed task state with exc_info=True even when no exception is involved (a
+    step that returned a Failed state), which prints a bare `NoneType: None` line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.exc_info[0] is None:
+            record.exc_info = None
+        return True
+
+
+def quiet_empty_tracebacks() -> None:
+    logger = logging.getLogger("prefect.task_runs")
+    if not any(isinstance(f, _NoEmptyTraceback) for f in logger.filters):
+        logger.addFilter(_NoEmptyTraceback())
 
 
 def retry_unless_verdict(task: Any, task_run: Any, state: Any) -> bool:

@@ -81,8 +81,8 @@ def test_flows_match_the_spec(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "retries=2" in train and "retry_condition_fn=retry_unless_verdict" in train
     pipeline = functions["penguins_pipeline"]
     assert [(a.arg, ast.unparse(a.annotation)) for a in pipeline.args.args] == [
-        ("test_size", "float"), ("min_accuracy", "float"), ("storage", "str")]
-    assert [ast.literal_eval(d) for d in pipeline.args.defaults] == [0.25, 0.9, ""]
+        ("test_size", "float"), ("min_accuracy", "float"), ("storage", "str"), ("force_gate", "bool")]
+    assert [ast.literal_eval(d) for d in pipeline.args.defaults] == [0.25, 0.9, "", False]
     body = ast.unparse(pipeline)
     assert "steps['species_eval'] = evaluate_species_eval.submit(" in body
     assert "wait_for=[steps['species_model'], steps['penguins_split']]" in body

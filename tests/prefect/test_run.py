@@ -87,20 +87,23 @@ def test_same_results_as_the_local_runner(spec: Path, runs: Runs) -> None:
 
 
 def test_failing_gate_fails_the_flow_run_and_keeps_the_champion(runs: Runs, prefect_server: PrefectServer) -> None:
+    """diabetes (a quick Ridge fit): its first run made a champion; a ceiling on RMSE no model can
+    meet fails the gate of the second."""
     from mlflow import MlflowClient
 
-    first = runs.get(ROOT / "specs" / "penguins.mlops")
+    first = runs.get(ROOT / "specs" / "diabetes.mlops")
     assert first["prefect"]["type"] == "COMPLETED"
     registry = MlflowClient(first["mlflow"], registry_uri=first["mlflow"])
-    champion = registry.get_model_version_by_alias("penguins-species", "champion").version
+    champion = registry.get_model_version_by_alias("diabetes-progression", "champion").version
 
-    failed = run_flow(first["build"], first["function"], first["env"], {"min_accuracy": 1.5})
-    assert (failed["type"], failed["state"]) == ("FAILED", "GateFailed")
+    failed = run_flow(first["build"], first["function"], first["env"], {"max_rmse": 1.0})
+    assert (failed["type"], failed["state"]) == ("FAILED", "GateFailed"), failed["output"][-3000:]
     steps = failed["summary"]["steps"]
-    assert steps["release"]["decision"]["passed"] is False
-    assert "species_service" not in steps
+    assert steps["progression_gate"]["decision"]["passed"] is False
+    assert "progression_service" not in steps
     logs = flow_run_logs(prefect_server, failed["flow_run_id"])
-    assert "step release" in logs and "accuracy" in logs and "1.5" in logs
-    assert "Traceback" not in logs
-    assert registry.get_model_version_by_alias("penguins-species", "champion").version == champion
-    assert len(registry.search_model_versions("name='penguins-species'")) == 1
+    assert "step progression_gate" in logs and "does not meet <= 1" in logs, logs
+    assert "Traceback" not in logs and "NoneType: None" not in logs
+    assert "pipeline diabetes failed" in failed["message"]
+    assert registry.get_model_version_by_alias("diabetes-progression", "champion").version == champion
+    assert len(registry.search_model_versions("name='diabetes-progression'")) == 1

@@ -289,13 +289,14 @@ def penguins_pipeline(
     test_size: float = 0.25,
     min_accuracy: float = 0.9,
     storage: str = "",
+    force_gate: bool = False,
 ) -> Any:
     """Pipeline penguins: every step but the monitors, independent branches concurrently."""
     params = {
         'test_size': test_size,
         'min_accuracy': min_accuracy,
     }
-    run = start_run(PIPELINE, SPEC_FILE, SPEC_HASH, STEP_CONFIGS, params, storage)
+    run = start_run(PIPELINE, SPEC_FILE, SPEC_HASH, STEP_CONFIGS, params, storage, force_gate)
     steps = {}
     steps['penguins'] = source_penguins.submit(
         {},
@@ -352,6 +353,7 @@ def species_drift_monitor(
     test_size: float = 0.25,
     min_accuracy: float = 0.9,
     storage: str = "",
+    force_gate: bool = False,
 ) -> Any:
     """Monitor species_drift: the steps it reads, then its drift rules. A `retrain` verdict starts
     the deployment penguins/penguins."""
@@ -359,7 +361,7 @@ def species_drift_monitor(
         'test_size': test_size,
         'min_accuracy': min_accuracy,
     }
-    run = start_run(PIPELINE, SPEC_FILE, SPEC_HASH, STEP_CONFIGS, params, storage)
+    run = start_run(PIPELINE, SPEC_FILE, SPEC_HASH, STEP_CONFIGS, params, storage, force_gate)
     steps = {}
     steps['penguins'] = source_penguins.submit(
         {},
