@@ -130,24 +130,31 @@ def _fs(uri: str) -> Any:
 # ---------------------------------------------------------------- score
 
 
-def load_scoring_model(step: ir.Score | ir.Monitor, inputs: dict[str, str], ctx: RunContext) -> Any:
-    """The model a Score or Monitor step uses: its `model` input, else `models:/registry@alias`;
-    None when it has neither."""
-    if inputs.get("model"):
-        return artifacts.load_model(inputs["model"])
+def load_scoring_model(step: ir.Score | ir.Monitor, inputs: dict[str, str],
+                       ctx: RunContext) -> tuple[Any, str | None]:
+    """The model a Score or Monitor step uses and where it came from: `models:/registry@alias`
+    when the step names a registry and the alias is held (a monitor then watches the model in
+    service), else its `model` input; (None, None) when it has neither."""
     if not step.registry:
-        return None
+        if inputs.get("model"):
+            return artifacts.load_model(inputs["model"]), inputs["model"]
+        return None, None
     from . import registry, tracking
 
     client = tracking.client(ctx)   # also points the `models:/` loader at the run's registry
+    uri = f"models:/{step.registry}@{step.alias}"
     try:
         registry.require_model(client, step.registry)
     except registry.RegistryError as exc:
+        if inputs.get("model"):     # nothing deployed yet: the model this run trained stands in
+            return artifacts.load_model(inputs["model"]), inputs["model"]
         raise StepError(str(exc), expected="a model deployed by a pipeline", found=step.registry) from None
     if registry.version_by_alias(client, step.registry, step.alias) is None:
+        if inputs.get("model"):
+            return artifacts.load_model(inputs["model"]), inputs["model"]
         raise StepError(f"no version of '{step.registry}' holds alias '{step.alias}'",
-                        expected=f"a deployed {step.registry}@{step.alias}", found="no such alias")
-    return artifacts.load_model(f"models:/{step.registry}@{step.alias}")
+                        expected=f"a deployed {uri}", found="no such alias")
+    return artifacts.load_model(uri), uri
 
 
 def predict(step: ir.Step, model: Any, data: pd.DataFrame) -> pd.DataFrame:
@@ -166,15 +173,14 @@ def predict(step: ir.Step, model: Any, data: pd.DataFrame) -> pd.DataFrame:
 def score(step: ir.Score, inputs: dict[str, str], outputs: dict[str, str], ctx: RunContext) -> dict[str, Any]:
     from . import tracking
 
-    model = load_scoring_model(step, inputs, ctx)
+    model, source = load_scoring_model(step, inputs, ctx)
     if model is None:
         raise StepError("a score step needs a model", expected="model = <train step> or registry = NAME",
                         found="neither")
     data = artifacts.read_parquet(inputs["data"])
     scored = predict(step, model, data)
     digest = artifacts.write_parquet(scored, outputs["predictions"])
-    result = step_result(step, {"predictions": (outputs["predictions"], digest)}, rows=len(scored),
-                         model=inputs.get("model") or f"models:/{step.registry}@{step.alias}")
+    result = step_result(step, {"predictions": (outputs["predictions"], digest)}, rows=len(scored), model=source)
     if step.output:
         result["output"] = write_copy(step, scored, ctx)
     with tracking.step_run(ctx, step):

@@ -1,7 +1,8 @@
 """Monitor: drift of a current dataset against a reference, per feature and of the predictions.
 
-Inputs: `reference`, `current` (Datasets) and optionally `model` (a model folder; with
-`step.registry` set, the registered `models:/registry@alias` is scored instead). Output: `report`,
+Inputs: `reference`, `current` (Datasets) and optionally `model` (a model folder). With
+`step.registry` set, the model in service, `models:/registry@alias`, is scored instead (the
+`model` input stands in while nothing holds the alias yet). Output: `report`,
 a Report JSON with every feature's statistics, every rule with its observed value, and the rules
 that fired with their actions; the statistics are also logged as MLflow metrics of the step's run.
 
@@ -49,7 +50,7 @@ def run(step: ir.Monitor, inputs: dict[str, str], outputs: dict[str, str], ctx: 
 
     reference = artifacts.read_parquet(inputs["reference"])
     current = artifacts.read_parquet(inputs["current"])
-    model = load_scoring_model(step, inputs, ctx)
+    model, model_source = load_scoring_model(step, inputs, ctx)
     features = _features(step, model, reference, current)
     stats = {name: drift(reference[name], current[name]) for name in features}
     if model is not None:
@@ -61,7 +62,7 @@ def run(step: ir.Monitor, inputs: dict[str, str], outputs: dict[str, str], ctx: 
         "reference": {"uri": inputs["reference"], "rows": len(reference),
                       "sha256": artifacts.sha256_of(inputs["reference"])},
         "current": {"uri": inputs["current"], "rows": len(current), "sha256": artifacts.sha256_of(inputs["current"])},
-        "model": inputs.get("model") or (f"models:/{step.registry}@{step.alias}" if step.registry else None),
+        "model": model_source,
         "features": stats, "rules": rules, "fired": fired,
         "retrain": any(r["action"] == "retrain" for r in fired),
         "alert": any(r["action"] == "alert" for r in fired),

@@ -11,7 +11,7 @@ import pytest
 from mlopsc.compiler import ir
 from mlopsc.runtime import artifacts, execute, tracking
 from mlopsc.runtime.core import StepError
-from release_fixtures import fit_model, penguins
+from release_fixtures import fit_model, penguins, registry_name
 
 SPEC_RULES = (  # the rules of specs/penguins.mlops
     ir.DriftRule(statistic="psi", column="bill_length_mm", op=">", threshold=0.2, action="retrain"),
@@ -85,6 +85,21 @@ def test_prediction_drift_uses_the_model(ctx, out, frames, tmp_path):
     assert result["alerts"] and result["webhook"] == {"posted": False}
     # Model features only (plus rule columns): not the target, not the year.
     assert "species" not in report["features"] and "year" not in report["features"]
+
+
+def test_a_deployed_monitor_watches_the_model_in_service(ctx, out, frames, tmp_path):
+    data = penguins()
+    model = fit_model(ctx, data, str(tmp_path / "m"))["outputs"]["model"]["uri"]
+    inputs = {"reference": frames("r", data), "current": frames("c", data), "model": model}
+    name = registry_name()
+    step = monitor(model=True, registry=name)
+    execute(step, inputs, out(step), ctx)           # nothing deployed yet: the trained model stands in
+    assert artifacts.read_json(out(step)["report"])["model"] == model
+    deploy = ir.Deploy(name="species_service", model=ir.Ref(step="species_model"), registry=name)
+    execute(deploy, {"model": model}, out(deploy), ctx)
+    execute(step, inputs, out(step), ctx)
+    report = artifacts.read_json(out(step)["report"])
+    assert report["model"] == f"models:/{name}@champion" and report["features"]["prediction"]["psi"] < 1e-9
 
 
 class _Collector(BaseHTTPRequestHandler):
