@@ -23,6 +23,7 @@ import json
 import os
 import shutil
 import tempfile
+import threading
 import uuid
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
@@ -251,21 +252,35 @@ def model_metadata(uri: str) -> dict[str, Any]:
     return yaml.safe_load(fs.cat_file(mlmodel)).get("metadata") or {}
 
 
+_trust_lock = threading.Lock()
+_trust_depth = 0
+_trust_before: str | None = None
+
+
 @contextlib.contextmanager
 def trusted_model_loading() -> Iterator[None]:
     """MLflow 3.17 refuses to deserialize any sklearn model (skops included) unless
     MLFLOW_ALLOW_PICKLE_DESERIALIZATION is true. Models loaded here were written by this
-    pipeline's own train steps, so allow it for the duration of the load only."""
+    pipeline's own train steps, so allow it for the duration of the load only. Counted under a
+    lock: steps may load models in parallel threads (Prefect), and the first to finish must not
+    withdraw the permission from the others."""
+    global _trust_depth, _trust_before
     name = "MLFLOW_ALLOW_PICKLE_DESERIALIZATION"
-    before = os.environ.get(name)
-    os.environ[name] = "true"
+    with _trust_lock:
+        if _trust_depth == 0:
+            _trust_before = os.environ.get(name)
+            os.environ[name] = "true"
+        _trust_depth += 1
     try:
         yield
     finally:
-        if before is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = before
+        with _trust_lock:
+            _trust_depth -= 1
+            if _trust_depth == 0:
+                if _trust_before is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = _trust_before
 
 
 def load_model(uri: str) -> Any:

@@ -5,6 +5,9 @@ import uuid
 
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.pandas import column, data_frames
 from mlopsc.compiler import ir
 from mlopsc.runtime import artifacts
 
@@ -70,3 +73,25 @@ def test_model_folder_save_load_and_hash(root):
     # Saving again replaces the folder instead of nesting into it.
     artifacts.save_model(model, uri)
     assert not fs.exists(f"{path}/model")
+
+
+def test_model_loading_permission_is_scoped(monkeypatch):
+    import os
+
+    monkeypatch.delenv("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", raising=False)
+    with artifacts.trusted_model_loading():
+        with artifacts.trusted_model_loading():
+            pass
+        assert os.environ["MLFLOW_ALLOW_PICKLE_DESERIALIZATION"] == "true"   # the outer load still runs
+    assert "MLFLOW_ALLOW_PICKLE_DESERIALIZATION" not in os.environ
+
+
+@settings(max_examples=20, deadline=None)
+@given(data_frames([column("a", dtype=float), column("b", dtype=int),
+                    column("c", elements=st.text(st.characters(exclude_categories=("Cs",)), max_size=5))]))
+def test_any_frame_hashes_the_same_after_a_round_trip(df):
+    uri = f"memory://hash-prop/{uuid.uuid4().hex}.parquet"
+    digest = artifacts.write_parquet(df, uri)
+    assert artifacts.dataset_sha256(artifacts.read_parquet(uri)) == digest
+    assert artifacts.write_parquet(df.copy(), uri) == digest
+    artifacts.remove(uri)
