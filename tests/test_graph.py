@@ -109,3 +109,16 @@ def test_networkx_is_imported_only_when_the_graph_is_used():
             "from mlopsc.compiler.program import compile_pipeline; p = compile_pipeline(penguins()); "
             "assert 'networkx' not in sys.modules; p.graph.order(); assert 'networkx' in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_the_penguins_spec_from_text():
+    from mlopsc.compiler import load
+
+    from pathlib import Path
+
+    program = load(str(Path(__file__).resolve().parent.parent / "specs" / "penguins.mlops"), {"test_size": "0.2"})
+    assert program.params == {"test_size": 0.2, "min_accuracy": 0.9}
+    assert program.graph.pipeline_steps()[-1] == "species_service"
+    assert "penguins_2009" not in program.graph.pipeline_steps()
+    assert program.graph.monitor_steps("species_drift")[-1] == "species_drift"
+    assert program.source.startswith("# Classify penguin species")

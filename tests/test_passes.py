@@ -294,3 +294,8 @@ def test_shipped_estimator_list_matches_installed_sklearn():
     pytest.importorskip("sklearn")
     shipped = json.loads(estimators.DATA_FILE.read_text())
     assert shipped == estimators.generate(), "compiler/sklearn_estimators.json is stale: regenerate it"
+
+
+def test_a_time_split_cannot_stratify():
+    steps = replace(penguins_steps(), "penguins_split", time_column="year")
+    assert "exclude each other" in only(penguins(steps), "E303").message

@@ -90,6 +90,10 @@ def _step_rules(idx: Index, step: ir.Step) -> list[Diagnostic]:
                 if isinstance(low, (int, float)) and isinstance(high, (int, float)) and low > high:
                     out.append(Diagnostic("E303", f"{where(step)}column {rule.column}: range {low} to {high} is empty",
                                           rule.span, "write the smaller bound first"))
+    elif isinstance(step, ir.Split) and step.stratify is not None and step.time_column is not None:
+        # A time split takes the latest rows as the test set; class proportions cannot be kept too.
+        out.append(Diagnostic("E303", f"{where(step)}'stratify' and 'time_column' exclude each other",
+                              span_of(step, "time_column"), "keep one: a random stratified split or a split by time"))
     elif isinstance(step, ir.Train) and step.tune is not None:
         for key, values in step.tune.space.items():
             if not values:
