@@ -1,6 +1,7 @@
 """Train stage: a real scikit-learn fit on the penguins example, logged to a real MLflow store."""
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 from mlopsc.compiler import ir
 from mlopsc.runtime import StepError, artifacts, execute, tracking
@@ -134,3 +135,18 @@ def test_binary_metric_on_three_classes_for_tuning(ctx, out, penguins_split):
     tune = ir.Tune(method="grid", space={"max_depth": (2,)}, cv=2, metric="f1")
     step = forest(features=FEATURES, tune=tune)
     assert_fails(step, ctx, out, penguins_split["train"], "f1 needs a binary target", "f1_macro")
+
+
+def test_columns_of_the_wrong_type(ctx, out, penguins):
+    data = f"{ctx.artifact_root}/dated.parquet"
+    frame = penguins.assign(seen=pd.to_datetime(penguins.year.astype(str) + "-06-01"))
+    artifacts.write_parquet(frame, data)
+    assert_fails(forest(features=("bill_length_mm", "seen")), ctx, out, data,
+                 "feature 'seen' has dtype datetime64", "derive numbers from dates")
+    forced = forest(features=("bill_length_mm", "island"), preprocessing=ir.Preprocessing(numeric=("island",)))
+    assert_fails(forced, ctx, out, data, "'island' is forced numeric but holds text", "'Torgersen'")
+
+
+def test_task_that_contradicts_the_estimator(ctx, out, penguins_split):
+    assert_fails(forest(task="regression"), ctx, out, penguins_split["train"],
+                 "is a classification estimator but task = regression")
