@@ -77,7 +77,8 @@ def score(step: ir.Evaluate, info: dict[str, Any], preds: pd.DataFrame) -> dict[
             metrics[name] = compute(name, preds["y_true"], preds["y_pred"], proba, classes)
         except ValueError as exc:
             raise StepError(f"metric {name} cannot be computed: {exc}", step=step.name,
-                            span=span or step.span, expected="a metric that fits the model and data", found=str(exc)) from None
+                            span=span or step.span, expected="a metric that fits the model and data",
+                            found=str(exc)) from None
     return metrics
 
 
@@ -136,5 +137,6 @@ def run(step: ir.Evaluate, inputs: dict[str, str], outputs: dict[str, str],
                 client.log_metric(train_run, name, value)
     return step_result(step, {port: (outputs[port], hashes[port]) for port in ("metrics", "predictions")},
                        metrics=metrics, task=info["task"], rows=len(df),
-                       model_sha256=document["model_sha256"], data_sha256=document["data_sha256"], mlflow_run_id=mlrun.info.run_id,
+                       model_sha256=document["model_sha256"], data_sha256=document["data_sha256"],
+                       mlflow_run_id=mlrun.info.run_id,
                        train_mlflow_run_id=info.get("mlflow_run_id"))

@@ -37,7 +37,7 @@ def _bind_value(value: Any, params: dict[str, Any], step: ir.Step) -> Any:
         return value.model_copy(update=changed) if changed else value
     if isinstance(value, (list, tuple)):
         items = [_bind_value(v, params, step) for v in value]
-        return type(value)(items) if any(a is not b for a, b in zip(items, value)) else value
+        return type(value)(items) if any(a is not b for a, b in zip(items, value, strict=True)) else value
     if isinstance(value, dict):
         items = {k: _bind_value(v, params, step) for k, v in value.items()}
         return items if any(items[k] is not value[k] for k in value) else value

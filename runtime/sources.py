@@ -140,7 +140,8 @@ def _coerce(step: ir.Source, df: pd.DataFrame) -> pd.DataFrame:
         if len(bad):
             sample = ", ".join(repr(v) for v in bad.unique()[:5])
             raise _error(step, f"column {column!r} cannot be read as {wanted}: "
-                         f"{len(bad)} value(s) do not convert", "types", expected=TYPE_WORDS[wanted], found=sample)
+                         f"{len(bad)} value(s) do not convert", "types", expected=TYPE_WORDS[wanted],
+                         found=sample)
         df[column] = converted
     return df
 

@@ -51,7 +51,8 @@ def estimator_class(step: ir.Train) -> type:
 
         close = difflib.get_close_matches(name, list(sklearn_estimators()), n=1)
         hint = f" (did you mean {close[0]}?)" if close else ""
-        raise _error(step, f"estimator {name} cannot be imported{hint}", span=span, expected="an importable class, e.g. sklearn.ensemble.RandomForestClassifier",
+        raise _error(step, f"estimator {name} cannot be imported{hint}", span=span,
+                     expected="an importable class, e.g. sklearn.ensemble.RandomForestClassifier",
                      found=name)
     if not (isinstance(cls, type) and issubclass(cls, BaseEstimator)):
         # e.g. `estimator = os.system`: importable, but no estimator
@@ -123,7 +124,8 @@ def features_and_target(step: ir.Train, df: pd.DataFrame, task: str) -> tuple[pd
         kind = type_of_target(y)
         if kind == "continuous":
             raise _error(step, f"the target {step.target!r} holds continuous numbers; a classifier "
-                         "needs labels", "target", expected="class labels (text or whole numbers)", found=f"dtype {y.dtype}")
+                         "needs labels", "target", expected="class labels (text or whole numbers)",
+                         found=f"dtype {y.dtype}")
         if y.nunique() < 2:
             raise _error(step, f"the target {step.target!r} has a single class: {y.iloc[0]!r}", "target",
                          expected="at least two classes", found=f"{y.nunique()} class")
@@ -158,7 +160,8 @@ def column_kinds(step: ir.Train, X: pd.DataFrame) -> tuple[list[str], list[str]]
             categorical.append(col)
         else:
             raise _error(step, f"feature {col!r} has dtype {s.dtype}, which the model cannot take",
-                         "features", expected="numbers, booleans, text or categories (derive numbers from dates first)",
+                         "features",
+                         expected="numbers, booleans, text or categories (derive numbers from dates first)",
                          found=f"dtype {s.dtype}")
     return numeric, categorical
 
@@ -200,7 +203,8 @@ def scoring(step: ir.Train, task: str, y: pd.Series) -> str | None:
         return None
     if task_of(metric) != task:
         raise _error(step, f"metric {metric} does not apply to {task}",
-                     span=step.tune.spans.get("metric") or step.tune.span, expected=f"a {task} metric", found=f"a {task_of(metric) or 'unknown'} metric")
+                     span=step.tune.spans.get("metric") or step.tune.span, expected=f"a {task} metric",
+                     found=f"a {task_of(metric) or 'unknown'} metric")
     try:
         import numpy as np
 
@@ -232,7 +236,8 @@ def make_search(step: ir.Train, pipeline: Any, task: str, y: pd.Series) -> Any:
         if smallest < tune.cv:
             raise _error(step, f"cv = {tune.cv} folds but the smallest class has {smallest} row(s)",
                          span=tune.spans.get("cv") or tune.span,
-                         expected=f"at least {tune.cv} rows per class", found=f"{y.value_counts().idxmin()!r}: {smallest} rows")
+                         expected=f"at least {tune.cv} rows per class",
+                         found=f"{y.value_counts().idxmin()!r}: {smallest} rows")
         folds = StratifiedKFold(n_splits=tune.cv, shuffle=True, random_state=tune.seed)
     else:
         folds = KFold(n_splits=tune.cv, shuffle=True, random_state=tune.seed)
@@ -253,7 +258,8 @@ def cv_summary(search: Any, step: ir.Train) -> dict[str, Any]:
     folds = [sign * float(search.cv_results_[f"split{k}_test_score"][i]) for k in range(search.n_splits_)]
     best = {k.removeprefix("estimator__"): v for k, v in search.best_params_.items()}
     return {"best_params": best, "cv_metric": step.tune.metric or "default score",
-            "cv_score": sign * float(search.best_score_), "cv_scores": folds, "candidates": len(search.cv_results_["params"])}
+            "cv_score": sign * float(search.best_score_), "cv_scores": folds,
+            "candidates": len(search.cv_results_["params"])}
 
 
 # ---------------------------------------------------------------- run
@@ -319,7 +325,8 @@ def run(step: ir.Train, inputs: dict[str, str], outputs: dict[str, str], ctx: Ru
         model_sha = artifacts.save_model(model, outputs["model"], signature=signature, input_example=example,
                                          trusted_types=trusted, metadata=metadata)
         mlflow.log_params({"estimator": step.estimator.name, "task": task, "target": step.target,
-                           "features": ",".join(map(str, X.columns)), "rows": len(X),
+                           # MLflow caps a param at 6000 characters; wide data has long lists.
+                           "features": ",".join(map(str, X.columns))[:6000], "rows": len(X),
                            **{f"estimator.{k}": v for k, v in params.items()}})
         if summary:
             mlflow.log_params({"tune.method": step.tune.method, "tune.cv": step.tune.cv,
@@ -337,7 +344,8 @@ def run(step: ir.Train, inputs: dict[str, str], outputs: dict[str, str], ctx: Ru
                 serialization_format="skops", skops_trusted_types=trusted,
                 pip_requirements=artifacts.pip_requirements())
     return step_result(step, {"model": (outputs["model"], model_sha)}, task=task,
-                       estimator=step.estimator.name, params=params, target=step.target, features=[str(c) for c in X.columns],
+                       estimator=step.estimator.name, params=params, target=step.target,
+                       features=[str(c) for c in X.columns],
                        numeric=numeric, categorical=categorical, classes=classes, rows=len(X),
                        data_sha256=data_sha, mlflow_run_id=mlrun.info.run_id, model_uri=info.model_uri,
                        model_id=getattr(info, "model_id", None), warnings=fit_warnings, **summary)
