@@ -110,3 +110,16 @@ def test_lineage_command_lookup_errors_exit_1(ctx, out, tmp_path, reference, mes
     assert shown.exit_code == 1 and isinstance(shown.exception, SystemExit)    # not a crash
     assert message.format(name=name) in shown.output
     assert "Traceback" not in shown.output
+
+
+def test_lineage_of_a_version_without_a_record_shows_its_tags(ctx, out, tmp_path):
+    """A run that deployed but never reached record_run (killed): the version's tags still tell."""
+    name = registry_name()
+    trained = fit_model(ctx, penguins(), str(tmp_path / "m"), max_depth=1)
+    deploy = ir.Deploy(name="species_service", model=ir.Ref(step="species_model"), registry=name)
+    execute(deploy, {"model": trained["outputs"]["model"]["uri"]}, out(deploy), ctx)
+    shown = CliRunner().invoke(lineage_command, [name, "--tracking-uri", ctx.tracking_uri])
+    assert shown.exit_code == 0, shown.output
+    assert "no lineage record" in shown.output
+    assert f"mlopsc.model_sha256 = {trained['outputs']['model']['sha256']}" in shown.output
+    assert f"mlopsc.train_run_id = {trained['mlflow_run_id']}" in shown.output
