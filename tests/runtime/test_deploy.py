@@ -100,3 +100,19 @@ def test_score_errors_name_what_is_missing(ctx, out, tmp_path):
     by_alias = ir.Score(name="batch", data=ir.Ref(step="d"), registry=name)
     with pytest.raises(StepError, match="model feature 'island' is not in the data"):
         execute(by_alias, {"data": data_uri}, out(by_alias), ctx)
+
+
+def test_deploy_from_an_object_store_registers_a_loadable_copy(ctx, out, two_models):
+    """Artifacts on memory:// (as on s3://): MLflow cannot read them, so the deploy copies them in."""
+    import uuid
+
+    import fsspec
+
+    remote = f"memory://mlopsc-deploy-{uuid.uuid4().hex}/species_model/model"
+    fsspec.filesystem("memory").put(two_models[1], remote, recursive=True)
+    assert artifacts.sha256_of(remote) == artifacts.sha256_of(two_models[1])   # same files, same hash
+    name = registry_name()
+    released = execute(deploy_step(name), {"model": remote}, out(deploy_step(name)), ctx)
+    assert released["model_sha256"] == artifacts.sha256_of(two_models[1])
+    model = artifacts.load_model(f"models:/{name}@champion")
+    assert model.get_params()["estimator__max_depth"] == 3
