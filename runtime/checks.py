@@ -170,12 +170,16 @@ def validate(step: ir.Check, df: pd.DataFrame) -> list[dict[str, Any]]:
         for _, row in exc.failure_cases.iterrows():
             key = _key_of(row, expectations) or f"pandera:{row['check']}"
             failures.setdefault(key, []).append(row)
+    absent = {str(c) for c in {e.column for e in expectations} - {None} if c not in df.columns}
     found: list[dict[str, Any]] = []
     for exp in expectations:
         rows = failures.pop(exp.key, [])
         entry: dict[str, Any] = {"expectation": exp.text, "passed": not rows, "column": exp.column,
                                  "line": exp.rule.span.line if exp.rule.span else None}
-        if rows:
+        if exp.column in absent and not exp.key.endswith(":exists"):
+            # pandera checks nothing else on a column that is not there: say so, not "passed".
+            entry.update(passed=None, note="not evaluated: the column is missing")
+        elif rows:
             if exp.key.endswith(":frame") and isinstance(exp.rule, ir.ExpressionRule):
                 idx = sorted({int(r["index"]) for r in rows})   # one case per (row, column): count rows
                 entry.update(failures=len(idx), examples=[f"row {i}" for i in idx[:EXAMPLES]])
@@ -204,7 +208,7 @@ def _whole_column_finding(exp: _Expectation, df: pd.DataFrame) -> str:
 def run(step: ir.Check, inputs: dict[str, str], outputs: dict[str, str], ctx: RunContext) -> dict[str, Any]:
     df = artifacts.read_parquet(inputs["data"])
     expectations = validate(step, df)
-    failed = [e for e in expectations if not e["passed"]]
+    failed = [e for e in expectations if e["passed"] is False]
     report = {"step": step.name, "passed": not failed, "on_fail": step.on_fail, "rows": len(df),
               "data_sha256": artifacts.sha256_of(inputs["data"]), "failed": len(failed),
               "expectations": expectations}

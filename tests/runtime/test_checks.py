@@ -49,13 +49,13 @@ FAILING_RULES = [
     ir.ColumnRule(column="sex", nullable=False, span=span(23)),
     ir.ColumnRule(column="island", unique=True, regex="^(Biscoe|Dream)$", span=span(24)),
     ir.ColumnRule(column="year", dtype="str", span=span(25)),
-    ir.ColumnRule(column="wingspan", span=span(26)),
+    ir.ColumnRule(column="wingspan", min=1, span=span(26)),
     ir.ExpressionRule(expression="bill_length_mm > 3 * bill_depth_mm", span=span(27)),
 ]
 
 
 def failing_by_text(report) -> dict[str, dict]:
-    return {e["expectation"]: e for e in report["expectations"] if not e["passed"]}
+    return {e["expectation"]: e for e in report["expectations"] if e["passed"] is False}
 
 
 def test_stop_writes_the_report_then_raises(ctx, out, data_uri, penguins):
@@ -81,6 +81,8 @@ def test_stop_writes_the_report_then_raises(ctx, out, data_uri, penguins):
     assert failed["column island matches '^(Biscoe|Dream)$'"]["examples"] == ["Torgersen"]
     assert failed["column year is str"]["examples"] == ["dtype int64"]
     assert "column wingspan exists" in failed
+    (unchecked,) = [e for e in report["expectations"] if e["expectation"] == "column wingspan >= 1"]
+    assert unchecked["passed"] is None and "column is missing" in unchecked["note"]
     expr = failed["expect 'bill_length_mm > 3 * bill_depth_mm'"]
     assert expr["failures"] == int((~(data.bill_length_mm > 3 * data.bill_depth_mm)).sum())
     assert expr["line"] == 27 and len(expr["examples"]) == 5
