@@ -1,0 +1,111 @@
+"""`mlopsc submit --target prefect` against a real `prefect server start` and a process worker:
+deployments created with their schedules, a run started and followed to the end, a model version
+registered; the monitor deployment on drifted data starts a training run. And the two ways it can
+go wrong before that: no build, no server."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from prefect_harness import ROOT, PrefectServer, PrefectWorker, api, base_env, copy_spec, free_port, mlopsc
+
+pytestmark = pytest.mark.timeout(900)
+
+
+@pytest.fixture
+def penguins_build(tmp_path: Path) -> tuple[Path, Path]:
+    spec = copy_spec(ROOT / "specs" / "penguins.mlops", tmp_path / "spec")
+    build = tmp_path / "build"
+    built = mlopsc("build", str(spec), "--target", "prefect", "-o", str(build), env=base_env(tmp_path))
+    assert built.returncode == 0, built.stderr
+    return spec, build
+
+
+def test_unreachable_server_is_one_clear_message(penguins_build, tmp_path: Path) -> None:
+    _, build = penguins_build
+    url = f"http://127.0.0.1:{free_port()}/api"
+    result = mlopsc("submit", str(build), "--target", "prefect", "--api-url", url, env=base_env(tmp_path))
+    assert result.returncode == 5
+    assert f"cannot reach the Prefect server at {url}" in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_a_folder_that_is_no_build_is_a_usage_error(tmp_path: Path) -> None:
+    result = mlopsc("submit", str(tmp_path), "--target", "prefect", "--api-url", "http://127.0.0.1:9/api",
+                    env=base_env(tmp_path))
+    assert result.returncode == 2
+    assert "is not a Prefect build" in result.stderr and "Traceback" not in result.stderr
+
+
+def wait_final(server: PrefectServer, flow_run_id: str, timeout: float = 600) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        run = api(server, "GET", f"/flow_runs/{flow_run_id}")
+        if run["state"]["type"] in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED"):
+            return run
+        time.sleep(2)
+    raise AssertionError(f"flow run {flow_run_id} did not finish in {timeout} s: {run['state']}")
+
+
+def flow_runs_of(server: PrefectServer, deployment_id: str) -> list[dict]:
+    """The runs of a deployment but those its cron schedule created ahead of time."""
+    runs = api(server, "POST", "/flow_runs/filter",
+               {"flow_runs": {"deployment_id": {"any_": [deployment_id]}}, "sort": "EXPECTED_START_TIME_ASC"})
+    return [r for r in runs if not r["auto_scheduled"]]
+
+
+def test_submit_run_wait_then_monitor_starts_retraining(penguins_build, prefect_server: PrefectServer,
+                                                         prefect_worker: PrefectWorker) -> None:
+    from mlflow import MlflowClient
+
+    spec, build = penguins_build
+    result = mlopsc("submit", str(build), "--target", "prefect", "--api-url", prefect_server.api_url,
+                    "--work-pool", prefect_worker.pool, "--run", "--wait", env=prefect_worker.env)
+    worker_log = prefect_worker.log.read_text()[-4000:]
+    assert result.returncode == 0, f"{result.stdout}\n{result.stderr}\n{worker_log}"
+    assert "deployed penguins/penguins on work pool 'mlopsc-test', cron '0 6 * * 1' (UTC)" in result.stdout
+    assert "deployed penguins-species_drift/penguins" in result.stdout
+    ui = prefect_server.api_url.removesuffix("/api") + "/runs/flow-run/"
+    assert ui in result.stdout and "species_model: Completed" in result.stdout
+    assert "Traceback" not in result.stdout + result.stderr
+
+    training = api(prefect_server, "GET", "/deployments/name/penguins/penguins")
+    monitor = api(prefect_server, "GET", "/deployments/name/penguins-species_drift/penguins")
+    assert [s["schedule"]["cron"] for s in training["schedules"]] == ["0 6 * * 1"]
+    assert [s["schedule"]["cron"] for s in monitor["schedules"]] == ["0 * * * *"]
+    assert training["work_pool_name"] == prefect_worker.pool
+    [first] = flow_runs_of(prefect_server, training["id"])
+    assert first["state"]["type"] == "COMPLETED"
+
+    registry = MlflowClient(prefect_worker.mlflow_uri, registry_uri=prefect_worker.mlflow_uri)
+    versions = registry.search_model_versions("name='penguins-species'")
+    assert len(versions) == 1
+    assert registry.get_model_version_by_alias("penguins-species", "champion").version == versions[0].version
+
+    drift_bill_length(spec.parent / "data" / "penguins.csv")
+    started = api(prefect_server, "POST", f"/deployments/{monitor['id']}/create_flow_run", {})
+    finished = wait_final(prefect_server, started["id"], timeout=300)
+    assert finished["state"]["type"] == "COMPLETED", (finished["state"], prefect_worker.log.read_text()[-4000:])
+
+    retraining = [r for r in flow_runs_of(prefect_server, training["id"]) if r["id"] != first["id"]]
+    assert len(retraining) == 1 and "retrain" in retraining[0]["tags"]
+    deadline = time.monotonic() + 120   # started: a worker picked it up
+    while time.monotonic() < deadline:
+        state = api(prefect_server, "GET", f"/flow_runs/{retraining[0]['id']}")["state"]
+        if state["type"] != "SCHEDULED":
+            break
+        time.sleep(1)
+    assert state["type"] in ("PENDING", "RUNNING", "COMPLETED"), state
+    if state["type"] != "COMPLETED":   # it proved its point; do not spend a minute of CPU on it
+        api(prefect_server, "POST", f"/flow_runs/{retraining[0]['id']}/set_state",
+            {"state": {"type": "CANCELLING"}, "force": True})
+
+
+def drift_bill_length(csv: Path) -> None:
+    """The 2009 penguins (the monitor's current data) with bills 20 mm longer."""
+    import pandas as pd
+
+    frame = pd.read_csv(csv)
+    frame.loc[frame["year"] == 2009, "bill_length_mm"] += 20
+    frame.to_csv(csv, index=False)
