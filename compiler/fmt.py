@@ -62,6 +62,14 @@ def end(node: Tree | Token) -> Position:
     return (node.meta.end_line, node.meta.end_column)
 
 
+# The grammar keeps the tokens that close a node (for spans); the layout prints its own.
+_CLOSING = ("RBRACE", "LSQB", "RSQB", "RPAR")
+
+
+def kids(node: Tree) -> list:
+    return [c for c in node.children if not (isinstance(c, Token) and c.type in _CLOSING)]
+
+
 def closing_brace(node: Tree) -> Position:
     return (node.meta.end_line, node.meta.end_column - 1)
 
@@ -73,7 +81,7 @@ def flat(node: Tree | Token) -> str:
     """A node printed on one line."""
     if isinstance(node, Token):
         return str(node)
-    kind, parts = node.data, node.children
+    kind, parts = node.data, kids(node)
     if kind in ("string", "number", "dotted"):
         return ("." if kind == "dotted" else "").join(str(p) for p in parts)
     if kind == "list":
@@ -123,7 +131,7 @@ def rule_line(kind: str, parts: list) -> str:
 
 
 def flat_modifier(mod: Tree) -> str:
-    return " ".join(flat(p) for p in mod.children)
+    return " ".join(flat(p) for p in kids(mod))
 
 
 # ---------------------------------------------------------------- the printer
@@ -195,7 +203,7 @@ class _Printer:
 
     # ------------------------------------------------------------ statements
     def pipeline(self, tree: Tree) -> None:
-        self.block(0, f"pipeline {tree.children[1]}", tree.children[2:], start(tree), closing_brace(tree), _END)
+        self.block(0, f"pipeline {tree.children[1]}", kids(tree)[2:], start(tree), closing_brace(tree), _END)
         self.block_start = False
         self.comment_lines(_END, 0)
 
@@ -214,7 +222,7 @@ class _Printer:
                 self.statement(item, indent, start(items[i]) if i < len(items) else brace)
 
     def statement(self, node: Tree, indent: int, limit: Position) -> None:
-        kind, parts = node.data, node.children
+        kind, parts = node.data, kids(node)
         first, last = start(node), end(node)
         if kind == "step":
             self.blank_next = not self.block_start
@@ -230,7 +238,7 @@ class _Printer:
         elif kind == "option" and parts[1].data == "constructor" and not self.fits(indent, flat(node), first, last):
             ctor = parts[1]
             header = f"{parts[0]} = {flat(ctor.children[0])}"
-            self.block(indent, header, ctor.children[1:], first, closing_brace(ctor), limit)
+            self.block(indent, header, kids(ctor)[1:], first, closing_brace(ctor), limit)
         else:
             self.line(indent, flat(node), first, last, limit)
 
@@ -246,6 +254,6 @@ class _Printer:
         if self.fits(indent, flat(node) + suffix, first, last):
             self.line(indent, flat(node) + suffix, first, last, limit)
         else:
-            self.block(indent, f"tune {node.children[1]}", node.children[2:], first, brace, brace, suffix)
+            self.block(indent, f"tune {node.children[1]}", kids(node)[2:], first, brace, brace, suffix)
             self.last_line = last[0]
             self.line_end_comments(last, limit)

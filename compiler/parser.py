@@ -8,6 +8,7 @@ another one on the same line are its echoes and are not reported.
 from __future__ import annotations
 
 import hashlib
+import threading
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,6 +18,8 @@ from .errors import Diagnostic, SpecError
 
 if TYPE_CHECKING:
     from lark import Lark, Tree
+
+    from .transformer import SpecTransformer
 
 GRAMMAR = Path(__file__).with_name("grammar.lark")
 MAX_SYNTAX_ERRORS = 10
@@ -37,40 +40,60 @@ INSERTABLE = {"EQUAL": "=", "COMMA": ",", "RPAR": ")", "RSQB": "]", "RBRACE": "}
 
 @lru_cache(maxsize=1)
 def grammar_parser() -> Lark:
+    """The parser that builds trees with positions (fmt works on them)."""
     from lark import Lark
 
     return Lark(GRAMMAR.read_text(encoding="utf-8"), parser="lalr", propagate_positions=True,
                 maybe_placeholders=False, cache=True)
 
 
-def parse(text: str, file: str = "<string>") -> ir.Pipeline:
-    """Parse one spec. Raises SpecError with every syntax and construction error found."""
+@lru_cache(maxsize=1)
+def _building_parser() -> tuple[Lark, SpecTransformer]:
+    """The parser that builds IR as it reduces, with one transformer reset for each spec."""
+    from lark import Lark
+
     from .transformer import SpecTransformer
 
-    tree = parse_tree(text, file)
-    builder = SpecTransformer(file, hashlib.sha256(text.encode("utf-8")).hexdigest())
-    try:
-        pipeline = builder.transform(tree)
-    except RecursionError:
-        raise SpecError([Diagnostic("E107", "the spec nests lists too deeply", _span(file, 1, 1))]) from None
-    if builder.problems or pipeline is None:
-        raise SpecError(sorted(builder.problems, key=_position))
+    builder = SpecTransformer()
+    return Lark(GRAMMAR.read_text(encoding="utf-8"), parser="lalr", maybe_placeholders=False,
+                transformer=builder, cache=True), builder
+
+
+_BUILDING = threading.Lock()     # the one transformer holds one spec's state at a time
+
+
+def parse(text: str, file: str = "<string>") -> ir.Pipeline:
+    """Parse one spec. Raises SpecError with every syntax and construction error found."""
+    parser, builder = _building_parser()
+    with _BUILDING:
+        builder.reset(file, hashlib.sha256(text.encode("utf-8")).hexdigest())
+        try:
+            pipeline = _parse_with_recovery(parser, text, file)
+        except RecursionError:
+            raise SpecError([Diagnostic("E107", "the spec nests lists too deeply", _span(file, 1, 1))]) from None
+        problems = builder.problems
+    if problems or pipeline is None:
+        raise SpecError(sorted(problems, key=_position))
     return pipeline
 
 
 def parse_tree(text: str, file: str = "<string>") -> Tree:
-    """The lark tree of a spec (fmt works on it); raises SpecError on syntax errors."""
+    """The lark tree of a spec, with positions; raises SpecError on syntax errors."""
+    return _parse_with_recovery(grammar_parser(), text, file)
+
+
+def _parse_with_recovery(parser: Lark, text: str, file: str) -> Any:
     from lark.exceptions import UnexpectedInput
 
     recovery = _Recovery(text, file)
+    result = None
     try:
-        tree = grammar_parser().parse(text, on_error=recovery)
+        result = parser.parse(text, on_error=recovery)
     except UnexpectedInput as exc:        # an error recovery gave up on (the end of the file)
         recovery.report(exc)
-        tree = None
     if recovery.diagnostics:
         raise SpecError(recovery.diagnostics)
-    return tree
+    return result
 
 
 def _position(diag: Diagnostic) -> tuple[int, int]:
@@ -112,7 +135,8 @@ class _Recovery:
         end = self.text.find("\n", exc.pos_in_stream)
         rest = self.text[exc.pos_in_stream:end if end >= 0 else len(self.text)]
         if "STRING" in exc.interactive_parser.accepts():
-            exc.interactive_parser.feed_token(Token("STRING", '""', exc.pos_in_stream, exc.line, exc.column))
+            exc.interactive_parser.feed_token(Token("STRING", '""', exc.pos_in_stream, exc.line, exc.column,
+                                                    exc.line, exc.column + len(rest), exc.pos_in_stream + len(rest)))
         state.line_ctr.feed(rest)
 
     def repair(self, exc: Any) -> bool:
@@ -121,18 +145,24 @@ class _Recovery:
         from lark.exceptions import UnexpectedInput
 
         parser = exc.interactive_parser
+        # The token lark reports may lack its end (it comes from the lexer's fallback): add it.
+        tok = exc.token
+        end_column = tok.end_column or tok.column + len(tok)
+        found = Token(tok.type, tok.value, tok.start_pos, tok.line, tok.column, tok.end_line or tok.line,
+                      end_column, tok.end_pos or tok.start_pos + len(tok))
         for name, text in INSERTABLE.items():
             if name not in exc.expected:
                 continue
             trial = parser.copy()
-            missing = Token.new_borrow_pos(name, text, exc.token)
+            missing = Token(name, text, found.start_pos, found.line, found.column, found.line, found.column,
+                            found.start_pos)
             try:
                 trial.feed_token(missing)
-                trial.feed_token(exc.token)
+                trial.feed_token(found)
             except UnexpectedInput:
                 continue
             parser.feed_token(missing)
-            parser.feed_token(exc.token)
+            parser.feed_token(found)
             return True
         return True
 
@@ -185,7 +215,7 @@ class _Recovery:
             line, col = _end_position(self.text)
             return Diagnostic("E101", message, _span(self.file, line, col), hint)
         if expected == {"EQUAL", "LBRACE"} and previous is not None:
-            from .transformer import STEP_KINDS
+            from .options import STEP_KINDS
 
             if str(previous) in STEP_KINDS:
                 hint = f"is a '}}' missing before this line? '{previous}' starts a new step here"
@@ -236,7 +266,7 @@ def expected_words(expected: set[str]) -> str:
     elif VALUE_START <= expected:
         words.append("a value")
         expected -= VALUE_START | {"SIGN"}
-    elif expected == {"NAME"} | ({"PIPELINE"} & expected) and words:
+    elif expected == {"NAME"} and words:     # inside a nested block
         words.append("an option")
         expected.discard("NAME")
     words += sorted(_terminal_word(name) for name in expected)
@@ -265,17 +295,18 @@ def _unclosed_brace_hint(text: str) -> str:
     """Point at the `{` whose block is most likely unclosed: the first one whose `}` sits at a
     different indentation than the line that opened it (the `}` it got was meant for its parent)."""
     stack: list[tuple[int, int]] = []
-    in_string = in_comment = False
+    in_string = in_comment = escaped = False
     line = 1
     lines = text.split("\n")
-    indent = [len(l) - len(l.lstrip()) for l in lines]
-    for i, char in enumerate(text):
+    indent = [len(row) - len(row.lstrip()) for row in lines]
+    for char in text:
         if char == "\n":
             line, in_comment, in_string = line + 1, False, False
         elif in_comment:
             continue
         elif in_string:
-            in_string = not (char == '"' and text[i - 1] != "\\")
+            in_string = escaped or char != '"'
+            escaped = not escaped and char == "\\"
         elif char == '"':
             in_string = True
         elif char == "#":

@@ -59,27 +59,40 @@ from .options import (
 class SpecTransformer:
     """Builds the ir.Pipeline; what cannot be built lands in `problems` (never raised).
 
-    Each grammar rule NAME has a method NAME(meta, children) called bottom-up, as with a lark
-    Transformer with `v_args(meta=True)`; the walk is written out because lark's wrappers cost
-    more than the whole parse on a 1000-step spec."""
+    Each grammar rule NAME has a method NAME(children). The parser runs them inline, as lark's
+    LALR parser reduces (no parse tree is built: half the time of a 1000-step spec); `transform`
+    does the same over a tree. Spans come from the first and last child, which is why the grammar
+    keeps the closing `}`, `]` and `)` tokens."""
 
-    def __init__(self, file: str, spec_hash: str = ""):
+    def __init__(self, file: str = "<string>", spec_hash: str = ""):
+        self.reset(file, spec_hash)
+
+    def reset(self, file: str, spec_hash: str = "") -> None:
         self.file, self.spec_hash = file, spec_hash
         self.problems: list[Diagnostic] = []
         self.step_mark = 0      # problems before this index belong to earlier steps
 
     def transform(self, tree: Tree) -> Any:
         children = [self.transform(c) if isinstance(c, Tree) else c for c in tree.children]
-        return getattr(self, tree.data)(tree.meta, children)
+        return getattr(self, tree.data)(children)
 
     # ------------------------------------------------------------ helpers
-    def span(self, meta: Any) -> ir.Span:
-        return ir.Span(file=self.file, line=meta.line, col=meta.column, end_line=meta.end_line,
-                       end_col=meta.end_column)
+    def cover(self, children: list) -> ir.Span:
+        """The span from the start of the first child to the end of the last."""
+        first, last = _edge(children[0]), _edge(children[-1])
+        if isinstance(first, Token):
+            line, col = first.line, first.column
+        else:
+            line, col = first.line, first.col
+        if isinstance(last, Token):
+            end_line, end_col = _token_end(last)
+        else:
+            end_line, end_col = last.end_line, last.end_col
+        return ir.Span(file=self.file, line=line, col=col, end_line=end_line, end_col=end_col)
 
     def tspan(self, tok: Token) -> ir.Span:
-        return ir.Span(file=self.file, line=tok.line, col=tok.column, end_line=tok.end_line,
-                       end_col=tok.end_column)
+        end_line, end_col = _token_end(tok)
+        return ir.Span(file=self.file, line=tok.line, col=tok.column, end_line=end_line, end_col=end_col)
 
     def problem(self, code: str, message: str, span: ir.Span | None, hint: str | None = None) -> None:
         self.problems.append(Diagnostic(code, message, span, hint))
@@ -129,8 +142,8 @@ class SpecTransformer:
                 spans[f"{key}.{n}"] = item.span
 
     # ------------------------------------------------------------ values
-    def string(self, meta: Any, children: list) -> Value:
-        return Value("str", self.decode(children[0]), self.span(meta))
+    def string(self, children: list) -> Value:
+        return Value("str", self.decode(children[0]), self.cover(children))
 
     def decode(self, tok: Token) -> str:
         try:
@@ -140,7 +153,7 @@ class SpecTransformer:
                          'strings use JSON escapes: \\" \\\\ \\n \\t \\uXXXX')
             return str(tok)[1:-1]
 
-    def number(self, meta: Any, children: list) -> Value:
+    def number(self, children: list) -> Value:
         tok = children[-1]
         value: int | float = int(tok) if tok.isdigit() else float(tok)
         if not math.isfinite(value):
@@ -148,38 +161,38 @@ class SpecTransformer:
             value = 0
         if len(children) == 2 and children[0] == "-":
             value = -value
-        return Value("num", value, self.span(meta))
+        return Value("num", value, self.cover(children))
 
-    def dotted(self, meta: Any, children: list) -> Value:
-        return Value("name", tuple(str(t) for t in children), self.span(meta))
+    def dotted(self, children: list) -> Value:
+        return Value("name", tuple(str(t) for t in children), self.cover(children))
 
-    def constructor(self, meta: Any, children: list) -> Value:
-        return Value("ctor", (children[0], tuple(children[1:])), self.span(meta))
+    def constructor(self, children: list) -> Value:
+        return Value("ctor", (children[0], tuple(children[1:-1])), self.cover(children))
 
-    def list(self, meta: Any, children: list) -> Value:
-        return Value("list", tuple(children), self.span(meta))
+    def list(self, children: list) -> Value:
+        return Value("list", tuple(children[1:-1]), self.cover(children))
 
-    def call(self, meta: Any, children: list) -> Value:
-        return Value("call", (str(children[0]), tuple(children[1:])), self.span(meta))
+    def call(self, children: list) -> Value:
+        return Value("call", (str(children[0]), tuple(children[1:-1])), self.cover(children))
 
     # ------------------------------------------------------------ items
-    def option(self, meta: Any, children: list) -> Option:
-        return Option(str(children[0]), children[1], self.tspan(children[0]), self.span(meta))
+    def option(self, children: list) -> Option:
+        return Option(str(children[0]), children[1], self.tspan(children[0]), self.cover(children))
 
-    def block(self, meta: Any, children: list) -> Block:
-        return Block(str(children[0]), tuple(children[1:]), self.tspan(children[0]), self.span(meta))
+    def block(self, children: list) -> Block:
+        return Block(str(children[0]), tuple(children[1:-1]), self.tspan(children[0]), self.cover(children))
 
-    def typed_entry(self, meta: Any, children: list) -> Typed:
+    def typed_entry(self, children: list) -> Typed:
         default = next((c for c in children[2:] if isinstance(c, Value)), None)
         desc = next((self.decode(c) for c in children[2:] if isinstance(c, Token)), None)
-        return Typed(str(children[0]), str(children[1]), self.tspan(children[1]), default, desc, self.span(meta))
+        return Typed(str(children[0]), str(children[1]), self.tspan(children[1]), default, desc, self.cover(children))
 
-    def allow(self, meta: Any, children: list) -> Rule:
-        return Rule("allow", (children[1], children[2]), self.span(meta))
+    def allow(self, children: list) -> Rule:
+        return Rule("allow", (children[1], children[2]), self.cover(children))
 
     # ------------------------------------------------------------ check rules
-    def rows_rule(self, meta: Any, children: list) -> Rule:
-        span = self.span(meta)
+    def rows_rule(self, children: list) -> Rule:
+        span = self.cover(children)
         try:
             node = self.make(ir.RowsRule, {"op": str(children[1]), "value": integer(children[2]), "span": span},
                              {"op": self.tspan(children[1]), "value": children[2].span}, span, "rows: ")
@@ -188,36 +201,36 @@ class SpecTransformer:
             node = None
         return Rule("rows", node, span)
 
-    def expect_rule(self, meta: Any, children: list) -> Rule:
-        span = self.span(meta)
+    def expect_rule(self, children: list) -> Rule:
+        span = self.cover(children)
         return Rule("expect", ir.ExpressionRule(expression=self.decode(children[1]), span=span), span)
 
-    def col_in(self, meta: Any, children: list) -> tuple:
-        return ("allowed", children[1], self.span(meta))
+    def col_in(self, children: list) -> tuple:
+        return ("allowed", children[1], self.cover(children))
 
-    def col_between(self, meta: Any, children: list) -> tuple:
-        return ("between", (children[1], children[3]), self.span(meta))
+    def col_between(self, children: list) -> tuple:
+        return ("between", (children[1], children[3]), self.cover(children))
 
-    def col_nulls(self, meta: Any, children: list) -> tuple:
-        return ("nulls", (str(children[1]), children[2]), self.span(meta))
+    def col_nulls(self, children: list) -> tuple:
+        return ("nulls", (str(children[1]), children[2]), self.cover(children))
 
-    def col_nullable(self, meta: Any, children: list) -> tuple:
-        return ("nullable", True, self.span(meta))
+    def col_nullable(self, children: list) -> tuple:
+        return ("nullable", True, self.cover(children))
 
-    def col_not_nullable(self, meta: Any, children: list) -> tuple:
-        return ("nullable", False, self.span(meta))
+    def col_not_nullable(self, children: list) -> tuple:
+        return ("nullable", False, self.cover(children))
 
-    def col_unique(self, meta: Any, children: list) -> tuple:
-        return ("unique", True, self.span(meta))
+    def col_unique(self, children: list) -> tuple:
+        return ("unique", True, self.cover(children))
 
-    def col_matches(self, meta: Any, children: list) -> tuple:
-        return ("regex", self.decode(children[1]), self.span(meta))
+    def col_matches(self, children: list) -> tuple:
+        return ("regex", self.decode(children[1]), self.cover(children))
 
-    def col_bound(self, meta: Any, children: list) -> tuple:
-        return ("bound", (str(children[0]), children[1]), self.span(meta))
+    def col_bound(self, children: list) -> tuple:
+        return ("bound", (str(children[0]), children[1]), self.cover(children))
 
-    def column_rule(self, meta: Any, children: list) -> Rule:
-        span = self.span(meta)
+    def column_rule(self, children: list) -> Rule:
+        span = self.cover(children)
         context = f"column {children[1]}: "
         fields: dict[str, Any] = {"column": str(children[1]), "span": span}
         spans = {"column": self.tspan(children[1])}
@@ -259,8 +272,8 @@ class SpecTransformer:
         return [(name, payload, None)]
 
     # ------------------------------------------------------------ gate, monitor, train
-    def require_rule(self, meta: Any, children: list) -> Rule:
-        span = self.span(meta)
+    def require_rule(self, children: list) -> Rule:
+        span = self.cover(children)
         metric, rest = children[1], children[2:]
         column = rest.pop(0) if rest[0].type == "NAME" else None
         op, value, delta = rest[0], rest[1], rest[2:]
@@ -288,8 +301,8 @@ class SpecTransformer:
             return Rule("require", None, span)
         return Rule("require", self.make(cls, fields, spans, span, "require: "), span)
 
-    def drift_rule(self, meta: Any, children: list) -> Rule:
-        span = self.span(meta)
+    def drift_rule(self, children: list) -> Rule:
+        span = self.cover(children)
         statistic, column, *rest = children[1:]
         measure = rest.pop(0) if rest[0].type == "NAME" else None
         op, value, _arrow, action = rest
@@ -306,8 +319,8 @@ class SpecTransformer:
             return Rule("drift", None, span)
         return Rule("drift", self.make(ir.DriftRule, fields, spans, span, "drift: "), span)
 
-    def tune(self, meta: Any, children: list) -> Rule:
-        return Rule("tune", children[1], self.span(meta), tuple(children[2:]))
+    def tune(self, children: list) -> Rule:
+        return Rule("tune", children[1], self.cover(children), tuple(children[2:-1]))
 
     def build_tune(self, rule: Rule, options: list[Option], context: str) -> ir.Tune | None:
         method = rule.node
@@ -331,14 +344,14 @@ class SpecTransformer:
         return self.make(ir.Tune, fields, spans | value_spans, span, context + "tune: ")
 
     # ------------------------------------------------------------ steps
-    def step(self, meta: Any, children: list) -> ir.Step | None:
-        kind_tok, name_tok, *items = children
+    def step(self, children: list) -> ir.Step | None:
+        kind_tok, name_tok, *items = children[:-1]
         kind, name = str(kind_tok), str(name_tok)
         if kind not in ir.STEP_KINDS:
             self.problem("E104", f"unknown step kind '{kind}'", self.tspan(kind_tok), did_you_mean(kind, STEP_KINDS))
             return None
         context = f"{kind} {name}: "
-        fields: dict[str, Any] = {"name": name, "span": self.span(meta)}
+        fields: dict[str, Any] = {"name": name, "span": self.cover(children)}
         spans = {"kind": self.tspan(kind_tok), "name": self.tspan(name_tok)}
         rules: dict[str, list] = {"rules": [], "drift": []}
         if items and isinstance(items[0], Token):        # `on REF` / `from REF`
@@ -447,9 +460,9 @@ class SpecTransformer:
             self.put(fields, spans, block.key, value, Value("block", None, block.span), context)
 
     # ------------------------------------------------------------ the pipeline
-    def start(self, meta: Any, children: list) -> ir.Pipeline | None:
-        name_tok, items = children[1], children[2:]
-        fields: dict[str, Any] = {"name": str(name_tok), "span": self.span(meta), "source_file": self.file,
+    def start(self, children: list) -> ir.Pipeline | None:
+        name_tok, items = children[1], children[2:-1]
+        fields: dict[str, Any] = {"name": str(name_tok), "span": self.cover(children), "source_file": self.file,
                                   "spec_hash": self.spec_hash}
         spans = {"name": self.tspan(name_tok)}
         params, steps, estimators = [], [], []
@@ -489,3 +502,19 @@ class SpecTransformer:
             fields["default"] = self.convert(scalar, entry.default, context, "default")
         spans = {"type": entry.type_span, "default": entry.default.span if entry.default else entry.span}
         return self.make(ir.Param, fields, spans, entry.span, context)
+
+
+def _edge(child: Any) -> Any:
+    """What a child's span starts or ends with: a token, or the span of something built."""
+    if isinstance(child, (Token, ir.Span)):
+        return child
+    if isinstance(child, tuple):        # a column modifier: (name, payload, span)
+        return child[2]
+    return child.span
+
+
+def _token_end(tok: Token) -> tuple[int, int]:
+    """Where a token ends; lark leaves it unset on some tokens that error recovery re-feeds."""
+    if tok.end_line is None:
+        return tok.line, tok.column + len(tok)
+    return tok.end_line, tok.end_column
