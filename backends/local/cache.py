@@ -154,9 +154,15 @@ def explain_miss(state: StateDir, step: str, components: dict[str, Any]) -> str:
         if before.get("params", {}).get(name, value) != value:
             reasons.append(f"param {name} changed ({before['params'][name]!r} -> {value!r})")
     old_inputs = before.get("inputs", {})
-    for name, digest in components["inputs"].items():
-        if old_inputs.get(name) != digest:
-            reasons.append("input file changed" if name == "file" else f"input {name} changed")
+    changed = [name for name, digest in components["inputs"].items() if old_inputs.get(name) != digest]
+    for name in sorted(changed, key=lambda n: n.startswith("after.")):
+        if name == "file":
+            reasons.append("input file changed")
+        elif name.startswith("after."):
+            reasons.append(f"upstream {name.split('.')[1]} changed")
+        else:
+            reasons.append(f"input {name} changed")
+    reasons = list(dict.fromkeys(reasons))
     if before.get("runtime") != components["runtime"]:
         reasons.append(f"runtime version changed ({before.get('runtime')} -> {components['runtime']})")
     if before.get("extra") != components["extra"]:

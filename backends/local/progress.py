@@ -32,6 +32,7 @@ class PlainProgress:
 
     def __init__(self, stream: TextIO | None = None) -> None:
         self.stream = stream or sys.stderr
+        self.start = time.monotonic()
 
     def __call__(self, event: str, step: str, info: dict[str, Any]) -> None:
         if event == "plan":
@@ -49,7 +50,7 @@ class PlainProgress:
             line = f"  FAILED   {step}"
         else:
             line = f"  {event:<8} {step}  ({info.get('reason', '')})"
-        print(line, file=self.stream, flush=True)
+        print(f"[{time.monotonic() - self.start:6.1f}s] {line}", file=self.stream, flush=True)
 
     def __enter__(self) -> "PlainProgress":
         return self
@@ -155,8 +156,10 @@ def summary_lines(record: dict[str, Any]) -> list[str]:
             if step["error"].get("type") in ("error", "internal"):
                 lines.append(f"  log:      {log}")
     if record.get("retrain"):
-        lines.append(f"  retrain  started run {record['retrain']['run_id']}: "
-                     f"{record['retrain']['status']}")
+        retrain = record["retrain"]
+        lines.append(f"  retrain  started run {retrain['run_id']} of the training pipeline: "
+                     f"{retrain['status']}, {len(retrain['ran'])} step(s) ran"
+                     + ("" if retrain["ran"] else " (its data and config are unchanged: all from cache)"))
     if record.get("tracking_uri"):
         lines.append(f"  see:      mlflow ui --backend-store-uri {record['tracking_uri']}")
     return lines
