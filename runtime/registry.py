@@ -177,7 +177,10 @@ def version_metrics(mlflow_client: MlflowClient, version: ModelVersion) -> dict[
             continue   # the run was deleted; the tags below may still hold the numbers
     for key, value in version.tags.items():
         if key.startswith(METRIC_TAG):
-            metrics[key[len(METRIC_TAG):]] = float(value)
+            try:
+                metrics[key[len(METRIC_TAG):]] = float(value)
+            except ValueError:
+                continue   # a tag someone set by hand; the run's metric (if any) stands
     return metrics
 
 
