@@ -113,8 +113,9 @@ def start_pipeline_run(ctx: RunContext) -> str:
     experiment_id = configure(ctx)
     c = client(ctx)
     run = c.create_run(experiment_id, run_name=f"{ctx.pipeline}-{ctx.run_id}", tags=_run_tags(ctx))
-    for name, value in sorted(ctx.params.items()):
-        c.log_param(run.info.run_id, name, value)
+    from mlflow.entities import Param
+
+    c.log_batch(run.info.run_id, params=[Param(k, str(v)) for k, v in sorted(ctx.params.items())])
     return run.info.run_id
 
 

@@ -80,3 +80,15 @@ def test_default_tracking_store_beside_the_spec(tmp_path, monkeypatch):
     assert os.path.isdir(spec.parent / ".mlops")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:///elsewhere.db")
     assert tracking.tracking_uri(context) == "sqlite:///elsewhere.db"
+
+
+def test_pipeline_run_records_params_and_spec(tmp_path, mlflow_uri):
+    context = RunContext(pipeline="params-test", run_id="r1", spec_hash="abc", tracking_uri=mlflow_uri,
+                         params={"test_size": 0.25, "name": "x"})
+    run_id = tracking.start_pipeline_run(context)
+    context.parent_run_id = run_id
+    tracking.end_pipeline_run(context, "failed")
+    run = tracking.client(context).get_run(run_id)
+    assert run.data.params == {"test_size": "0.25", "name": "x"}
+    assert run.data.tags["mlopsc.spec_hash"] == "abc" and run.data.tags["mlopsc.run_id"] == "r1"
+    assert run.info.status == "FAILED"
