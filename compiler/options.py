@@ -250,6 +250,28 @@ def options_of(entries: tuple, schema: dict[str, Callable] | None, context: str)
         spans[entry.key] = entry.value.span
     return values, spans
 
+def column_modifier(name: str, payload: Any) -> list[tuple[str, Any, Value | None]]:
+    """One modifier -> (field, value, the value as written) triples."""
+    if name == "allowed":
+        return [("allowed", tuple(scalar(item) for item in payload.data), payload)]
+    if name == "between":
+        return [("min", number(payload[0]), payload[0]), ("max", number(payload[1]), payload[1])]
+    if name == "bound":
+        op, value = payload
+        if op not in (">=", "<="):
+            raise Bad(f"a column bound is `>= MIN` or `<= MAX`, not `{op}`")
+        return [("min" if op == ">=" else "max", number(value), value)]
+    if name == "nulls":
+        op, value = payload
+        if value.kind != "num" or not 0 <= value.data <= 1 or op not in ("<=", "<", "=="):
+            raise Bad("write `nulls <= FRACTION` with a fraction between 0 and 1",
+                      "`nulls <= 0.02` allows up to 2% missing values; `nulls == 0` allows none")
+        if op == "==" and value.data != 0:
+            raise Bad("`nulls ==` only takes 0; use `nulls <= FRACTION`")
+        return [("max_null_fraction", float(value.data), value)]
+    return [(name, payload, None)]
+
+
 def estimator(v: Value) -> ir.Estimator:
     """`sklearn.linear_model.Ridge` or `sklearn.ensemble.RandomForestClassifier { n_estimators = 300 }`."""
     if v.kind == "name" and v.data[0] != "params":

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from lark import Token, Tree
+from lark import Token
 from pydantic import ValidationError
 
 from . import ir
@@ -40,6 +40,7 @@ from .options import (
     Rule,
     Typed,
     Value,
+    column_modifier,
     did_you_mean,
     integer,
     known_keys,
@@ -60,8 +61,7 @@ class SpecTransformer:
     """Builds the ir.Pipeline; what cannot be built lands in `problems` (never raised).
 
     Each grammar rule NAME has a method NAME(children). The parser runs them inline, as lark's
-    LALR parser reduces (no parse tree is built: half the time of a 1000-step spec); `transform`
-    does the same over a tree. Spans come from the first and last child, which is why the grammar
+    LALR parser reduces (no parse tree is built: a third of the time of a 1000-step spec). Spans come from the first and last child, which is why the grammar
     keeps the closing `}`, `]` and `)` tokens."""
 
     def __init__(self, file: str = "<string>", spec_hash: str = ""):
@@ -71,10 +71,6 @@ class SpecTransformer:
         self.file, self.spec_hash = file, spec_hash
         self.problems: list[Diagnostic] = []
         self.step_mark = 0      # problems before this index belong to earlier steps
-
-    def transform(self, tree: Tree) -> Any:
-        children = [self.transform(c) if isinstance(c, Tree) else c for c in tree.children]
-        return getattr(self, tree.data)(children)
 
     # ------------------------------------------------------------ helpers
     def cover(self, children: list) -> ir.Span:
@@ -240,7 +236,7 @@ class SpecTransformer:
             mods = mods[1:]
         for name, payload, mod_span in mods:
             try:
-                for key, value, written in self.column_modifier(name, payload):
+                for key, value, written in column_modifier(name, payload):
                     if key in fields:
                         raise Bad(f"'{key}' is given twice", code="E251")
                     fields[key], spans[key] = value, written.span if written else mod_span
@@ -248,28 +244,6 @@ class SpecTransformer:
                 self.bad(bad, mod_span, context)
         fields["spans"] = spans
         return Rule("column", self.make(ir.ColumnRule, fields, spans, span, context), span)
-
-    @staticmethod
-    def column_modifier(name: str, payload: Any) -> list[tuple[str, Any, Value | None]]:
-        """One modifier -> (field, value, the value as written) triples."""
-        if name == "allowed":
-            return [("allowed", tuple(scalar(item) for item in payload.data), payload)]
-        if name == "between":
-            return [("min", number(payload[0]), payload[0]), ("max", number(payload[1]), payload[1])]
-        if name == "bound":
-            op, value = payload
-            if op not in (">=", "<="):
-                raise Bad(f"a column bound is `>= MIN` or `<= MAX`, not `{op}`")
-            return [("min" if op == ">=" else "max", number(value), value)]
-        if name == "nulls":
-            op, value = payload
-            if value.kind != "num" or not 0 <= value.data <= 1 or op not in ("<=", "<", "=="):
-                raise Bad("write `nulls <= FRACTION` with a fraction between 0 and 1",
-                          "`nulls <= 0.02` allows up to 2% missing values; `nulls == 0` allows none")
-            if op == "==" and value.data != 0:
-                raise Bad("`nulls ==` only takes 0; use `nulls <= FRACTION`")
-            return [("max_null_fraction", float(value.data), value)]
-        return [(name, payload, None)]
 
     # ------------------------------------------------------------ gate, monitor, train
     def require_rule(self, children: list) -> Rule:
