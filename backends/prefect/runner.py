@@ -155,7 +155,7 @@ def _secret_block_value(name: str) -> Any:
     from prefect.blocks.system import Secret
 
     try:
-        return Secret.load(name, _sync=True).get()
+        return Secret.load(name).get()
     except ValueError:   # no block of that name
         return None
 
