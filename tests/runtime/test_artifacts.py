@@ -95,3 +95,15 @@ def test_any_frame_hashes_the_same_after_a_round_trip(df):
     assert artifacts.dataset_sha256(artifacts.read_parquet(uri)) == digest
     assert artifacts.write_parquet(df.copy(), uri) == digest
     artifacts.remove(uri)
+
+
+def test_dataset_hash_is_the_same_in_another_process(tmp_path, penguins):
+    import subprocess
+    import sys
+
+    uri = str(tmp_path / "p.parquet")
+    digest = artifacts.write_parquet(penguins, uri)
+    code = ("from mlopsc.runtime import artifacts; import sys; "
+            "print(artifacts.dataset_sha256(artifacts.read_parquet(sys.argv[1])))")
+    other = subprocess.run([sys.executable, "-c", code, uri], capture_output=True, text=True, check=True)
+    assert other.stdout.strip() == digest

@@ -97,3 +97,16 @@ def test_data_without_a_feature(ctx, out, trained, penguins):
     artifacts.write_parquet(penguins.drop(columns="sex").dropna(), data)
     inputs = {"model": trained["outputs"]["model"]["uri"], "data": data}
     assert_fails(evaluate(["accuracy"]), ctx, out, inputs, "feature 'sex' is not in the data")
+
+
+def test_probability_metric_for_a_model_without_probabilities(ctx, out, penguins):
+    data = f"{ctx.artifact_root}/numbers.parquet"
+    artifacts.write_parquet(penguins[["species", "bill_length_mm", "flipper_length_mm"]], data)
+    # No `features`: every column but the target.
+    train = ir.Train(name="svm", data=ir.Ref(step="d"), target="species",
+                     estimator=ir.Estimator(name="sklearn.svm.LinearSVC"))
+    trained = execute(train, {"data": data}, out(train), ctx)
+    assert trained["features"] == ["bill_length_mm", "flipper_length_mm"]
+    inputs = {"model": trained["outputs"]["model"]["uri"], "data": data}
+    assert_fails(evaluate(["accuracy", "roc_auc"], name="svm_eval"), ctx, out, inputs,
+                 "roc_auc needs class probabilities")
