@@ -67,7 +67,8 @@ def test_regression_metrics_and_residual_plot(ctx, out, penguins):
     data = f"{ctx.artifact_root}/mass.parquet"
     artifacts.write_parquet(penguins.dropna(subset=["body_mass_g"]), data)
     train = ir.Train(name="mass", data=ir.Ref(step="d"), target="body_mass_g",
-                     features=("flipper_length_mm", "species"), estimator=ir.Estimator(name="sklearn.linear_model.Ridge"))
+                     features=("flipper_length_mm", "species"),
+                     estimator=ir.Estimator(name="sklearn.linear_model.Ridge"))
     model = execute(train, {"data": data}, out(train), ctx)["outputs"]["model"]["uri"]
     step = evaluate(["r2", "rmse", "mae", "mape"], name="mass_eval")
     result = execute(step, {"model": model, "data": data}, out(step), ctx)
