@@ -98,9 +98,11 @@ class SpecTransformer:
         self.problem(bad.code, prefix + bad.message, bad.span or span, bad.hint)
 
     def make(self, cls: type, fields: dict, spans: dict, span: ir.Span, context: str,
-             report_missing: bool = True) -> Any:
+             tried: set[str] | None = None) -> Any:
         """cls(**fields), with pydantic's complaints turned into positioned diagnostics.
-        report_missing=False: a missing field is most likely the unknown key already reported."""
+        A field in `tried` was written but could not be converted (already reported): it is not
+        also reported missing; tried=None means a misspelt key was reported, which is likely the
+        missing field: nothing is reported missing."""
         try:
             return cls(**fields)
         except ValidationError as exc:
@@ -112,7 +114,7 @@ class SpecTransformer:
                 seen.add(key)
                 where = spans.get(key, span)
                 if err["type"] == "missing":
-                    if not report_missing:
+                    if tried is None or key in tried:
                         continue
                     self.problem("E351", f"{context}missing '{key}'", span, f"add `{key} = ...`")
                 elif err["type"] == "literal_error":
@@ -124,17 +126,22 @@ class SpecTransformer:
                     self.problem("E350", f"{context}'{key}': {err['msg']}", where)
             return None
 
-    def put(self, fields: dict, spans: dict, key: str, value: Any, v: Value, context: str,
+    def put(self, fields: dict, spans: dict, key: str, value: Any, written: Value | ir.Span, context: str,
             key_span: ir.Span | None = None) -> None:
+        """fields[key] = value with its span (and its items' spans: `key.N`), once per key.
+        None is a value that could not be converted (already reported): left out."""
+        span = written if isinstance(written, ir.Span) else written.span
         if key in fields:
             first = spans.get(key)
-            self.problem("E251", f"{context}'{key}' is given twice", key_span or v.span,
+            self.problem("E251", f"{context}'{key}' is given twice", key_span or span,
                          f"first given at line {first.line}" if first else None)
             return
+        if value is None:
+            return
         fields[key] = value
-        spans[key] = v.span
-        if isinstance(value, tuple) and v.kind == "list":
-            for n, item in enumerate(v.data):
+        spans[key] = span
+        if isinstance(value, tuple) and isinstance(written, Value) and written.kind == "list":
+            for n, item in enumerate(written.data):
                 spans[f"{key}.{n}"] = item.span
 
     # ------------------------------------------------------------ values
@@ -328,8 +335,10 @@ class SpecTransformer:
         fields: dict[str, Any] = {"name": name, "span": self.cover(children)}
         spans = {"kind": self.tspan(kind_tok), "name": self.tspan(name_tok)}
         rules: dict[str, list] = {"rules": [], "drift": []}
+        written = set()         # fields the spec writes, converted or not
         if items and isinstance(items[0], Token):        # `on REF` / `from REF`
             link, target, items = items[0], items[1], items[2:]
+            written.add(LINK_FIELD.get(kind, ""))
             if kind in LINK_FIELD:
                 self.put(fields, spans, LINK_FIELD[kind], self.convert(ref, target, context), target, context)
             else:
@@ -353,20 +362,23 @@ class SpecTransformer:
                     i += 1
                 tune = self.build_tune(item, options, context)
                 if tune is not None:
-                    self.put(fields, spans, "tune", tune, Value("tune", None, item.span), context)
+                    self.put(fields, spans, "tune", tune, item.span, context)
             elif item.node is not None:
                 rules["drift" if kind == "monitor" else "rules"].append(item.node)
         for key, found in rules.items():
             if found:
                 fields[key] = tuple(found)
         unknown_keys = any(p.code == "E250" for p in self.problems[self.step_mark:])
+        written |= {getattr(i, "key", "") for i in items}
+        tried = written | {"path" if "csv" in written or "parquet" in written else "connection"}
         if kind == "source" and "format" not in fields and not unknown_keys:
             self.problem("E351", f"{context}missing what to read", spans["name"],
                          'add csv = "file.csv", parquet = "file.parquet" or sql = env("DB_URL")')
             self.name_step(context, fields["span"])
             return None
         fields["spans"] = spans
-        node = self.make(ir.STEP_KINDS[kind], fields, spans, spans["name"], context, not unknown_keys)
+        node = self.make(ir.STEP_KINDS[kind], fields, spans, spans["name"], context,
+                         None if unknown_keys else tried)
         self.name_step(context, fields["span"])
         return node
 
@@ -404,8 +416,7 @@ class SpecTransformer:
                          did_you_mean(key, known_keys(kind)))
             return
         value = self.convert(converter, option.value, context, option.key)
-        if value is not None:
-            self.put(fields, spans, key, value, option.value, context, option.key_span)
+        self.put(fields, spans, key, value, option.value, context, option.key_span)
 
     def step_block(self, kind: str, block: Block, fields: dict, spans: dict, context: str) -> None:
         if kind not in BLOCK_KINDS.get(block.key, STEP_KINDS) or block.key not in BLOCK_KINDS | BLOCK_OPTIONS:
@@ -430,8 +441,7 @@ class SpecTransformer:
         except Bad as bad:
             self.bad(bad, block.span, context)
             return
-        if value is not None:
-            self.put(fields, spans, block.key, value, Value("block", None, block.span), context)
+        self.put(fields, spans, block.key, value, block.span, context)
 
     # ------------------------------------------------------------ the pipeline
     def start(self, children: list) -> ir.Pipeline | None:

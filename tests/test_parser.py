@@ -335,6 +335,9 @@ def test_grammar_has_no_lalr_conflicts(caplog):
     ("pipeline p {\n  source a { }\n}", "E351", 2, 10, "csv = "),
     ("pipeline p {\n  source a { sql = \"postgres://u:pw@h/db\" }\n}", "E350", 2, 20, "credentials"),
     ("pipeline p {\n  gate g on e { require acc >= champion.f1 }\n}", "E350", 2, 32, None),
+    ("pipeline p {\n  check c on params.x { }\n}", "E350", 2, 14, "expected a step"),
+    ("pipeline p {\n  description = 5\n}", "E350", 2, 17, "double quotes"),
+    ("pipeline p {\n  check c { }\n}", "E351", 2, 9, "add `data = ...`"),
     ("", "E101", 1, 1, None),
 ])
 def test_mistakes_are_positioned_and_in_words(text, code, line, col, words):
