@@ -128,7 +128,8 @@ def main(argv: list[str] | None = None) -> None:
     from mlopsc.compiler.errors import SpecError, render
 
     try:
-        cli.main(args=argv, prog_name="mlopsc", standalone_mode=False)
+        # standalone_mode=False hands back ctx.exit(n) as a return value instead of exiting.
+        code = cli.main(args=argv, prog_name="mlopsc", standalone_mode=False)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.exceptions.Abort:
@@ -158,3 +159,4 @@ def main(argv: list[str] | None = None) -> None:
         click.echo(f"mlopsc: internal error: {type(exc).__name__}: {exc}\n"
                    "  This is a bug in mlopsc; rerun with MLOPSC_DEBUG=1 for the traceback.", err=True)
         sys.exit(EXIT["internal"])
+    sys.exit(code if isinstance(code, int) else 0)
