@@ -200,7 +200,7 @@ class PrefectGenerator(Generator):
             self.unsupported(At(step, "resources"),
                              f"resources on a {self.pool_type!r} work pool: its workers run flow runs as local "
                              "processes that cannot reserve cpu, memory or gpus; the step runs without them",
-                             hint="use a kubernetes work pool (options work_pool_type) to carry them")
+                             hint="a kubernetes work pool can carry them: see docs/backends/prefect.md")
         if step.timeout is not None:
             self.unsupported(At(step, "timeout"),
                              "a timeout that interrupts the step: Prefect runs sync tasks in worker threads and "
@@ -227,7 +227,11 @@ class PrefectGenerator(Generator):
             self.unsupported(At(step, "resources"),
                              "per-step resources: every task of a flow run shares its pod, which requests "
                              "the largest cpu / memory / gpu of the pipeline's steps")
-        found = {"cpu": str(cpu) if cpu else None, "memory": memory, "gpu": gpu}
+        for step in with_resources:
+            if step.resources.gpu_type:
+                self.unsupported(At(step, "resources"), f"gpu_type {step.resources.gpu_type!r}: the pool's job "
+                                 "template chooses the node (add a nodeSelector there)")
+        found = {"cpu": f"{cpu:g}" if cpu else None, "memory": memory, "gpu": gpu}
         return {k: v for k, v in found.items() if v is not None}
 
     def _secret_references(self, pipeline: ir.Pipeline) -> list[str]:

@@ -16,6 +16,8 @@ server cannot be reached, the build cannot be loaded or the run failed. No trace
 """
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import time
@@ -150,13 +152,15 @@ def deploy(build_dir: Path, spec: dict[str, Any], pool: str) -> str:
                           "  rebuild it with mlopsc build, and check that mlopsc[prefect] is installed",
                           EXIT["step"]) from None
     crons = [s["cron"] for s in spec.get("schedules") or [] if s.get("cron")]
-    flow.deploy(
-        name=spec["name"], work_pool_name=pool, build=False, push=False,
-        job_variables=(spec.get("work_pool") or {}).get("job_variables") or None,
-        cron=crons[0] if crons else None, parameters=spec.get("parameters") or None,
-        description=spec.get("description"), tags=spec.get("tags"),
-        print_next_steps=False, ignore_warnings=True,
-    )
+    # Prefect prints a table per deployment; the one line below says the same.
+    with contextlib.redirect_stdout(io.StringIO()):
+        flow.deploy(
+            name=spec["name"], work_pool_name=pool, build=False, push=False,
+            job_variables=(spec.get("work_pool") or {}).get("job_variables") or None,
+            cron=crons[0] if crons else None, parameters=spec.get("parameters") or None,
+            description=spec.get("description"), tags=spec.get("tags"),
+            print_next_steps=False, ignore_warnings=True,
+        )
     name = f"{flow.name}/{spec['name']}"
     schedule = f", cron {crons[0]!r} (UTC)" if crons else ""
     click.echo(f"deployed {name} on work pool {pool!r}{schedule}")

@@ -166,7 +166,7 @@ def test_kubernetes_pools_carry_the_largest_resources(monkeypatch: pytest.Monkey
     monkeypatch.chdir(ROOT)
     files, generator = build("specs/penguins.mlops", work_pool_type="kubernetes")
     job_variables = yaml.safe_load(files["prefect.yaml"])["deployments"][0]["work_pool"]["job_variables"]
-    assert job_variables == {"cpu": "2.0", "memory": "4Gi"}
+    assert job_variables == {"cpu": "2", "memory": "4Gi"}
     assert all("shares its pod" in d.message for d in generator.diagnostics)
 
 
