@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 
 GRAMMAR = Path(__file__).with_name("grammar.lark")
 MAX_SYNTAX_ERRORS = 10
+# Recovery attempts, echoes included: binary junk must not cost a recovery per byte.
+MAX_RECOVERIES = 200
 
 # What a user reads for each terminal of the grammar (never `__ANON_0`, `RBRACE` or `NAME`).
 TERMINAL_WORDS = {
@@ -112,12 +114,14 @@ class _Recovery:
         self.diagnostics: list[Diagnostic] = []
         self.last_line = 0
         self.last_end = 0           # offset just past the last error's token, reported or not
+        self.recoveries = 0
 
     def __call__(self, exc: Any) -> bool:
         from lark.exceptions import UnexpectedCharacters, UnexpectedToken
 
         self.report(exc)
-        if len(self.diagnostics) >= MAX_SYNTAX_ERRORS:
+        self.recoveries += 1
+        if len(self.diagnostics) >= MAX_SYNTAX_ERRORS or self.recoveries >= MAX_RECOVERIES:
             return False
         if isinstance(exc, UnexpectedCharacters):
             if self.text[exc.pos_in_stream] == '"':

@@ -433,6 +433,8 @@ class SpecTransformer:
                     if entry.type not in COLUMN_TYPES:
                         raise Bad(f"types: unknown type '{entry.type}'", did_you_mean(entry.type, COLUMN_TYPES),
                                   entry.type_span)
+                    if entry.name in value:
+                        raise Bad(f"types: '{entry.name}' is given twice", span=entry.span, code="E251")
                     value[entry.name], spans[f"types.{entry.name}"] = entry.type, entry.type_span
             else:
                 values, value_spans = options_of(block.entries, BLOCK_OPTIONS[block.key], block.key)

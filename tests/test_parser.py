@@ -338,6 +338,7 @@ def test_grammar_has_no_lalr_conflicts(caplog):
     ("pipeline p {\n  check c on params.x { }\n}", "E350", 2, 14, "expected a step"),
     ("pipeline p {\n  description = 5\n}", "E350", 2, 17, "double quotes"),
     ("pipeline p {\n  check c { }\n}", "E351", 2, 9, "add `data = ...`"),
+    ('pipeline p {\n  source a { csv = "a"  types { x: int  x: str } }\n}', "E251", 2, 41, "'x' is given twice"),
     ("", "E101", 1, 1, None),
 ])
 def test_mistakes_are_positioned_and_in_words(text, code, line, col, words):
@@ -378,3 +379,10 @@ def test_construction_errors_are_all_reported_in_order():
 def test_deep_nesting_is_an_error_not_a_crash():
     with pytest.raises(SpecError):
         parse(wrap("source a { columns = " + "[" * 3000 + "]" * 3000 + " }"))
+    with pytest.raises(SpecError):
+        parse(wrap("train t on d { target = y  estimator = a.B { p = " + "[" * 3000 + "]" * 3000 + " } }"))
+
+
+def test_junk_costs_a_bounded_number_of_recoveries():
+    found = errors_of("pipeline p { " + "= } ] [ { " * 5000)
+    assert 1 <= len(found) <= 10
