@@ -1,6 +1,8 @@
 """Source stage on the penguins example: CSV, Parquet and a real SQLite database."""
 from __future__ import annotations
 
+import os
+
 import pandas as pd
 import pytest
 from mlopsc.compiler import ir
@@ -135,3 +137,62 @@ def test_unset_secret_names_the_variable_only(ctx, out, monkeypatch):
     monkeypatch.delenv("DB_CREDS_URL", raising=False)
     step = ir.Source(name="s", format="sql", connection=ir.SecretRef(name="db.creds", key="url"), table="t")
     assert_fails(step, ctx, out(step), "DB_CREDS_URL", 'secret("db.creds", "url")')
+
+
+@pytest.fixture(scope="module")
+def postgres_url():
+    """A real PostgreSQL server in a temp dir (trust auth, localhost only), if this machine has
+    the server binaries, a `postgres` user to run them and the psycopg2 driver; else skipped."""
+    import importlib.util
+    import pwd
+    import shutil
+    import socket
+    import subprocess
+    import tempfile
+    from pathlib import Path
+
+    if not (shutil.which("initdb") and shutil.which("pg_ctl") and importlib.util.find_spec("psycopg2")):
+        pytest.skip("PostgreSQL server binaries or the psycopg2 driver are not installed")
+    as_postgres: list[str] = []
+    if os.geteuid() == 0:   # the server refuses to run as root
+        try:
+            user = pwd.getpwnam("postgres")
+        except KeyError:
+            pytest.skip("running as root and there is no postgres user to start the server")
+        as_postgres = ["runuser", "-u", "postgres", "--"]
+    # Not under pytest's tmp dir: that is private to root, and the server runs as postgres.
+    root = Path(tempfile.mkdtemp(prefix="mlopsc-pg-"))
+    if as_postgres:
+        os.chown(root, user.pw_uid, user.pw_gid)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    data = root / "data"
+    subprocess.run([*as_postgres, "initdb", "-D", str(data), "-A", "trust", "-U", "postgres"],
+                   check=True, capture_output=True)
+    options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1"
+    subprocess.run([*as_postgres, "pg_ctl", "-D", str(data), "-l", str(root / "log"), "-w", "start",
+                    "-o", options], check=True, capture_output=True)
+    try:
+        yield f"postgresql+psycopg2://postgres@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run([*as_postgres, "pg_ctl", "-D", str(data), "-m", "fast", "-w", "stop"],
+                       capture_output=True)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def test_postgresql_query_and_unreachable_server(ctx, out, penguins, postgres_url, monkeypatch):
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(postgres_url)
+    penguins.to_sql("penguins", engine, index=False, if_exists="replace")
+    engine.dispose()
+    monkeypatch.setenv("PG_URL", postgres_url)
+    step = ir.Source(name="pg", format="sql", connection=ir.EnvRef(name="PG_URL"),
+                     query="select species, island, year from penguins where year = 2009")
+    result = execute(step, {}, out(step), ctx)
+    assert result["rows"] == 120 and result["columns"] == ["species", "island", "year"]
+    # The same server's port with nothing listening any more: a refused connection, one message.
+    closed = postgres_url.rsplit(":", 1)[0] + ":1/postgres"
+    monkeypatch.setenv("PG_URL", closed)
+    assert_fails(step, ctx, out(step), "could not read", "127.0.0.1:1", "Connection refused")
