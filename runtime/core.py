@@ -122,9 +122,25 @@ def execute(step: ir.Step | dict | str, inputs: dict[str, str], outputs: dict[st
         exc.span = exc.span or node.span
         _discard(outputs)
         raise
+    except FileNotFoundError as exc:
+        _discard(outputs)
+        missing = [f"{k}={v}" for k, v in inputs.items() if not _exists(v)]
+        raise StepError("an input artifact is missing", step=node.name, span=node.span,
+                        expected="the outputs of the upstream steps (did they run in this run?)",
+                        found=", ".join(missing) or str(exc)) from None
     except Exception as exc:
+        # The one place library errors become user errors: the message, never a traceback.
         _discard(outputs)
         raise StepError(f"{type(exc).__name__}: {exc}", step=node.name, span=node.span) from exc
+
+
+def _exists(uri: str) -> bool:
+    from .artifacts import exists
+
+    try:
+        return exists(uri)
+    except Exception:
+        return False   # an unreachable store: as good as missing
 
 
 def _discard(outputs: dict[str, str]) -> None:

@@ -13,7 +13,8 @@ def test_bind_replaces_params_everywhere():
     step = ir.Train(
         name="t", data=ir.Ref(step="d"), target="y", seed=ir.ParamRef(name="seed"),
         estimator=ir.Estimator(name="sklearn.linear_model.Ridge",
-                               params={"alpha": ir.ParamRef(name="alpha"), "tol": [ir.ParamRef(name="alpha")]}))
+                               params={"alpha": ir.ParamRef(name="alpha"),
+                                       "tol": [ir.ParamRef(name="alpha")]}))
     bound = bind(step, {"seed": 5, "alpha": 0.5})
     assert bound.seed == 5 and bound.estimator.params == {"alpha": 0.5, "tol": [0.5]}
     assert step.seed == ir.ParamRef(name="seed")   # the original node is untouched (frozen)
@@ -92,3 +93,12 @@ def test_pipeline_run_records_params_and_spec(tmp_path, mlflow_uri):
     assert run.data.params == {"test_size": "0.25", "name": "x"}
     assert run.data.tags["mlopsc.spec_hash"] == "abc" and run.data.tags["mlopsc.run_id"] == "r1"
     assert run.info.status == "FAILED"
+
+
+def test_missing_input_artifact_names_the_input(ctx, tmp_path):
+    step = ir.Split(name="s", data=ir.Ref(step="d"))
+    gone = str(tmp_path / "never-written.parquet")
+    outputs = {"train": str(tmp_path / "train.parquet"), "test": str(tmp_path / "test.parquet")}
+    with pytest.raises(StepError) as info:
+        execute(step, {"data": gone}, outputs, ctx)
+    assert "input artifact is missing" in str(info.value) and f"data={gone}" in str(info.value)
