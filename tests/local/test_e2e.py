@@ -26,7 +26,7 @@ def _assert_deployed(project, record):
     assert deploys, "every example deploys a model"
     for release in deploys:
         version = champion(project / ".mlops", release["registry"])
-        assert version is not None and version.version == release["version"]
+        assert version is not None and str(version.version) == release["version"]
         assert release["alias"] == "champion"
 
 
