@@ -45,7 +45,9 @@ def grammar_parser() -> Lark:
     """The parser that builds trees with positions (fmt works on them)."""
     from lark import Lark
 
-    return Lark(GRAMMAR.read_text(encoding="utf-8"), parser="lalr", propagate_positions=True,
+    from .lexer import SpecLexer
+
+    return Lark(GRAMMAR.read_text(encoding="utf-8"), parser="lalr", lexer=SpecLexer, propagate_positions=True,
                 maybe_placeholders=False, cache=True)
 
 
@@ -54,10 +56,11 @@ def _building_parser() -> tuple[Lark, SpecTransformer]:
     """The parser that builds IR as it reduces, with one transformer reset for each spec."""
     from lark import Lark
 
+    from .lexer import SpecLexer
     from .transformer import SpecTransformer
 
     builder = SpecTransformer()
-    return Lark(GRAMMAR.read_text(encoding="utf-8"), parser="lalr", maybe_placeholders=False,
+    return Lark(GRAMMAR.read_text(encoding="utf-8"), parser="lalr", lexer=SpecLexer, maybe_placeholders=False,
                 transformer=builder, cache=True), builder
 
 

@@ -302,6 +302,14 @@ def test_keywords_stay_usable_as_names():
 # ---------------------------------------------------------------- mistakes
 
 
+def test_the_lexer_knows_every_terminal_of_the_grammar():
+    from mlopsc.compiler.lexer import TERMINALS
+    from mlopsc.compiler.parser import grammar_parser
+
+    grammar = {t.name for t in grammar_parser().terminals if t.name != "COMMENT" and not t.name.startswith("__")}
+    assert TERMINALS == grammar
+
+
 def test_grammar_has_no_lalr_conflicts(caplog):
     from lark import Lark, logger
 
