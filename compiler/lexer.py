@@ -21,7 +21,7 @@ from lark.lexer import Lexer, LexerState
 # Terminal names as lark names them in grammar.lark (named there, or lark's names for literals).
 # Order matters where two match at one place: `->` before `-`, `>=` before `>`.
 TOKEN = re.compile("|".join(f"(?P<{name}>{pattern})" for name, pattern in (
-    ("BLANK", r"[ \t\f\r\n]+"),
+    ("BLANK", r"[ \t\f\r\n\ufeff]+"),     # \ufeff: the byte-order mark some editors write
     ("COMMENT", r"#[^\n]*"),
     ("STRING", r'"(?:[^"\\\n]|\\[^\n])*"'),
     ("NAME", r"[A-Za-z_][A-Za-z0-9_]*"),

@@ -1,9 +1,13 @@
 """Spec text -> ir.Pipeline, or a SpecError with every syntax error put in words.
 
-lark's LALR parser is built once per process (it is the cost of `mlopsc check` on a small spec)
-and reused. Syntax errors are recovered from where possible (a missing `=` or `}` is inserted,
-an unexpected token is dropped), so one run reports every independent mistake; errors right after
-another one on the same line are its echoes and are not reported.
+lark's LALR parser (grammar.lark, tokens from lexer.py) is built once per process, from lark's
+cache file, and reused. `parse` runs transformer.py's methods as the parser reduces, so no parse
+tree is built; `parse_tree` builds the tree with positions that fmt needs.
+
+Syntax errors are recovered from where possible (a missing `=`, `,`, `)`, `]` or `}` is inserted,
+an unterminated string is closed at the end of its line, an unexpected token is dropped), so one
+run reports every independent mistake; an error on the line of the previous one, or right after
+it, is its echo and is not reported.
 """
 from __future__ import annotations
 
