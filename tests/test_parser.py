@@ -394,3 +394,37 @@ def test_deep_nesting_is_an_error_not_a_crash():
 def test_junk_costs_a_bounded_number_of_recoveries():
     found = errors_of("pipeline p { " + "= } ] [ { " * 5000)
     assert 1 <= len(found) <= 10
+
+
+# ---------------------------------------------------------------- the examples' data
+
+
+def test_diabetes_csv_has_the_columns_its_spec_names():
+    import csv
+
+    pipeline = parse((ROOT / "specs" / "diabetes.mlops").read_text(), "diabetes.mlops")
+    with open(ROOT / "specs" / "data" / "diabetes.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 442
+    named = {r.column for r in pipeline.step("patients_quality").rules if isinstance(r, ir.ColumnRule)}
+    named |= {pipeline.step("progression_model").target}
+    assert named <= set(rows[0])
+
+
+def test_wine_database_answers_the_specs_query(tmp_path):
+    import sqlite3
+    import sys
+
+    sys.path.insert(0, str(ROOT / "specs" / "data"))
+    try:
+        from make_data import write_wine_db
+    finally:
+        sys.path.pop(0)
+    db = write_wine_db(tmp_path / "wine.db")
+    wines = parse((ROOT / "specs" / "wine_sql.mlops").read_text(), "wine_sql.mlops").step("wines")
+    with sqlite3.connect(db) as conn:
+        cursor = conn.execute(wines.query)
+        rows = cursor.fetchall()
+        columns = [d[0] for d in cursor.description]
+    assert len(rows) == 178 and columns == list(wines.columns)
+    assert {row[columns.index("cultivar")] for row in rows} == {"class_0", "class_1", "class_2"}
