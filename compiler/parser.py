@@ -4,7 +4,7 @@ lark's LALR parser (grammar.lark, tokens from lexer.py) is built once per proces
 cache file, and reused. `parse` runs transformer.py's methods as the parser reduces, so no parse
 tree is built; `parse_tree` builds the tree with positions that fmt needs.
 
-Syntax errors are recovered from where possible (a missing `=`, `,`, `)`, `]` or `}` is inserted,
+Syntax errors are recovered from where possible (a missing `=`, `,`, `)`, `]`, `}` or `{` is inserted,
 an unterminated string is closed at the end of its line, an unexpected token is dropped), so one
 run reports every independent mistake; an error on the line of the previous one, or right after
 it, is its echo and is not reported.
@@ -41,7 +41,7 @@ VALUE_START = {"STRING", "NUMBER", "NAME", "LSQB"}
 # Tokens a recovering parser may insert where one was forgotten, tried in this order.
 # A missing `,` is likelier than a missing `]` (and a `]` inserted in `[a b]` would let `b` start
 # an option, hiding the mistake).
-INSERTABLE = {"EQUAL": "=", "COMMA": ",", "RPAR": ")", "RSQB": "]", "RBRACE": "}"}
+INSERTABLE = {"EQUAL": "=", "COMMA": ",", "RPAR": ")", "RSQB": "]", "RBRACE": "}", "LBRACE": "{"}
 
 
 @lru_cache(maxsize=1)
@@ -232,6 +232,14 @@ class _Recovery:
                 hint = f"is a '}}' missing before this line? '{previous}' starts a new step here"
             else:
                 hint = f"options are written `{previous} = value`"
+        elif tok.type == "LPAR" and "LBRACE" in expected:
+            hint = "estimator parameters are written `Name { key = value }`"
+        elif tok.type == "COMMA" and "RBRACE" in expected:
+            hint = "options are separated by spaces or new lines, not commas"
+        elif tok.type == "OP" and "RBRACE" in expected:
+            hint = 'expressions are strings: write them in double quotes, e.g. filter = "year < 2009"'
+        elif tok.type == "RBRACE" and expected <= {"$END", "<END-OF-FILE>"}:
+            hint = "this '}' closes nothing: is it one too many?"
         elif "RBRACE" in expected and tok.type in ("EQUAL", "COLON"):
             hint = "an option name must be a single word"
         elif expected == {"PIPELINE"}:
