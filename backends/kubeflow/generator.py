@@ -255,7 +255,12 @@ def compile_module(text: str) -> str:
     import uuid
     from pathlib import Path
 
-    from kfp import compiler
+    try:
+        from kfp import compiler
+    except ImportError:
+        import click
+
+        raise click.UsageError("`mlopsc build --target kubeflow` needs kfp: pip install 'mlopsc[kubeflow]'") from None
 
     with tempfile.TemporaryDirectory(prefix="mlopsc-kfp-") as tmp:
         module_path, package = Path(tmp) / "pipeline.py", Path(tmp) / "pipeline.yaml"

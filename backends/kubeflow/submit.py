@@ -166,9 +166,11 @@ class _talking_to:
     def __exit__(self, kind: type | None, exc: BaseException | None, tb: Any) -> bool:
         if exc is None or isinstance(exc, (SubmitError, KeyboardInterrupt)):
             return False
+        import socket
+
         import urllib3
 
-        if isinstance(exc, (urllib3.exceptions.HTTPError, ConnectionError, OSError)):
+        if isinstance(exc, (urllib3.exceptions.HTTPError, ConnectionError, TimeoutError, socket.gaierror)):
             reason = _root_cause(exc)
             raise SubmitError(f"cannot reach Kubeflow Pipelines at {self.host}: {reason}") from None
         status = getattr(exc, "status", None)

@@ -99,7 +99,11 @@ pipeline gated {
 """
 
 
-def test_a_failing_gate_stops_the_run_before_the_deploy_on_both_runners(tmp_path):
+def test_a_failing_gate_fails_the_run_before_the_deploy_and_closes_the_mlflow_run(tmp_path):
+    """`mlopsc run` exits 4 on a failing gate (tests/local); on KFP the gate task fails with the
+    gate's reasons, the deploy never runs, the registry is untouched."""
+    from mlopsc.compiler import load
+
     spec_dir = tmp_path / "spec"
     spec_dir.mkdir()
     (spec_dir / "data").symlink_to(REPO / "specs" / "data")
@@ -107,14 +111,13 @@ def test_a_failing_gate_stops_the_run_before_the_deploy_on_both_runners(tmp_path
     package = tmp_path / "pipeline.yaml"
     package.write_text(files["pipeline.yaml"])
     spec = spec_dir / "gated.mlops"
-    (code, record, stderr), kfp = both(spec, package, tmp_path, {"min_accuracy": 1.01},
-                                       ("--param", "min_accuracy=1.01"))
-    assert code == 4, stderr                      # the local runner's "gate failed" status
+    kfp = run_kfp_local(package, tmp_path / "kfp" / "root",
+                        {"mlopsc_spec_dir": str(spec_dir), "min_accuracy": 1.01}, run_env(spec, tmp_path / "kfp"))
     assert not kfp["ok"] and "gate-release" in kfp["error"]
-    assert "species_service" not in kfp["results"]
-    assert "mlopsc: step release (gated.mlops:11:3): the gate did not pass" in kfp["log"]
+    assert "species_service" not in kfp["results"] and "species_eval" in kfp["results"]
+    line = load(str(spec)).pipeline.step("release").span.line
+    assert f"mlopsc: step release (gated.mlops:{line}:3): the gate did not pass" in kfp["log"]
     assert "Traceback" not in kfp["log"]
-    # Nothing reached the registry of the kfp run's store; its MLflow parent run was closed as failed.
     import mlflow
 
     client = mlflow.MlflowClient(f"sqlite:///{tmp_path / 'kfp' / 'mlflow.db'}")
