@@ -109,3 +109,23 @@ def drift_bill_length(csv: Path) -> None:
     frame = pd.read_csv(csv)
     frame.loc[frame["year"] == 2009, "bill_length_mm"] += 20
     frame.to_csv(csv, index=False)
+
+
+def test_submit_wait_exits_4_when_the_gate_fails(tmp_path: Path, prefect_server: PrefectServer,
+                                                  prefect_worker: PrefectWorker) -> None:
+    """diabetes (a quick fit) with an RMSE ceiling no model meets: the worker's flow run fails
+    at the gate, `--wait` says why and exits 4 like `mlopsc run`, and nothing is registered."""
+    from mlflow import MlflowClient
+
+    spec = copy_spec(ROOT / "specs" / "diabetes.mlops", tmp_path / "spec")
+    build = tmp_path / "build"
+    assert mlopsc("build", str(spec), "--target", "prefect", "-o", str(build), env=base_env(tmp_path)).returncode == 0
+    result = mlopsc("submit", str(build), "--target", "prefect", "--api-url", prefect_server.api_url,
+                    "--work-pool", prefect_worker.pool, "--run", "--wait", "--param", "max_rmse=1.0",
+                    env=prefect_worker.env)
+    assert result.returncode == 4, f"{result.stdout}\n{result.stderr}"
+    assert "progression_gate: GateFailed" in result.stdout
+    assert "flow run" in result.stdout and ": GateFailed" in result.stdout.splitlines()[-1]
+    assert "does not meet <= 1" in result.stderr and "Traceback" not in result.stderr
+    registry = MlflowClient(prefect_worker.mlflow_uri, registry_uri=prefect_worker.mlflow_uri)
+    assert registry.search_model_versions("name='diabetes-progression'") == []
