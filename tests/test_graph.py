@@ -112,9 +112,9 @@ def test_networkx_is_imported_only_when_the_graph_is_used():
 
 
 def test_the_penguins_spec_from_text():
-    from mlopsc.compiler import load
-
     from pathlib import Path
+
+    from mlopsc.compiler import load
 
     program = load(str(Path(__file__).resolve().parent.parent / "specs" / "penguins.mlops"), {"test_size": "0.2"})
     assert program.params == {"test_size": 0.2, "min_accuracy": 0.9}
