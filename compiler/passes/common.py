@@ -1,4 +1,4 @@
-"""Helpers the passes share: a per-pipeline index, spans, "did you mean", and value walking."""
+"""Helpers the passes share: a per-pipeline index, per-kind field tables, spans, "did you mean"."""
 from __future__ import annotations
 
 import difflib
@@ -10,22 +10,21 @@ from .. import ir
 from ..errors import Diagnostic
 
 
-def _ref_fields(cls: type[ir.Step]) -> tuple[str, ...]:
-    """The data-input fields of a step kind: those whose type admits a Ref (`after` aside)."""
-    import types
+def _types_in(annotation: Any) -> set:
+    """Every class an annotation mentions, inside unions, tuples, dicts and Annotated too."""
     import typing
 
-    def kinds(annotation: Any) -> set:
-        if typing.get_origin(annotation) in (typing.Union, types.UnionType):
-            return set().union(*(kinds(arg) for arg in typing.get_args(annotation)))
-        return {annotation}
-
-    return tuple(name for name, info in cls.model_fields.items() if ir.Ref in kinds(info.annotation))
+    args = typing.get_args(annotation)
+    found = {annotation} if isinstance(annotation, type) else set()
+    return found.union(*(_types_in(arg) for arg in args)) if args else found
 
 
 # Step.inputs() iterates every field through pydantic; on a 1000-step spec the passes call it
-# thousands of times, so each kind's Ref fields are found once here.
-REF_FIELDS: dict[type, tuple[str, ...]] = {cls: _ref_fields(cls) for cls in ir.STEP_KINDS.values()}
+# thousands of times, so each kind's data-input fields (those that admit a Ref) are found once.
+REF_FIELDS: dict[type, tuple[str, ...]] = {
+    cls: tuple(name for name, info in cls.model_fields.items()
+               if name != "after" and ir.Ref in _types_in(info.annotation))
+    for cls in ir.STEP_KINDS.values()}
 
 
 def inputs_of(step: ir.Step) -> dict[str, ir.Ref]:
@@ -84,15 +83,6 @@ def index(pipeline: ir.Pipeline) -> Index:
     if _last is None or _last[0] is not pipeline:
         _last = (pipeline, Index.build(pipeline))
     return _last[1]
-
-
-def _types_in(annotation: Any) -> set:
-    """Every class an annotation mentions, inside unions, tuples, dicts and Annotated too."""
-    import typing
-
-    args = typing.get_args(annotation)
-    found = {annotation} if isinstance(annotation, type) else set()
-    return found.union(*(_types_in(arg) for arg in args)) if args else found
 
 
 _LEAVES = (ir.Span, ir.Ref, ir.ParamRef, ir.EnvRef, ir.SecretRef)
