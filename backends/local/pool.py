@@ -92,10 +92,11 @@ class WorkerPool:
         worker.warmed |= set(modules)
         worker.send({"op": "warm", "modules": list(modules)})
 
-    def call(self, target: str, context: dict[str, Any], *args: Any, log: Path | None = None) -> Any:
+    def call(self, target: str, context: dict[str, Any], *args: Any, log: Path | None = None,
+             worker: Worker | None = None) -> Any:
         """Run one runtime function in a worker and wait for it (MLflow set-up and lineage run
         in workers so that the runner process never imports MLflow)."""
-        worker = self.idle_worker(("mlflow",))
+        worker = worker or self.idle_worker(("mlflow",))
         if worker is None:
             raise RuntimeError("no idle worker for a call")
         task = self.submit(worker, {"op": "call", "target": target, "context": context, "args": list(args),

@@ -360,11 +360,29 @@ class Runner:
         if self.mlflow_started:
             return
         self.mlflow_started = True
+        first = self.pool.idle_worker(("mlflow",))
+        self._start_parallel_workers()
         answer = self.pool.call("mlopsc.runtime.tracking:start_pipeline_run", self.context,
-                                log=self.state.log_path(self.run_id, "_tracking"))
+                                log=self.state.log_path(self.run_id, "_tracking"), worker=first)
         if not answer["ok"]:
             raise RuntimeError(f"could not start the MLflow run: {answer['error']['message']}")
         self.context["parent_run_id"] = answer["result"]
+
+    def _start_parallel_workers(self) -> None:
+        """When branches of the steps still to run can go in parallel, start their workers now and
+        let them import pandas, scikit-learn and MLflow while the first steps run: a worker started
+        only when a branch becomes ready would spend that branch's head start on imports."""
+        todo = {n for n, s in self.steps.items() if s.status in ("pending", "ready")}
+        sorter = graphlib.TopologicalSorter({n: [d for d in self.steps[n].deps if d in todo] for n in todo})
+        sorter.prepare()
+        width = 0
+        while sorter.is_active():
+            ready = sorter.get_ready()
+            width = max(width, len(ready))
+            sorter.done(*ready)
+        modules = tuple(dict.fromkeys(m for n in sorted(todo) for m in WARM.get(self.steps[n].node.kind, ())))
+        while len(self.pool.workers) < min(self.pool.size, width):
+            self.pool.warm(self.pool.start_worker(), modules)
 
     def _finish(self, status: str) -> None:
         self._save(status)

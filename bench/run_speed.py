@@ -1,0 +1,103 @@
+"""Speed of the local runner, measured side by side in one session (medians of --runs rounds).
+
+    .venv/bin/python bench/run_speed.py [--runs 3] [--only first,cached,parallel]
+
+1. first:    `mlopsc run specs/penguins.mlops` on a fresh state folder vs bench/baseline_penguins.py
+             (the same work written by hand) on a fresh MLflow store; whole processes, alternated
+             in each round so that machine load hits both alike. Target ratio <= 1.2.
+2. cached:   an unchanged re-run after each first run, against that first run. Target <= 10 %.
+3. parallel: bench/parallel_branches.mlops (two independent ~2 s trainings) with --jobs 1 and
+             --jobs 2, upstream cached and both branches forced (`--from penguins_split
+             --no-cache`), alternated. Target ratio <= 0.6.
+
+Prints a Markdown table for docs/benchmarks.md, with the machine's load average, because on a
+shared 2-core machine the absolute times say more about the neighbours than about the code.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+PYTHON = sys.executable
+MLOPSC = str(Path(sys.executable).parent / "mlopsc")
+
+
+def timed(cmd: list[str], cwd: Path) -> float:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    start = time.perf_counter()
+    done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    elapsed = time.perf_counter() - start
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} exited {done.returncode}:\n{done.stdout}\n{done.stderr}")
+    return elapsed
+
+
+def project(root: Path) -> Path:
+    """A throw-away copy of specs/ and bench/parallel_branches.mlops (runs never touch the repo)."""
+    shutil.copytree(REPO / "specs", root / "specs", ignore=shutil.ignore_patterns(".mlops", "out"))
+    (root / "bench").mkdir()
+    shutil.copy(REPO / "bench" / "parallel_branches.mlops", root / "bench")
+    return root
+
+
+def first_and_cached(runs: int, work: Path) -> dict[str, list[float]]:
+    times: dict[str, list[float]] = {"mlopsc": [], "baseline": [], "cached": []}
+    for i in range(runs):
+        root = project(work / f"first-{i}")
+        times["baseline"].append(timed([PYTHON, str(REPO / "bench" / "baseline_penguins.py"),
+                                        "--data", "specs/data/penguins.csv", "--store", "baseline"], root))
+        times["mlopsc"].append(timed([MLOPSC, "run", "specs/penguins.mlops"], root))
+        times["cached"].append(timed([MLOPSC, "run", "specs/penguins.mlops"], root))
+    return times
+
+
+def parallel(runs: int, work: Path) -> dict[str, list[float]]:
+    root = project(work / "parallel")
+    spec = "bench/parallel_branches.mlops"
+    timed([MLOPSC, "run", spec], root)          # cache the source and the split
+    times: dict[str, list[float]] = {"jobs1": [], "jobs2": []}
+    for _ in range(runs):
+        for jobs in (1, 2):
+            times[f"jobs{jobs}"].append(timed([MLOPSC, "run", spec, "--from", "penguins_split", "--no-cache",
+                                               "--jobs", str(jobs)], root))
+    return times
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--only", default="first,parallel")
+    args = parser.parse_args()
+    med = statistics.median
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="mlopsc-bench-") as tmp:
+        work = Path(tmp)
+        if "first" in args.only:
+            t = first_and_cached(args.runs, work)
+            rows.append(("penguins, first run: `mlopsc run` / hand-written baseline",
+                         f"{med(t['mlopsc']):.1f} s / {med(t['baseline']):.1f} s",
+                         f"{med(t['mlopsc']) / med(t['baseline']):.2f}", "<= 1.2"))
+            rows.append(("penguins, unchanged re-run / first run", f"{med(t['cached']):.2f} s / {med(t['mlopsc']):.1f} s",
+                         f"{med(t['cached']) / med(t['mlopsc']):.3f}", "<= 0.10"))
+        if "parallel" in args.only:
+            t = parallel(args.runs, work)
+            rows.append(("two ~2 s branches: `--jobs 2` / `--jobs 1`", f"{med(t['jobs2']):.1f} s / {med(t['jobs1']):.1f} s",
+                         f"{med(t['jobs2']) / med(t['jobs1']):.2f}", "<= 0.6"))
+    load = os.getloadavg()
+    print(f"median of {args.runs} rounds; load average at the end {load[0]:.1f} / {load[1]:.1f} "
+          f"on {os.cpu_count()} cores\n")
+    print("| measure | times | ratio | target |\n| --- | --- | --- | --- |")
+    for row in rows:
+        print("| " + " | ".join(row) + " |")
+
+
+if __name__ == "__main__":
+    main()
