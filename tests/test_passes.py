@@ -2,14 +2,19 @@
 should, with the code, message, span and hint a user sees; each IR pass completes the IR."""
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from ir_builders import penguins, penguins_steps, ref, replace, span
-from mlopsc.compiler import ir
-from mlopsc.compiler.errors import SpecError
+from mlopsc.compiler import ir, loads
+from mlopsc.compiler.errors import SpecError, render
 from mlopsc.compiler.passes import PASSES
 from mlopsc.compiler.program import compile_pipeline
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def diagnostics(pipeline: ir.Pipeline, params: dict[str, str] | None = None):
@@ -299,3 +304,31 @@ def test_shipped_estimator_list_matches_installed_sklearn():
 def test_a_time_split_cannot_stratify():
     steps = replace(penguins_steps(), "penguins_split", time_column="year")
     assert "exclude each other" in only(penguins(steps), "E303").message
+
+
+EXAMPLE_TEXTS = [p.read_text(encoding="utf-8") for p in sorted(ROOT.joinpath("specs").glob("*.mlops"))]
+WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*|\d+(?:\.\d+)?")
+WORDS = sorted({w for text in EXAMPLE_TEXTS for w in WORD.findall(text)} | {"0", "-1", "1.5", "99999", "nope"})
+
+
+@settings(max_examples=400, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_specs_with_swapped_names_give_diagnostics_not_exceptions(data):
+    """Swap names and numbers of the example specs for others (a step name where a column goes, a
+    metric where a port goes ...): mostly valid syntax with wrong meaning, which is what the passes
+    judge. Parse + passes must answer with a Program or a SpecError that renders."""
+    text = data.draw(st.sampled_from(EXAMPLE_TEXTS))
+    matches = list(WORD.finditer(text))
+    for _ in range(data.draw(st.integers(1, 5))):
+        match = data.draw(st.sampled_from(matches))
+        replacement = data.draw(st.sampled_from(WORDS))
+        text = text[:match.start()] + replacement + text[match.end():]
+        matches = list(WORD.finditer(text))
+    try:
+        program = loads(text, "fuzz.mlops")
+    except SpecError as exc:
+        assert any(d.is_error for d in exc.diagnostics)
+        for diag in exc.diagnostics:
+            render(diag, text)
+        return
+    program.graph.order()
