@@ -93,9 +93,13 @@ def fmt(files: tuple[str, ...], check_only: bool) -> None:
 
     changed, failed = [], 0
     for file in files:
-        text = Path(file).read_text(encoding="utf-8")
         try:
+            text = Path(file).read_text(encoding="utf-8")
             formatted = format_spec(text, file)
+        except (OSError, UnicodeDecodeError) as exc:
+            report([Diagnostic("E001", f"cannot read {file}: {exc}")], None, {"error": 0, "warning": 0})
+            failed += 1
+            continue
         except SpecError as exc:
             report(exc.diagnostics, exc.source or text, {"error": 0, "warning": 0})
             failed += 1

@@ -141,3 +141,10 @@ def test_colour_marks_severity_and_caret():
     styles = {str(span.style) for span in text.spans}
     assert {"bold red", "red", "cyan"} <= styles
     assert text.plain.startswith("f.mlops:1:2: error[E203]: unknown step 'x'")
+
+
+def test_fmt_of_an_unreadable_file_exits_1(tmp_path):
+    binary = tmp_path / "binary.mlops"
+    binary.write_bytes(b"\xff\xfe")
+    done = mlopsc("fmt", str(binary))
+    assert done.returncode == 1 and "error[E001]: cannot read" in done.stderr
