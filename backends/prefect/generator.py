@@ -188,6 +188,10 @@ class PrefectGenerator(Generator):
     # ------------------------------------------------------------------ what Prefect cannot express
     def _check_names(self, pipeline: ir.Pipeline) -> None:
         for param in pipeline.params:
+            if param.default is None:
+                self.unsupported(param, f"param {param.name!r} without a default: it becomes a required flow "
+                                 "parameter, and scheduled runs of the deployment have no value for it",
+                                 hint="give it a default, or set it in prefect.yaml's `parameters`")
             if param.name in RESERVED_PARAMS or keyword.iskeyword(param.name):
                 self.unsupported(param, f"param {param.name!r} clashes with a flow parameter or Python keyword",
                                  error=True, hint="rename the param")

@@ -38,11 +38,18 @@ class SubmitError(Exception):
 
 def submit(build_dir: str, *, api_url: str | None = None, work_pool: str | None = None,
            start_run: bool = False, wait: bool = False, params: tuple[str, ...] = (), **ignored: Any) -> int:
+    import httpx
+    from prefect.exceptions import PrefectException
+
     try:
         return _submit(Path(build_dir), api_url, work_pool, start_run, wait, params, ignored)
     except SubmitError as exc:
         click.echo(f"mlopsc submit: {exc}", err=True)
         return exc.code
+    except (httpx.HTTPError, PrefectException) as exc:
+        # The server went away or refused a request half-way (after the health check passed).
+        click.echo(f"mlopsc submit: the Prefect server failed a request: {type(exc).__name__}: {exc}", err=True)
+        return EXIT["step"]
 
 
 def _submit(build_dir: Path, api_url: str | None, work_pool: str | None, start_run: bool, wait: bool,

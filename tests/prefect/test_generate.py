@@ -194,3 +194,11 @@ def step_configs(flows: str) -> dict[str, str]:
 def _write(path: Path, text: str) -> str:
     path.write_text(text)
     return str(path)
+
+
+def test_a_param_without_default_is_a_required_flow_parameter_and_reported(tmp_path: Path) -> None:
+    files, generator = build_text('pipeline p {\n  params { x: float }\n  source s { csv = "a.csv" }\n}\n', tmp_path)
+    flow = next(n for n in ast.parse(files["flows.py"]).body if isinstance(n, ast.FunctionDef) and n.name == "p_pipeline")
+    assert [a.arg for a in flow.args.args] == ["x", "storage", "force_gate"] and len(flow.args.defaults) == 2
+    [warning] = [d for d in generator.diagnostics if "without a default" in d.message]
+    assert warning.severity == "warning" and warning.span.line == 2
