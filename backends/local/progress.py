@@ -37,6 +37,8 @@ class PlainProgress:
     def __call__(self, event: str, step: str, info: dict[str, Any]) -> None:
         if event == "plan":
             line = f"run {info['run_id']}: {len(info['steps'])} steps"
+        elif event == "mlflow":
+            line = f"  starting the MLflow run ({info['tracking_uri']})"
         elif event == "cached":
             line = f"  cached   {step}  ({info['reason']})"
         elif event == "start":
@@ -77,8 +79,12 @@ class LiveProgress:
                          for name in info["steps"]}
             self.title = f"run {info['run_id']}"
             return
+        if event == "mlflow":
+            self.title = f"run {self.title.split()[1]}: starting the MLflow run"
+            return
         row = self.rows[step]
         if event == "start":
+            self.title = self.title.split(":")[0]
             row.update(state="running", start=time.monotonic(), note=info["reason"])
             if info["attempt"] > 1:
                 row["note"] = f"attempt {info['attempt']}"
@@ -154,14 +160,14 @@ def summary_lines(record: dict[str, Any]) -> list[str]:
             lines.append(format_error(name, step["error"]))
             log = f"{record['state_dir']}/logs/{record['run_id']}/{name}.log"
             if step["error"].get("type") in ("error", "internal"):
-                lines.append(f"  log:      {log}")
+                lines.append(f"  log      {log}")
     if record.get("retrain"):
         retrain = record["retrain"]
         lines.append(f"  retrain  started run {retrain['run_id']} of the training pipeline: "
                      f"{retrain['status']}, {len(retrain['ran'])} step(s) ran"
                      + ("" if retrain["ran"] else " (its data and config are unchanged: all from cache)"))
     if record.get("tracking_uri"):
-        lines.append(f"  see:      mlflow ui --backend-store-uri {record['tracking_uri']}")
+        lines.append(f"  see      mlflow ui --backend-store-uri {record['tracking_uri']}")
     return lines
 
 

@@ -360,6 +360,7 @@ class Runner:
         if self.mlflow_started:
             return
         self.mlflow_started = True
+        self.observe("mlflow", "", {"tracking_uri": self.context["tracking_uri"]})
         first = self.pool.idle_worker(("mlflow",))
         self._start_parallel_workers()
         answer = self.pool.call("mlopsc.runtime.tracking:start_pipeline_run", self.context,
