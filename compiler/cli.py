@@ -59,7 +59,7 @@ def check(files: tuple[str, ...], emit_ir: bool, params: tuple[str, ...]) -> Non
 def graph(file: str, fmt: str, out: str | None, params: tuple[str, ...]) -> None:
     """Draw FILE's step graph: nodes are steps, edges point from producer to consumer."""
     from . import load
-    from .render_graph import GraphvizMissing, render_image, to_dot, to_mermaid
+    from .render_graph import GraphvizError, render_image, to_dot, to_mermaid
 
     if fmt in ("png", "svg") and out is None:
         raise click.UsageError(f"--format {fmt} writes an image: give a file with -o, e.g. -o graph.{fmt}")
@@ -74,11 +74,14 @@ def graph(file: str, fmt: str, out: str | None, params: tuple[str, ...]) -> None
     if fmt in ("png", "svg"):
         try:
             render_image(text, fmt, out)
-        except GraphvizMissing as exc:
+        except GraphvizError as exc:
             raise click.ClickException(str(exc)) from None
         click.echo(f"wrote {out}", err=True)
     elif out is not None:
-        Path(out).write_text(text, encoding="utf-8")
+        try:
+            Path(out).write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise click.ClickException(f"cannot write {out}: {exc.strerror or exc}") from None
         click.echo(f"wrote {out}", err=True)
     else:
         click.echo(text, nl=False)

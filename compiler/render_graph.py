@@ -19,8 +19,8 @@ _DOT_SHAPE = {"source": "cylinder", "check": "hexagon", "gate": "diamond", "depl
               "monitor": "box"}
 
 
-class GraphvizMissing(Exception):
-    pass
+class GraphvizError(Exception):
+    """`dot` is not installed, or it failed; the message says what to do."""
 
 
 def _label(ports: list[tuple[str, str | None]]) -> tuple[str, bool]:
@@ -71,13 +71,13 @@ def to_dot(graph: PipelineGraph) -> str:
 
 
 def render_image(dot_text: str, fmt: str, out: str) -> None:
-    """Write `fmt` (png or svg) to `out` with Graphviz; GraphvizMissing when `dot` is not installed."""
+    """Write `fmt` (png or svg) to `out` with Graphviz; GraphvizError when `dot` is absent or fails."""
     dot = shutil.which("dot")
     if dot is None:
-        raise GraphvizMissing(
+        raise GraphvizError(
             f"drawing {fmt} needs Graphviz's 'dot' program, which is not on PATH. Install it "
             "(Debian/Ubuntu: apt-get install graphviz; macOS: brew install graphviz), "
             "or use --format mermaid or --format dot")
     done = subprocess.run([dot, f"-T{fmt}", "-o", out], input=dot_text, capture_output=True, text=True, check=False)
     if done.returncode != 0:
-        raise GraphvizMissing(f"dot failed: {done.stderr.strip()}")
+        raise GraphvizError(f"dot failed: {done.stderr.strip()}")
