@@ -4,11 +4,22 @@ registered; the monitor deployment on drifted data starts a training run. And th
 go wrong before that: no build, no server."""
 from __future__ import annotations
 
+import subprocess
 import time
 from pathlib import Path
 
 import pytest
-from prefect_harness import ROOT, PrefectServer, PrefectWorker, api, base_env, copy_spec, free_port, mlopsc
+from prefect_harness import (
+    BIN,
+    ROOT,
+    PrefectServer,
+    PrefectWorker,
+    api,
+    base_env,
+    copy_spec,
+    free_port,
+    mlopsc,
+)
 
 pytestmark = pytest.mark.timeout(900)
 
@@ -136,3 +147,24 @@ def test_submit_wait_exits_4_when_the_gate_fails(tmp_path: Path, prefect_server:
     assert "does not meet <= 1" in result.stderr and "Traceback" not in result.stderr
     registry = MlflowClient(prefect_worker.mlflow_uri, registry_uri=prefect_worker.mlflow_uri)
     assert registry.search_model_versions("name='diabetes-progression'") == []
+
+
+def test_no_server_configured_is_a_usage_error(penguins_build, tmp_path: Path) -> None:
+    _, build = penguins_build
+    result = mlopsc("submit", str(build), "--target", "prefect", env=base_env(tmp_path))
+    assert result.returncode == 2
+    assert "no Prefect server: pass --api-url" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_prefect_deploy_reads_the_generated_prefect_yaml(penguins_build, prefect_server: PrefectServer,
+                                                         prefect_worker: PrefectWorker) -> None:
+    """prefect.yaml is Prefect's own format: `prefect deploy --all` in the build folder takes it."""
+    _, build = penguins_build
+    text = (build / "prefect.yaml").read_text().replace('name: "mlopsc"', f'name: "{prefect_worker.pool}"')
+    (build / "prefect.yaml").write_text(text)
+    result = subprocess.run([str(BIN / "prefect"), "--no-prompt", "deploy", "--all"], cwd=build,
+                            env=prefect_server.env(), capture_output=True, text=True, timeout=300, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    monitor = api(prefect_server, "GET", "/deployments/name/penguins-species_drift/penguins")
+    assert monitor["entrypoint"] == "flows.py:species_drift_monitor"
+    assert [s["schedule"]["cron"] for s in monitor["schedules"]] == ["0 * * * *"]
