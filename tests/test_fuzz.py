@@ -43,6 +43,12 @@ def check(text: str) -> None:
     formatted = format_spec(text, "fuzz.mlops")
     assert format_spec(formatted, "fuzz.mlops") == formatted, "fmt is not idempotent"
     assert meaning(parse(formatted, "fuzz.mlops")) == meaning(pipeline), "fmt changed the IR"
+    assert comments(formatted) == comments(text), "fmt lost or changed a comment"
+
+
+def comments(text: str) -> list[str]:
+    without_strings = re.sub(r'"(?:[^"\\\n]|\\.)*"', '""', text)
+    return sorted(c.rstrip() for c in re.findall(r"#[^\n]*", without_strings))
 
 
 def meaning(pipeline) -> dict:
@@ -60,9 +66,13 @@ def token_mutants(draw) -> str:
     tokens = list(draw(st.sampled_from(TOKENS)))
     for _ in range(draw(st.integers(1, 4))):
         where = draw(st.integers(0, len(tokens) - 1))
-        action = draw(st.sampled_from(["delete", "insert", "swap", "duplicate", "replace"]))
+        action = draw(st.sampled_from(["delete", "insert", "swap", "duplicate", "replace", "comment", "newlines"]))
         if action == "delete":
             del tokens[where]
+        elif action == "comment":           # comments anywhere: fmt must keep every one in its place
+            tokens.insert(where, f"  # note {where}\n")
+        elif action == "newlines":
+            tokens.insert(where, "\n\n\n")
         elif action == "insert":
             tokens.insert(where, draw(st.sampled_from(VOCABULARY)))
         elif action == "swap":
