@@ -17,6 +17,8 @@ import re
 
 from lark import Token, Tree
 
+from .errors import Diagnostic, SpecError
+from .ir import Span
 from .options import TUNE_KEYS
 from .parser import parse_tree
 
@@ -34,7 +36,11 @@ def format_spec(text: str, file: str = "<string>") -> str:
     """The canonical layout of `text`. Raises SpecError if it does not parse."""
     tree = parse_tree(text, file)
     printer = _Printer(_comments(text))
-    printer.pipeline(tree)
+    try:
+        printer.pipeline(tree)
+    except RecursionError:
+        raise SpecError([Diagnostic("E107", "the spec nests lists too deeply",
+                                    Span(file=file, line=1, col=1, end_line=1, end_col=2))]) from None
     return "\n".join(printer.out).rstrip("\n") + "\n"
 
 

@@ -147,3 +147,9 @@ def test_fmt_refuses_what_does_not_parse():
 def test_fmt_keeps_specs_it_cannot_build():
     """fmt needs only the syntax: a misspelt key is laid out like any other (check reports it)."""
     assert format_spec('pipeline p { source a { cvs = "x" } }') == 'pipeline p {\n  source a {\n    cvs = "x"\n  }\n}\n'
+
+
+def test_deep_nesting_is_an_error_not_a_crash():
+    with pytest.raises(SpecError) as caught:
+        format_spec("pipeline p { x = " + "[" * 3000 + "]" * 3000 + " }")
+    assert caught.value.diagnostics[0].code == "E107"
