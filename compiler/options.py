@@ -11,7 +11,7 @@ import difflib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, get_args, get_origin
+from typing import Any, Literal, get_args, get_origin
 
 from . import ir
 
@@ -326,7 +326,7 @@ def known_keys(kind: str) -> list[str]:
 
 def literal_choices(annotation: Any) -> list[str]:
     """The strings of a Literal[...] inside an annotation (`Literal["stop", "warn"] | None`)."""
-    if get_origin(annotation) is not None and str(get_origin(annotation)).endswith("Literal"):
+    if get_origin(annotation) is Literal:
         return [a for a in get_args(annotation) if isinstance(a, str)]
     return [c for arg in get_args(annotation) for c in literal_choices(arg)]
 
