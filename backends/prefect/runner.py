@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from mlopsc.compiler import ir
@@ -36,7 +36,7 @@ class PipelineRun:
     context: dict[str, Any]
     steps: dict[str, ir.Step]
     root: str                          # {storage}/{flow_run_id}
-    started: list[str] = field(default_factory=list)
+    storage: str = ""                  # the flow's `storage` parameter as given ("" = the default)
 
     def outputs(self, name: str) -> dict[str, str]:
         from mlopsc.runtime.artifacts import output_uris
@@ -70,7 +70,7 @@ def start_run(pipeline: str, spec_file: str, spec_hash: str, step_configs: dict[
     ctx.parent_run_id = start_pipeline_run(ctx)
     get_run_logger().info("pipeline %s: artifacts under %s", pipeline, root)
     steps = {name: ir.step_from_json(config) for name, config in step_configs.items()}
-    return PipelineRun(context=ctx.to_dict(), steps=steps, root=root)
+    return PipelineRun(context=ctx.to_dict(), steps=steps, root=root, storage=storage)
 
 
 class _NoEmptyTraceback(logging.Filter):
@@ -202,11 +202,14 @@ def finish_run(run: PipelineRun, steps: dict[str, Any], retrain_deployment: str 
         return Failed(name=name, data=summary, message=f"pipeline {ctx.pipeline} failed:\n" + "\n".join(
             s.message or "a step failed" for s in failures))
     if retrain_deployment:
-        start_retraining(results, retrain_deployment, logger)
+        # Like `mlopsc monitor`: the training pipeline again, with this run's params.
+        parameters = {**ctx.params, **({"storage": run.storage} if run.storage else {})}
+        start_retraining(results, retrain_deployment, parameters, ctx.run_id, logger)
     return summary
 
 
-def start_retraining(results: dict[str, dict[str, Any]], deployment: str, logger: Any) -> None:
+def start_retraining(results: dict[str, dict[str, Any]], deployment: str, parameters: dict[str, Any],
+                     run_id: str, logger: Any) -> None:
     """A monitor whose retrain rules fired (`{"retrain": true, "reasons": [...]}`) starts a run of
     the training deployment, without waiting for it: it is a run of its own, on its own worker."""
     from prefect.deployments import run_deployment
@@ -215,6 +218,7 @@ def start_retraining(results: dict[str, dict[str, Any]], deployment: str, logger
                for reason in r.get("reasons") or ["drift"]]
     if not reasons:
         return
-    started = run_deployment(deployment, timeout=0, tags=["mlopsc", "retrain"])
+    started = run_deployment(deployment, parameters=parameters, timeout=0,
+                             tags=["mlopsc", "retrain", f"retrain-of:{run_id}"])
     logger.info("retraining: started flow run %s of deployment %s, because %s",
                 started.id, deployment, "; ".join(map(str, reasons)))

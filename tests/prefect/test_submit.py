@@ -103,6 +103,8 @@ def test_submit_run_wait_then_monitor_starts_retraining(penguins_build, prefect_
     retraining = [r for r in flow_runs_of(prefect_server, training["id"])
                   if r["parent_task_run_id"] and started_by(prefect_server, r) == started["id"]]
     assert len(retraining) == 1 and "retrain" in retraining[0]["tags"]
+    assert f"retrain-of:{started['id']}" in retraining[0]["tags"]
+    assert retraining[0]["parameters"] == {"test_size": 0.25, "min_accuracy": 0.9}
     deadline = time.monotonic() + 120   # started: a worker picked it up
     while time.monotonic() < deadline:
         state = api(prefect_server, "GET", f"/flow_runs/{retraining[0]['id']}")["state"]
