@@ -140,6 +140,10 @@ class KubeflowGenerator(Generator):
             inputs.append({"field": field, "type": KFP_TYPE[producer.OUTPUTS[ref.port]],
                            "source": f'{ref.step}_task.outputs["{ref.port}"]'})
         outputs = [{"port": port, "type": KFP_TYPE[ptype]} for port, ptype in step.OUTPUTS.items()]
+        if isinstance(step, ir.Score) and step.output and "://" not in step.output:
+            self.unsupported(step, f"output {step.output!r} would be written inside the pod and lost with it; "
+                                   "the predictions are the task's `predictions` artifact",
+                             hint="write to a URL (s3://, gs://) to keep a copy outside KFP")
         names = [i["field"] for i in inputs] + [o["port"] for o in outputs] + ["context", "summary", "step", "task"]
         if len(names) != len(set(names)):   # IR field and port names are fixed: a bug, not the user's
             raise RuntimeError(f"kfp argument names clash in a {step.kind} step: {sorted(names)}")

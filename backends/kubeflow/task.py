@@ -70,7 +70,9 @@ def run_step(step: dict[str, Any], context: str, inputs: dict[str, Any], outputs
             _fail(exc, EXIT["step"])
         for port, artifact in outputs.items():
             digest = _publish(out_uris[port], artifact)
-            result.setdefault("outputs", {})[port] = {"uri": artifact.uri, "sha256": digest}
+            # `type`: a kfp URI has no suffix to tell a dataset by (runtime/lineage.py looks at it)
+            result.setdefault("outputs", {})[port] = {"uri": artifact.uri, "sha256": digest,
+                                                      "type": node.OUTPUTS[port]}
             if type(artifact).schema_title == "system.Metrics":
                 _log_metrics(artifact, result)
         _write_summary(summary, node.name, result)
@@ -99,7 +101,7 @@ def finish_run(context: str, results: dict[str, str]) -> None:
 def end_failed_run(pipeline: dict[str, str], spec_dir: str, tracking_uri: str, run_id: str, state: str) -> None:
     """The exit handler: close the MLflow parent run of a run that did not succeed. KFP lets an
     exit task depend on no other task, so the parent run is found by its `mlopsc.run_id` tag."""
-    if state.upper() in ("SUCCEEDED", "SUCCESS"):
+    if state.upper() in ("SUCCEEDED", "SUCCESS") or not run_id.replace("-", "").isalnum():
         return
     from mlopsc.runtime import RunContext
     from mlopsc.runtime.tracking import client, configure, end_pipeline_run

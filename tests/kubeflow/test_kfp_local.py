@@ -4,12 +4,22 @@ task of the very YAML a cluster would get in a subprocess of this interpreter; e
 own MLflow SQLite store."""
 from __future__ import annotations
 
+import shutil
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
 from kfp_harness import REPO, SPECS, build_text, run_env, run_kfp_local, run_local
+
+
+def copy_spec(spec: Path, tmp: Path) -> Path:
+    """The spec and its data in a temp folder: what the runs write beside it (a score's output
+    file) stays out of the repository."""
+    folder = tmp / "spec"
+    shutil.copytree(spec.parent / "data", folder / "data", ignore=shutil.ignore_patterns("*.py", "__pycache__"))
+    shutil.copy(spec, folder / spec.name)
+    return folder / spec.name
 
 
 def both(spec: Path, package: Path, tmp: Path, arguments: dict, local_args: tuple[str, ...] = ()):
@@ -48,6 +58,7 @@ def assert_same_outcome(local_results_: dict[str, dict], kfp_results: dict[str, 
 def test_compiled_yaml_under_kfp_local_matches_the_local_runner(spec, built, tmp_path):
     """The training pipeline, then each monitor pipeline against the model it registered."""
     folder, files, _ = built[spec.stem]
+    spec = copy_spec(spec, tmp_path)
     (code, record, stderr), kfp = both(spec, folder / "pipeline.yaml", tmp_path, {})
     assert code == 0, stderr
     assert kfp["ok"], kfp["log"][-6000:]
@@ -67,9 +78,12 @@ def check_monitor(spec: Path, package: Path, monitor: str, tmp: Path) -> None:
     asks for a retrain, the retrain task calls the KFP API: here a closed port, so the run fails
     at that task with one clear message (starting a real run needs a cluster)."""
     local_env, kfp_env = run_env(spec, tmp / "local"), run_env(spec, tmp / "kfp")
-    code, record, stderr = run_local(spec, tmp / "local" / "state", local_env, "--only", monitor, command="monitor")
-    kfp = run_kfp_local(package, tmp / "kfp" / package.stem, {
-        "mlopsc_spec_dir": str(spec.parent), "mlopsc_kfp_host": "http://127.0.0.1:9"}, kfp_env)
+    with ThreadPoolExecutor(2) as pool:
+        local = pool.submit(run_local, spec, tmp / "local" / "state", local_env, "--only", monitor,
+                            command="monitor")
+        kfp = pool.submit(run_kfp_local, package, tmp / "kfp" / package.stem, {
+            "mlopsc_spec_dir": str(spec.parent), "mlopsc_kfp_host": "http://127.0.0.1:9"}, kfp_env)
+        (code, record, stderr), kfp = local.result(), kfp.result()
     expected = local_results(record)[monitor]
     got = kfp["results"][monitor]
     for key in ("status", "retrain", "reasons", "alerts"):
