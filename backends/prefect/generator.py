@@ -144,7 +144,7 @@ class PrefectGenerator(Generator):
             "tasks": [tasks[s.name] for s in pipeline.steps if s.name in tasks],
             "params": [self._param(p) for p in pipeline.params],
             "work_pool": self.work_pool, "pool_type": self.pool_type, "job_variables": job_variables,
-            "secrets": self._secret_references(pipeline),
+            "secrets": self._secret_references(pipeline), "prefect_version": _prefect_version(),
         }
         return {
             "flows.py": env.get_template("flows.py.j2").render(context),
@@ -263,6 +263,16 @@ class PrefectGenerator(Generator):
         for step in pipeline.steps:
             walk(step)
         return [f"{ref} -> ${var}" for ref, var in sorted(seen.items())]
+
+
+def _prefect_version() -> str:
+    """The installed Prefect's version, from its metadata (importing prefect costs ~1 s)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("prefect")
+    except PackageNotFoundError:
+        return "3"
 
 
 _UNITS = {"": 1, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}

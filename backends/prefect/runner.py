@@ -106,6 +106,8 @@ def run_step(config: str, inputs: dict[str, str], outputs: dict[str, str], conte
         result = execute(node, inputs, outputs, context)
     except StepFailed as exc:
         logger.error("%s", exc)
+        if exc.reason == "gate":
+            logger.info("on Prefect, the flow parameter force_gate=true is what --force-gate is to `mlopsc run`")
         return Failed(message=str(exc), name=VERDICTS.get(exc.reason, "StepError"), data=exc.result or {})
     except StepError as exc:
         logger.error("%s", exc)

@@ -7,6 +7,7 @@ import ast
 import json
 import os
 import py_compile
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -35,7 +36,8 @@ def build_text(text: str, tmp_path: Path, **options) -> tuple[dict[str, str], Pr
 
 
 def normalise(text: str) -> str:
-    """The spec's absolute path is the one machine-dependent part of the output."""
+    """The machine-dependent parts of the output: the spec's absolute path, Prefect's version."""
+    text = re.sub(r'(?m)^prefect-version: ".*"$', 'prefect-version: "<VERSION>"', text)
     return text.replace(str(ROOT), "<ROOT>")
 
 
