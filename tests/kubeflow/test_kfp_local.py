@@ -69,8 +69,42 @@ def test_compiled_yaml_under_kfp_local_matches_the_local_runner(spec, built, tmp
             if name != "summary":
                 assert all(a["metadata"].get("sha256") for a in artifacts), name
     assert "Traceback" not in kfp["log"]
+    assert_same_registry(spec, tmp_path)
     for name in sorted(n for n in files if n.startswith("monitor_") and n.endswith(".yaml")):
         check_monitor(spec, folder / name, name[len("monitor_"):-len(".yaml")], tmp_path)
+
+
+def assert_same_registry(spec: Path, tmp: Path) -> None:
+    """Each deployed version carries the same gate verdict and metrics in both stores (what a later
+    gate's champion rule reads), written by the lineage record at the end of the run."""
+    import mlflow
+
+    from mlopsc.compiler import ir, load
+
+    for deploy in [s for s in load(str(spec)).pipeline.steps if isinstance(s, ir.Deploy)]:
+        tags = []
+        for runner in ("local", "kfp"):
+            client = mlflow.MlflowClient(f"sqlite:///{tmp / runner / 'mlflow.db'}")
+            tags.append(client.get_model_version_by_alias(deploy.registry, deploy.alias).tags)
+        local, kfp = tags
+        assert kfp["mlopsc.gate"] == local["mlopsc.gate"]
+        metrics = sorted(k for k in local if k.startswith("mlopsc.metric."))
+        assert metrics and metrics == sorted(k for k in kfp if k.startswith("mlopsc.metric."))
+        for key in metrics:
+            assert float(kfp[key]) == pytest.approx(float(local[key]), rel=1e-9), key
+
+
+@pytest.mark.xfail(strict=True, reason="runtime/lineage.py tells a dataset by a `.parquet` URI suffix; KFP "
+                   "artifact URIs have none. run_step adds each output's port `type` for lineage to use.")
+def test_lineage_records_the_datasets_of_a_kfp_run():
+    from mlopsc.runtime import RunContext
+    from mlopsc.runtime.lineage import build_record
+
+    result = {"step": "penguins", "kind": "source", "status": "ok", "outputs": {"data": {
+        "uri": "minio://mlpipeline/v2/artifacts/penguins/1/source-penguins/data", "sha256": "ab" * 32,
+        "type": "Dataset"}}}
+    record = build_record(RunContext(pipeline="penguins", run_id="1"), [result])
+    assert record["datasets"] == {"penguins.data": "ab" * 32}
 
 
 def check_monitor(spec: Path, package: Path, monitor: str, tmp: Path) -> None:
