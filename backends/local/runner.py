@@ -60,6 +60,8 @@ class StepState:
     attempt: int = 0
     ready_at: float = 0.0
     started: float = 0.0
+    started_at: float | None = None    # wall clock, for the record: when it first started, ended
+    ended_at: float | None = None
     deadline: float | None = None
     task: int | None = None
     duration: float = 0.0
@@ -171,7 +173,9 @@ class Runner:
                     break
                 self._start_mlflow()
                 self._dispatch(step, worker, running)
-            if not running and not any(s.status == "ready" for s in self.steps.values()):
+            # After a failure nothing new starts: wait for the running steps (their results are
+            # cached for the next run), then stop.
+            if not running and (self.failure is not None or not self._in_order("ready")):
                 break
             self._wait(running)
         for step in self.steps.values():
@@ -267,6 +271,7 @@ class Runner:
                    "log": str(self.state.log_path(self.run_id, step.name))}
         step.task = self.pool.submit(worker, request, WARM.get(step.node.kind, ()))
         step.status, step.started = "running", time.monotonic()
+        step.started_at = step.started_at or time.time()
         step.deadline = step.started + step.node.timeout if step.node.timeout else None
         running[worker.index] = step
         self.observe("start", step.name, {"attempt": step.attempt, "reason": step.reason})
@@ -299,7 +304,8 @@ class Runner:
             if answer is None:
                 self.pool.workers.pop(index, None)
                 self._attempt_failed(step, {"type": "error", "message": (
-                    "the worker process died while running this step (out of memory or killed?)")})
+                    "the worker process died while running this step (out of memory or killed?); "
+                    f"see {self.pool.log_dir / f'worker-{index}.log'}")})
             else:
                 worker.busy = None
                 worker.tasks_done += 1
@@ -326,7 +332,7 @@ class Runner:
             step.status, step.ready_at = "ready", time.monotonic() + step.node.retry_delay
             self.observe("retry", step.name, {"attempt": step.attempt, "error": error})
             return
-        step.status, step.error = "failed", error
+        step.status, step.error, step.ended_at = "failed", error, time.time()
         step.result = error.get("result") or None
         self.failure = self.failure or step
         self.observe("failed", step.name, {"error": error})
@@ -349,7 +355,7 @@ class Runner:
         result = _replace_prefix(result, str(staging), str(final))
         cache.write_entry(self.state, step.name, step.node.kind, step.key, step.components,
                           result, self.run_id)
-        step.status, step.result = "ok", result
+        step.status, step.result, step.ended_at = "ok", result, time.time()
         self.observe("done", step.name, {"result": result, "duration": step.duration})
         self._save("running")
 
@@ -386,6 +392,9 @@ class Runner:
             self.pool.warm(self.pool.start_worker(), modules)
 
     def _finish(self, status: str) -> None:
+        for step in self.steps.values():
+            if step.status == "running":     # interrupted: its worker is killed below
+                step.status, step.reason = "not_run", "interrupted"
         self._save(status)
         if not self.mlflow_started or self.pool is None:
             return
@@ -421,6 +430,7 @@ class Runner:
                 "kind": s.node.kind, "status": s.status, "reason": s.reason, "key": s.key,
                 "cache_hit": s.status == "cached", "attempts": s.attempt,
                 "duration": round(s.duration, 3), "selected": s.selected,
+                "started_at": s.started_at, "ended_at": s.ended_at,
                 "result": s.result, "error": s.error,
                 "line": s.node.span.line if s.node.span else None,
             }

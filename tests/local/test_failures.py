@@ -3,7 +3,7 @@ step error (exit 5), a timeout; each message names the step and its spec line, t
 left untouched, and no Python traceback reaches the user."""
 from __future__ import annotations
 
-from localrun import champion, mlopsc, ran, run_json, statuses
+from localrun import champion, clean_env, mlopsc, ran, run_json, statuses
 
 
 def test_failing_check_stops_the_run_with_exit_3_before_training(quick):
@@ -45,12 +45,15 @@ def test_failing_gate_exits_4_deploys_nothing_and_is_reevaluated_next_run(quick)
     assert version is not None and str(version.version) == "1"
 
 
-def test_step_error_exits_5_naming_the_step_and_its_line(quick):
+def test_step_error_exits_5_naming_the_step_and_its_line(quick, tmp_path):
     (quick / "data" / "penguins.csv").unlink()
-    done = mlopsc("run", "quick.mlops", cwd=quick)
+    store = f"sqlite:///{tmp_path / 'elsewhere.db'}"     # MLFLOW_TRACKING_URI is honoured
+    done = mlopsc("run", "quick.mlops", cwd=quick, env=clean_env(MLFLOW_TRACKING_URI=store))
     assert done.returncode == 5, done.stdout + done.stderr
     assert "step penguins (quick.mlops:8:" in done.stdout and "penguins.csv" in done.stdout
     assert "Traceback" not in done.stdout + done.stderr
+    assert f"mlflow ui --backend-store-uri {store}" in done.stdout
+    assert (tmp_path / "elsewhere.db").exists() and not (quick / ".mlops" / "mlflow.db").exists()
 
 
 def test_timeout_kills_the_step_and_retries_it(quick):

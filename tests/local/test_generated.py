@@ -93,3 +93,24 @@ def test_generated_module_reports_bad_params_without_traceback(tmp_path, monkeyp
     assert done.returncode == 2
     assert "test_size is float, 'big' is not" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_spec_text_never_becomes_code():
+    """Strings of the spec reach the module only as literals: a description that closes a
+    docstring and starts a statement stays data."""
+    import ast
+
+    from mlopsc.backends.local.generator import LocalGenerator
+    from mlopsc.compiler import loads
+
+    text = (REPO / "tests" / "local" / "specs" / "quick.mlops").read_text().replace(
+        "pipeline quick {", 'pipeline quick {\n  description = "ends \\"\\"\\" here\\nimport os; os.exit(3)"')
+    module = LocalGenerator(loads(text, "quick.mlops")).generate()["pipeline.py"]
+    tree = ast.parse(module)
+    statements = [ast.unparse(node) for node in tree.body]
+    assert not any(s.startswith("import os") for s in statements)
+    namespace: dict = {}
+    exec(compile("\n".join(s for s in statements if s.startswith(("DESCRIPTION", "import json", "PIPELINE"))),
+                 "m", "exec"), namespace)
+    assert namespace["DESCRIPTION"] == 'ends """ here\nimport os; os.exit(3)'
+    assert namespace["PIPELINE"]["description"] == namespace["DESCRIPTION"]
