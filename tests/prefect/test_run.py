@@ -107,3 +107,30 @@ def test_failing_gate_fails_the_flow_run_and_keeps_the_champion(runs: Runs, pref
     assert "pipeline diabetes failed" in failed["message"]
     assert registry.get_model_version_by_alias("diabetes-progression", "champion").version == champion
     assert len(registry.search_model_versions("name='diabetes-progression'")) == 1
+
+
+CHECK_FAILS = '''
+pipeline too_few {
+  source penguins { csv = "data/penguins.csv" }
+  check enough on penguins { rows >= 100000  on_fail = stop }
+  split penguins_split from penguins { test_size = 0.25  seed = 1 }
+}
+'''
+
+
+def test_failing_check_stops_the_flow_run(tmp_path: Path, prefect_server: PrefectServer) -> None:
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "penguins.csv").write_bytes((ROOT / "specs" / "data" / "penguins.csv").read_bytes())
+    spec = tmp_path / "too_few.mlops"
+    spec.write_text(CHECK_FAILS)
+    env = base_env(tmp_path)
+    assert mlopsc("build", str(spec), "--target", "prefect", "-o", str(tmp_path / "build"), env=env).returncode == 0
+    local = mlopsc("run", str(spec), "--json", env={**env, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'l.db'}"})
+    assert local.returncode == 3, local.stderr
+
+    flow = run_flow(tmp_path / "build", "too_few_pipeline", prefect_server.env(
+        MLOPSC_STORAGE=str(tmp_path / "storage"), MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path / 'p.db'}"))
+    assert (flow["type"], flow["state"]) == ("FAILED", "CheckFailed"), flow["output"][-3000:]
+    assert set(flow["summary"]["steps"]) == {"penguins", "enough"}      # the split never ran
+    logs = flow_run_logs(prefect_server, flow["flow_run_id"])
+    assert "step enough" in logs and "100000" in logs and "Traceback" not in logs
