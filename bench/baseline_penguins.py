@@ -89,7 +89,7 @@ def main() -> int:
         example = X.dropna().head(5)
         signature = infer_signature(example, model.predict(example))
         trusted = list(skops.io.get_untrusted_types(data=skops.io.dumps(model)))
-        with mlflow.start_run(run_name="species_model", nested=True) as train_run:
+        with mlflow.start_run(run_name="species_model", nested=True):
             mlflow.log_params({"estimator.n_estimators": 300, **search.best_params_})
             mlflow.log_metric("cv_score", search.best_score_)
             mlflow.log_input(mlflow.data.from_pandas(train, name="penguins_split.train", targets="species"),

@@ -18,7 +18,7 @@ from typing import Any
 
 
 class Worker:
-    def __init__(self, index: int, events: "queue.Queue[tuple[int, dict[str, Any] | None]]",
+    def __init__(self, index: int, events: queue.Queue[tuple[int, dict[str, Any] | None]],
                  log: Path) -> None:
         log.parent.mkdir(parents=True, exist_ok=True)
         env = dict(os.environ, PYTHONUNBUFFERED="1")
@@ -34,7 +34,7 @@ class Worker:
         self.warmed: set[str] = set()
         threading.Thread(target=self._read, args=(events,), daemon=True).start()
 
-    def _read(self, events: "queue.Queue[tuple[int, dict[str, Any] | None]]") -> None:
+    def _read(self, events: queue.Queue[tuple[int, dict[str, Any] | None]]) -> None:
         for line in self.process.stdout:
             events.put((self.index, json.loads(line)))
         events.put((self.index, None))     # the worker is gone

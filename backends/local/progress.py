@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Any, TextIO
+from typing import Any, Self, TextIO
 
 STATE_STYLE = {"pending": "dim", "ready": "dim", "running": "yellow", "ok": "green", "cached": "cyan",
                "failed": "bold red", "skipped": "dim", "not_run": "dim"}
@@ -54,7 +54,7 @@ class PlainProgress:
             line = f"  {event:<8} {step}  ({info.get('reason', '')})"
         print(f"[{time.monotonic() - self.start:6.1f}s] {line}", file=self.stream, flush=True)
 
-    def __enter__(self) -> "PlainProgress":
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -113,7 +113,7 @@ class LiveProgress:
                           f"{elapsed:.1f} s" if elapsed is not None else "", row["note"])
         return table
 
-    def __enter__(self) -> "LiveProgress":
+    def __enter__(self) -> Self:
         self.live.__enter__()
         return self
 
@@ -133,8 +133,8 @@ def summary_lines(record: dict[str, Any]) -> list[str]:
     steps = record["steps"]
     ran = [n for n, s in steps.items() if s["status"] == "ok"]
     cached = [n for n, s in steps.items() if s["status"] == "cached"]
-    lines = [f"{record['pipeline']}: run {record['run_id']} {record['status']} in "
-             f"{record['duration']:.1f} s ({len(ran)} ran, {len(cached)} from cache)"]
+    lines = [(f"{record['pipeline']}: run {record['run_id']} {record['status']} in "
+             f"{record['duration']:.1f} s ({len(ran)} ran, {len(cached)} from cache)")]
     for name, step in steps.items():
         result, kind = step.get("result") or {}, step["kind"]
         if kind == "check" and result:

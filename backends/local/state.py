@@ -87,7 +87,7 @@ class StateDir:
         """One run at a time per state folder: two runs would race on the same staging and cache
         files. flock is released by the OS when the holder dies, so a kill -9 never leaves it held."""
         self.root.mkdir(parents=True, exist_ok=True)
-        fh = open(self.root / "lock", "a+")
+        fh = open(self.root / "lock", "a+")  # noqa: SIM115 - held open for the whole run
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:

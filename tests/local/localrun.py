@@ -35,7 +35,7 @@ def copy_project(dest: Path, spec: Path | None = None) -> Path:
 def mlopsc(*args: str, cwd: Path, env: dict[str, str] | None = None,
            timeout: float = 300) -> subprocess.CompletedProcess:
     return subprocess.run([str(MLOPSC), *args], cwd=cwd, env=env or clean_env(), capture_output=True,
-                          text=True, timeout=timeout)
+                          text=True, timeout=timeout, check=False)
 
 
 def run_json(*args: str, cwd: Path, env: dict[str, str] | None = None,

@@ -52,7 +52,7 @@ def test_example_runs_end_to_end_then_fully_from_cache(spec, tmp_path, penguins_
 
 
 def test_what_a_person_sees_when_piped(penguins_runs):
-    project, first, _ = penguins_runs
+    project, _, _ = penguins_runs
     done = mlopsc("run", "penguins.mlops", cwd=project)
     assert done.returncode == 0
     out = done.stdout
