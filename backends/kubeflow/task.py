@@ -86,7 +86,7 @@ def finish_run(context: str, results: dict[str, str]) -> None:
     from mlopsc.runtime import RunContext
 
     ctx = RunContext.from_any(json.loads(context))
-    loaded = [json.loads(text) for _, text in sorted(results.items())]
+    loaded = [json.loads(text) for text in results.values()]   # in pipeline order, as the local runner
 
     def record() -> None:
         from mlopsc.runtime.lineage import record_run

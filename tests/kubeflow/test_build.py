@@ -207,3 +207,15 @@ def test_the_component_side_imports_no_kfp_and_the_generator_imports_it_lazily()
             "mlopsc.backends.kubeflow.submit; print('kfp' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.stdout.strip() == "False", done.stderr
+
+
+def test_the_written_module_compiles_to_the_written_yaml_with_kfps_own_cli(built):
+    """`pipeline.yaml` is what `kfp dsl compile` makes of `pipeline.py`: a user may edit and recompile."""
+    folder, files, _ = built["penguins"]
+    out = folder / "recompiled.yaml"
+    kfp_cli = [sys.executable, "-c", "from kfp.cli.__main__ import main; main()"]
+    done = subprocess.run([*kfp_cli, "dsl", "compile", "--py", str(folder / "pipeline.py"), "--output", str(out),
+                           "--function", "pipeline"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert out.read_text() == files["pipeline.yaml"]
+    out.unlink()
