@@ -121,7 +121,8 @@ class KubeflowGenerator(Generator):
             "pipeline_info": {"name": self.pipeline.name, "spec_file": self.spec_file,
                               "spec_hash": self.pipeline.spec_hash},
             "params": [self._param_model(p) for p in self.pipeline.params],
-            "steps": steps, "monitor": monitor.name if monitor else None,
+            "steps": steps, "monitor": monitor.name if monitor else None, "dsl_names": _dsl_names(steps),
+            "uses_kubernetes": any(line.startswith("kubernetes.") for st in steps for line in st["settings"]),
             "monitor_var": f"{monitor.name}_task" if monitor else None,
             "training_package": TRAINING_PACKAGE_IN_IMAGE,
         }
@@ -328,6 +329,14 @@ def format_literal(value: Any, indent: int = 0, width: int = 110, used: int = 0)
         return "{\n" + ",\n".join(items) + ",\n" + " " * indent + "}"
     items = [f"{pad}{format_literal(v, indent + 4, width, indent + 4)}" for v in value]
     return "[\n" + ",\n".join(items) + ",\n" + " " * indent + "]"
+
+
+def _dsl_names(steps: list[dict[str, Any]]) -> list[str]:
+    """The kfp.dsl names the module's components use (no unused import in generated code)."""
+    names = {"Output"} | {"Markdown" for s in steps if s["summary"]}
+    for s in steps:
+        names |= {io["type"] for io in s["inputs"] + s["outputs"]} | ({"Input"} if s["inputs"] else set())
+    return sorted(names)
 
 
 def _reads_registry(step: ir.Step) -> bool:

@@ -103,8 +103,11 @@ def upload(client: Any, package: Path, name: str, description: str | None) -> tu
     pipeline_id = client.get_pipeline_id(name)
     if pipeline_id is None:
         pipeline = client.upload_pipeline(str(package), pipeline_name=name, description=description)
-        pipeline_id = pipeline.pipeline_id
         print(f"uploaded pipeline {name}")
+        first = _versions(client, pipeline.pipeline_id)   # KFP made the package its first version
+        if first:
+            return pipeline.pipeline_id, first[0].pipeline_version_id
+        pipeline_id = pipeline.pipeline_id
     for version in _versions(client, pipeline_id):
         if version.display_name == version_name:
             return pipeline_id, version.pipeline_version_id

@@ -55,3 +55,22 @@ def test_params_are_typed_by_the_pipeline_before_anything_is_sent(build_dir):
     assert done.returncode == 2 and "test_size is number_double" in done.stderr
     done = submit(build_dir, "--host", "http://127.0.0.1:9", "--param", "nope=1")
     assert done.returncode == 2 and "NAME one of: min_accuracy" in done.stderr
+
+
+def test_submit_calls_the_installed_kfp_client_by_its_own_parameter_names():
+    """No server here, so at least hold submit.py to the signatures of the kfp.Client it drives."""
+    import ast
+    import inspect
+
+    import kfp
+
+    from mlopsc.backends.kubeflow import submit as module
+
+    tree = ast.parse(inspect.getsource(module))
+    calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)
+             and isinstance(n.func.value, ast.Name) and n.func.value.id == "client"]
+    assert len(calls) >= 9
+    for call in calls:
+        parameters = inspect.signature(getattr(kfp.Client, call.func.attr)).parameters
+        assert {k.arg for k in call.keywords} <= set(parameters), call.func.attr
+        assert len(call.args) <= len(parameters) - 1, call.func.attr

@@ -7,8 +7,8 @@ Each component is a thin call into mlopsc's runtime (`mlopsc.backends.kubeflow.t
 step's config; the pipeline below wires their artifacts and sets each task's resources, retries,
 timeout, caching and secrets. `pipeline.yaml` beside this file is this module compiled by kfp.
 """
-from kfp import dsl, kubernetes
-from kfp.dsl import Artifact, Dataset, Input, Markdown, Metrics, Model, Output
+from kfp import dsl
+from kfp.dsl import Artifact, Dataset, Input, Markdown, Output
 
 IMAGE = 'mlopsc-runtime:0.1.0'
 

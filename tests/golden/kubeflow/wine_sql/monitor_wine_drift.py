@@ -8,7 +8,7 @@ step's config; the pipeline below wires their artifacts and sets each task's res
 timeout, caching and secrets. `pipeline.yaml` beside this file is this module compiled by kfp.
 """
 from kfp import dsl, kubernetes
-from kfp.dsl import Artifact, Dataset, Input, Markdown, Metrics, Model, Output
+from kfp.dsl import Artifact, Dataset, Input, Markdown, Output
 
 IMAGE = 'mlopsc-runtime:0.1.0'
 
