@@ -63,8 +63,8 @@ def run_step(step: dict[str, Any], context: str, inputs: dict[str, Any], outputs
         try:
             result = execute(node, in_uris, out_uris, ctx)
         except StepFailed as exc:
-            # The verdict: show it in the KFP UI, then fail the task so nothing downstream runs.
-            _write_summary(summary, node.name, exc.result, verdict=str(exc))
+            # The verdict (its reasons are in the message, the report in MLflow): fail the task so
+            # nothing downstream runs. KFP uploads no output of a failed task.
             _fail(exc, EXIT.get(exc.reason, EXIT["step"]))
         except StepError as exc:
             _fail(exc, EXIT["step"])
@@ -192,14 +192,11 @@ def _log_metrics(artifact: Any, result: dict[str, Any]) -> None:
             artifact.log_metric(name, float(value))
 
 
-def _write_summary(summary: Any, step: str, result: dict[str, Any], verdict: str | None = None) -> None:
+def _write_summary(summary: Any, step: str, result: dict[str, Any]) -> None:
     """A Markdown view of a report step's result for the KFP UI (the JSON report is the artifact)."""
     if summary is None:
         return
-    lines = [f"# {step}", ""]
-    if verdict:
-        lines += [f"**Failed:** {verdict}", ""]
-    lines += ["| key | value |", "| --- | --- |"]
+    lines = [f"# {step}", "", "| key | value |", "| --- | --- |"]
     for key, value in sorted(result.items()):
         if key == "outputs":
             continue
