@@ -446,7 +446,7 @@ class Runner:
         }
 
     def _save(self, status: str) -> None:
-        write_json_atomic(self.state.run_path(self.run_id), self.record(status))
+        write_json_atomic(self.state.run_path(self.run_id), self.record(status), durable=False)
 
 
 def cached_result(state: StateDir, entry: dict[str, Any]) -> dict[str, Any]:

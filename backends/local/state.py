@@ -26,15 +26,17 @@ class StateBusy(Exception):
     """Another run holds this state folder."""
 
 
-def write_json_atomic(path: Path, doc: Any) -> None:
+def write_json_atomic(path: Path, doc: Any, durable: bool = True) -> None:
     """Write to a temp name in the same folder, then rename: a reader (or a later run after a
-    kill -9) sees the old document or the new one, never half of one."""
+    kill -9) sees the old document or the new one, never half of one. `durable` also survives a
+    power cut (fsync); run records, rewritten at every step event, skip that cost."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         json.dump(doc, fh, indent=2, sort_keys=True, default=str)
-        fh.flush()
-        os.fsync(fh.fileno())
+        if durable:
+            fh.flush()
+            os.fsync(fh.fileno())
     os.replace(tmp, path)
 
 
