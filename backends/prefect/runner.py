@@ -197,7 +197,8 @@ def finish_run(run: PipelineRun, steps: dict[str, Any], retrain_deployment: str 
         logger.warning("lineage or MLflow run not recorded: %s: %s", type(exc).__name__, exc)
     if not_run:
         logger.info("not run, because a step they depend on did not complete: %s", ", ".join(not_run))
-    summary = {"run_id": ctx.run_id, "status": status, "artifacts": run.root, "steps": results}
+    summary = {"run_id": ctx.run_id, "status": status, "artifacts": run.root, "mlflow_run_id": ctx.parent_run_id,
+               "steps": results}
     if failures:
         # Named after the first verdict, so that `mlopsc submit --wait` exits 3 / 4 / 5 like `mlopsc run`.
         name = next((s.name for s in failures if s.name in VERDICTS.values()), "Failed")

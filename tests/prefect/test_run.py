@@ -84,6 +84,20 @@ def test_same_results_as_the_local_runner(spec: Path, runs: Runs) -> None:
         if result["kind"] == "gate":
             assert theirs["decision"]["passed"] == result["decision"]["passed"]
     assert any(r["kind"] == "source" for r in ran_locally.values())
+    assert_lineage_recorded(run["mlflow"], flow["summary"])
+
+
+def assert_lineage_recorded(mlflow_uri: str, summary: dict[str, Any]) -> None:
+    """The flow run's MLflow parent run carries the lineage record, as a local run's does."""
+    from mlflow import MlflowClient
+
+    parent = MlflowClient(mlflow_uri).get_run(summary["mlflow_run_id"])
+    assert parent.data.tags["mlopsc.run_id"] == summary["run_id"]
+    recorded = {k for k in parent.data.tags if k.startswith("mlopsc.lineage.dataset.")}
+    expected = {f"mlopsc.lineage.dataset.{step}.{port}" for step, result in summary["steps"].items()
+                for port in datasets(result)}
+    assert expected and recorded == expected
+
 
 
 def test_failing_gate_fails_the_flow_run_and_keeps_the_champion(runs: Runs, prefect_server: PrefectServer) -> None:
