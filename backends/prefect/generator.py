@@ -130,6 +130,7 @@ class PrefectGenerator(Generator):
         for flow in flows:
             for task in flow.steps:
                 tasks.setdefault(task.name, task)
+        self._check_functions(pipeline, [t.function for t in tasks.values()] + [f.function for f in flows])
         for step in pipeline.steps:
             self._check_step(step)
         job_variables = self._job_variables(pipeline)
@@ -195,6 +196,14 @@ class PrefectGenerator(Generator):
             if param.name in RESERVED_PARAMS or keyword.iskeyword(param.name):
                 self.unsupported(param, f"param {param.name!r} clashes with a flow parameter or Python keyword",
                                  error=True, hint="rename the param")
+
+    def _check_functions(self, pipeline: ir.Pipeline, functions: list[str]) -> None:
+        """Two Python functions of flows.py with one name, e.g. step `b_pipeline` of kind train and
+        pipeline `train_b` both give `train_b_pipeline`."""
+        clashes = sorted({f for f in functions if functions.count(f) > 1})
+        if clashes:
+            self.unsupported(pipeline, f"two flows or tasks would both be named {', '.join(clashes)} in flows.py",
+                             error=True, hint="rename the pipeline or the step")
 
     def _check_step(self, step: ir.Step) -> None:
         if step.cache and "cache" in step.spans:

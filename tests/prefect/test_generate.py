@@ -204,3 +204,9 @@ def test_a_param_without_default_is_a_required_flow_parameter_and_reported(tmp_p
     assert [a.arg for a in flow.args.args] == ["x", "storage", "force_gate"] and len(flow.args.defaults) == 2
     [warning] = [d for d in generator.diagnostics if "without a default" in d.message]
     assert warning.severity == "warning" and warning.span.line == 2
+
+
+def test_clashing_function_names_are_an_error(tmp_path: Path) -> None:
+    _, generator = build_text('pipeline source_x {\n  source x_pipeline { csv = "a.csv" }\n}\n', tmp_path)
+    [error] = [d for d in generator.diagnostics if d.is_error]
+    assert "source_x_pipeline" in error.message
