@@ -20,7 +20,7 @@ def model_uri_variable(deploy: ir.Deploy) -> str:
     return "MODEL_URI_" + "".join(c if c.isalnum() else "_" for c in deploy.name.upper())
 
 
-def inference_services(gen: "KubeflowGenerator", deploys: list[ir.Deploy]) -> str:
+def inference_services(gen: KubeflowGenerator, deploys: list[ir.Deploy]) -> str:
     """One InferenceService per deploy step, serving the registered MLflow model (modelFormat
     mlflow, V2 protocol). `storageUri` is `${MODEL_URI_<STEP>}`: the artifact location of
     `models:/<registry>@<alias>`, known only after a run moved the alias, substituted at apply
@@ -67,7 +67,7 @@ def inference_services(gen: "KubeflowGenerator", deploys: list[ir.Deploy]) -> st
     return "\n".join(header) + "\n" + _dump_all(docs)
 
 
-def recurring_runs(gen: "KubeflowGenerator", monitors: list[ir.Monitor]) -> str | None:
+def recurring_runs(gen: KubeflowGenerator, monitors: list[ir.Monitor]) -> str | None:
     """The pipeline's schedule and each monitor's as KFP recurring runs (what `mlopsc submit`
     passes to `kfp.Client.create_recurring_run`), or None when nothing is scheduled."""
     from .generator import dns_name

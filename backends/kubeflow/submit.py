@@ -166,7 +166,7 @@ class _talking_to:
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, kind: type | None, exc: BaseException | None, tb: Any) -> bool:
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> bool:
         if exc is None or isinstance(exc, (SubmitError, KeyboardInterrupt)):
             return False
         import socket

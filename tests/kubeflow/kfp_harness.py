@@ -79,7 +79,7 @@ def run_kfp_local(package: Path, root: Path, arguments: dict[str, Any], env: dic
     """Execute a compiled pipeline YAML under kfp.local in a subprocess. Returns
     {"ok", "error", "tasks", "results": {step: StepResult}, "log"}."""
     done = subprocess.run([sys.executable, str(KFP_LOCAL_RUN), str(package), str(root), json.dumps(arguments)],
-                          capture_output=True, text=True, env=env, timeout=600)
+                          capture_output=True, text=True, check=False, env=env, timeout=600)
     lines = done.stdout.strip().splitlines()
     if done.returncode != 0 or not lines:
         pytest.fail(f"kfp.local harness failed ({done.returncode}):\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}")
@@ -99,7 +99,7 @@ def run_local(spec: Path, state: Path, env: dict[str, str], *args: str, command:
     """`mlopsc run SPEC --json` (or `monitor`) in a subprocess: (exit code, run record, stderr)."""
     code = "from mlopsc.backends.cli import main; main()"
     done = subprocess.run([sys.executable, "-c", code, command, str(spec), "--json", "--state-dir", str(state), *args],
-                          capture_output=True, text=True, env=env, timeout=600)
+                          capture_output=True, text=True, check=False, env=env, timeout=600)
     try:
         record = json.loads(done.stdout)
     except ValueError:

@@ -9,7 +9,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-
 from kfp_harness import REPO, SPECS, build_text, run_env, run_kfp_local, run_local
 
 
@@ -78,7 +77,6 @@ def assert_same_registry(spec: Path, tmp: Path) -> None:
     """Each deployed version carries the same gate verdict and metrics in both stores (what a later
     gate's champion rule reads), written by the lineage record at the end of the run."""
     import mlflow
-
     from mlopsc.compiler import ir, load
 
     for deploy in [s for s in load(str(spec)).pipeline.steps if isinstance(s, ir.Deploy)]:
@@ -118,6 +116,7 @@ def check_monitor(spec: Path, package: Path, monitor: str, tmp: Path) -> None:
         kfp = pool.submit(run_kfp_local, package, tmp / "kfp" / package.stem, {
             "mlopsc_spec_dir": str(spec.parent), "mlopsc_kfp_host": "http://127.0.0.1:9"}, kfp_env)
         (code, record, stderr), kfp = local.result(), kfp.result()
+    assert record.get("steps"), f"mlopsc monitor exited {code}: {stderr}"
     expected = local_results(record)[monitor]
     got = kfp["results"][monitor]
     for key in ("status", "retrain", "reasons", "alerts"):

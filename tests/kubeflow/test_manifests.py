@@ -20,7 +20,6 @@ def load_all(text: str) -> list[dict]:
 @pytest.mark.parametrize("spec", SPECS, ids=lambda p: p.stem)
 def test_one_inference_service_per_deploy_serving_the_registered_mlflow_model(spec, built):
     from kubernetes.utils.quantity import parse_quantity
-
     from mlopsc.compiler import ir, load
 
     _, files, _ = built[spec.stem]
@@ -52,7 +51,6 @@ def test_one_inference_service_per_deploy_serving_the_registered_mlflow_model(sp
 @pytest.mark.parametrize("spec", SPECS, ids=lambda p: p.stem)
 def test_recurring_runs_name_a_built_pipeline_and_a_kfp_cron(spec, built):
     import kfp
-
     from mlopsc.compiler import ir, load
 
     _, files, _ = built[spec.stem]
@@ -82,6 +80,6 @@ def test_a_serving_port_kserve_cannot_use_is_reported(tmp_path):
     text = (REPO / "specs" / "penguins.mlops").read_text().replace(
         'alias = "champion" }', 'alias = "champion"  serving { port = 9000 } }')
     (tmp_path / "data").symlink_to(REPO / "specs" / "data")
-    files, diagnostics = build_text(text, tmp_path, "penguins.mlops")
+    _, diagnostics = build_text(text, tmp_path, "penguins.mlops")
     found = [d for d in diagnostics if "serving port 9000" in d.message]
     assert found and found[0].span.line == 41 and not found[0].is_error
