@@ -95,8 +95,14 @@ def main() -> int:
             mlflow.log_input(mlflow.data.from_pandas(train, name="penguins_split.train", targets="species"),
                              context="training")
             os.environ["MLFLOW_ALLOW_PICKLE_DESERIALIZATION"] = "true"   # MLflow reloads to validate
+            # Requirements given, as the runtime gives them: inferring them re-imports the model in
+            # a subprocess (seconds), which would flatter mlopsc in the comparison.
+            from importlib.metadata import version as installed
+
+            requirements = [f"{p}=={installed(p)}" for p in ("scikit-learn", "skops", "pandas", "numpy", "mlflow")]
             info = mlflow.sklearn.log_model(model, name="model", signature=signature, input_example=example,
-                                            serialization_format="skops", skops_trusted_types=trusted)
+                                            serialization_format="skops", skops_trusted_types=trusted,
+                                            pip_requirements=requirements)
         # evaluate
         predicted = model.predict(test[FEATURES].astype({c: "float64" for c in NUMERIC}))
         metrics = {"accuracy": accuracy_score(test["species"], predicted),

@@ -28,7 +28,7 @@ def plan_steps(pipeline: dict[str, Any], selected: list[str], params: dict[str, 
             entry, why = runner.cache_decision(step, path)
             if entry is not None:
                 step.status, step.result, verdict = "cached", cached_result(runner.state, entry), "cached"
-            elif not step.selected and not (step.node.kind == "source" and path is not None):
+            elif not step.selected and step.node.kind != "source":
                 step.status, verdict = "run", "unavailable"
                 why = f"needed by the selection, not selected, and {why}"
             else:

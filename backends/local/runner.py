@@ -228,7 +228,7 @@ class Runner:
             step.result = cached_result(self.state, entry)
             self.observe("cached", step.name, {"reason": why})
             self._save("running")
-        elif not step.selected and not (node.kind == "source" and path is not None):
+        elif not step.selected and node.kind != "source":   # a source is simply read again
             step.status = "failed"
             step.error = {"type": "unavailable", "message": (
                 f"step {step.name} is upstream of the selected steps but has no cached result "
