@@ -55,7 +55,7 @@ def default_storage(spec_file: str) -> str:
 
 def start_run(pipeline: str, spec_file: str, spec_hash: str, step_configs: dict[str, str],
               params: dict[str, Any], storage: str = "", force_gate: bool = False) -> PipelineRun:
-    from mlopsc.runtime import RunContext
+    from mlopsc.runtime import RunContext, StepError
     from mlopsc.runtime.tracking import start_pipeline_run
     from prefect import get_run_logger
     from prefect.runtime import flow_run
@@ -66,27 +66,36 @@ def start_run(pipeline: str, spec_file: str, spec_hash: str, step_configs: dict[
     ctx = RunContext(pipeline=pipeline, run_id=run_id, params=dict(params), spec_path=spec_file,
                      spec_hash=spec_hash, artifact_root=root, force_gate=force_gate,
                      forced_by=f"prefect flow run {run_id}" if force_gate else None)
-    quiet_empty_tracebacks()
-    ctx.parent_run_id = start_pipeline_run(ctx)
+    quiet_tracebacks()
+    try:
+        ctx.parent_run_id = start_pipeline_run(ctx)
+    except Exception as exc:  # noqa: BLE001 - MLflow's errors vary by store; the message is what matters
+        raise StepError(f"cannot open the pipeline's MLflow run: {type(exc).__name__}: {exc}",
+                        expected="a reachable MLflow store (MLFLOW_TRACKING_URI in the worker's environment)") from None
     get_run_logger().info("pipeline %s: artifacts under %s", pipeline, root)
     steps = {name: ir.step_from_json(config) for name, config in step_configs.items()}
     return PipelineRun(context=ctx.to_dict(), steps=steps, root=root, storage=storage)
 
 
-class _NoEmptyTraceback(logging.Filter):
-    """Prefect logs a failed task state with exc_info=True even when no exception is involved (a
-    step that returned a Failed state), which prints a bare `NoneType: None` line."""
+class _NoTraceback(logging.Filter):
+    """Users read messages, not tracebacks. Prefect logs a failed task state with exc_info=True even
+    when no exception is involved (a step that returned a Failed state: a bare `NoneType: None`
+    line), and a flow's exception with its traceback; a StepError's message already says it all."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.exc_info and record.exc_info[0] is None:
+        from mlopsc.runtime import StepError
+
+        kind = record.exc_info[0] if record.exc_info else None
+        if record.exc_info and (kind is None or issubclass(kind, StepError)):
             record.exc_info = None
         return True
 
 
-def quiet_empty_tracebacks() -> None:
-    logger = logging.getLogger("prefect.task_runs")
-    if not any(isinstance(f, _NoEmptyTraceback) for f in logger.filters):
-        logger.addFilter(_NoEmptyTraceback())
+def quiet_tracebacks() -> None:
+    for name in ("prefect.task_runs", "prefect.flow_runs"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _NoTraceback) for f in logger.filters):
+            logger.addFilter(_NoTraceback())
 
 
 def retry_unless_verdict(task: Any, task_run: Any, state: Any) -> bool:
