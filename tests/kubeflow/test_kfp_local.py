@@ -146,9 +146,10 @@ pipeline gated {
 """
 
 
-def test_a_failing_gate_fails_the_run_before_the_deploy_and_closes_the_mlflow_run(tmp_path):
+def test_a_failing_gate_fails_the_run_before_the_deploy_and_a_forced_one_deploys(tmp_path):
     """`mlopsc run` exits 4 on a failing gate (tests/local); on KFP the gate task fails with the
-    gate's reasons, the deploy never runs, the registry is untouched."""
+    gate's reasons, the deploy never runs, the registry is untouched and the MLflow parent run is
+    closed as failed. With `mlopsc_force_gate` the gate passes, recorded as forced by the KFP run."""
     from mlopsc.compiler import load
 
     spec_dir = tmp_path / "spec"
@@ -158,8 +159,14 @@ def test_a_failing_gate_fails_the_run_before_the_deploy_and_closes_the_mlflow_ru
     package = tmp_path / "pipeline.yaml"
     package.write_text(files["pipeline.yaml"])
     spec = spec_dir / "gated.mlops"
-    kfp = run_kfp_local(package, tmp_path / "kfp" / "root",
-                        {"mlopsc_spec_dir": str(spec_dir), "min_accuracy": 1.01}, run_env(spec, tmp_path / "kfp"))
+    arguments = {"mlopsc_spec_dir": str(spec_dir), "min_accuracy": 1.01}
+    with ThreadPoolExecutor(2) as pool:
+        failing = pool.submit(run_kfp_local, package, tmp_path / "kfp" / "root", arguments,
+                              run_env(spec, tmp_path / "kfp"))
+        forced = pool.submit(run_kfp_local, package, tmp_path / "forced" / "root",
+                             {**arguments, "mlopsc_force_gate": True}, run_env(spec, tmp_path / "forced"))
+        kfp, forced = failing.result(), forced.result()
+
     assert not kfp["ok"] and "gate-release" in kfp["error"]
     assert "species_service" not in kfp["results"] and "species_eval" in kfp["results"]
     line = load(str(spec)).pipeline.step("release").span.line
@@ -172,3 +179,33 @@ def test_a_failing_gate_fails_the_run_before_the_deploy_and_closes_the_mlflow_ru
     parents = [r for r in client.search_runs([client.get_experiment_by_name("gated").experiment_id])
                if "mlflow.parentRunId" not in r.data.tags]
     assert [r.info.status for r in parents] == ["FAILED"]
+
+    assert forced["ok"], forced["log"][-4000:]
+    decision = forced["results"]["release"]["decision"]
+    assert decision["passed"] and decision["forced"] and decision["forced_by"].startswith("kubeflow run ")
+    assert forced["results"]["release"]["status"] == "warn"
+    assert forced["results"]["species_service"]["status"] == "ok"
+
+
+CHECK_SPEC = """
+pipeline checked {
+  source penguins { csv = "data/penguins.csv" }
+  check enough on penguins { rows >= 100000  on_fail = stop }
+  split penguins_split from penguins { test_size = 0.3  seed = 3 }
+}
+"""
+
+
+def test_a_failing_stop_check_fails_the_run_before_its_consumers(tmp_path):
+    spec_dir = tmp_path / "spec"
+    spec_dir.mkdir()
+    (spec_dir / "data").symlink_to(REPO / "specs" / "data")
+    files, _ = build_text(CHECK_SPEC, spec_dir, "checked.mlops")
+    package = tmp_path / "pipeline.yaml"
+    package.write_text(files["pipeline.yaml"])
+    kfp = run_kfp_local(package, tmp_path / "kfp" / "root", {"mlopsc_spec_dir": str(spec_dir)},
+                        run_env(spec_dir / "checked.mlops", tmp_path / "kfp"))
+    assert not kfp["ok"] and "check-enough" in kfp["error"]
+    assert set(kfp["results"]) == {"penguins"}             # the split waits for the check, and never runs
+    assert "mlopsc: step enough (checked.mlops:4:3)" in kfp["log"]
+    assert "Traceback" not in kfp["log"]
