@@ -150,7 +150,11 @@ def schedule(client: Any, folder: Path, experiment_id: str, versions: dict[str, 
 
 
 def _client(host: str, namespace: str | None) -> Any:
-    import kfp
+    try:
+        import kfp
+    except ImportError:
+        raise SubmitError("`mlopsc submit --target kubeflow` needs kfp: pip install 'mlopsc[kubeflow]'",
+                          USAGE) from None
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")     # "This client only works with ... v2.0.0-beta.2 and later"

@@ -54,11 +54,12 @@ def run_step(step: dict[str, Any], context: str, inputs: dict[str, Any], outputs
     from mlopsc.runtime import RunContext, StepError, StepFailed, execute
     from mlopsc.runtime.artifacts import output_uris
 
-    node = ir.step_from_json(step)
-    ctx = RunContext.from_any(json.loads(context))
+    node = _guard("config", lambda: ir.step_from_json(step), doing="read the step's config")
+    ctx = _guard(node.name, lambda: RunContext.from_any(json.loads(context)), doing="read the run context")
     work = tempfile.mkdtemp(prefix=f"mlopsc-{node.name}-")
     try:
-        in_uris = {name: _stage_input(artifact, os.path.join(work, "in", name)) for name, artifact in inputs.items()}
+        in_uris = _guard(node.name, lambda: {name: _stage_input(artifact, os.path.join(work, "in", name))
+                                             for name, artifact in inputs.items()}, doing="read its inputs")
         out_uris = output_uris(os.path.join(work, "out"), node)
         try:
             result = execute(node, in_uris, out_uris, ctx)
@@ -68,13 +69,7 @@ def run_step(step: dict[str, Any], context: str, inputs: dict[str, Any], outputs
             _fail(exc, EXIT.get(exc.reason, EXIT["step"]))
         except StepError as exc:
             _fail(exc, EXIT["step"])
-        for port, artifact in outputs.items():
-            digest = _publish(out_uris[port], artifact)
-            # `type`: a kfp URI has no suffix to tell a dataset by (runtime/lineage.py looks at it)
-            result.setdefault("outputs", {})[port] = {"uri": artifact.uri, "sha256": digest,
-                                                      "type": node.OUTPUTS[port]}
-            if type(artifact).schema_title == "system.Metrics":
-                _log_metrics(artifact, result)
+        _guard(node.name, lambda: _publish_all(node, out_uris, outputs, result), doing="write its outputs")
         _write_summary(summary, node.name, result)
         return json.dumps(result, sort_keys=True, default=str)
     finally:
@@ -167,6 +162,16 @@ def _stage_input(artifact: Any, base: str) -> str:
         with open(f"{staged}.sha256", "w", encoding="utf-8") as fh:
             fh.write(f"{digest}\n")
     return staged
+
+
+def _publish_all(node: Any, uris: dict[str, str], outputs: dict[str, Any], result: dict[str, Any]) -> None:
+    """Every output onto its kfp artifact; the result then names the kfp URIs."""
+    for port, artifact in outputs.items():
+        digest = _publish(uris[port], artifact)
+        # `type`: a kfp URI has no suffix to tell a dataset by (runtime/lineage.py looks at it)
+        result.setdefault("outputs", {})[port] = {"uri": artifact.uri, "sha256": digest, "type": node.OUTPUTS[port]}
+        if type(artifact).schema_title == "system.Metrics":
+            _log_metrics(artifact, result)
 
 
 def _publish(uri: str, artifact: Any) -> str:
