@@ -200,7 +200,8 @@ def finish_run(run: PipelineRun, steps: dict[str, Any], retrain_deployment: str 
     ctx = RunContext.from_any(run.context)
     status = "failed" if failures else "warn" if any(r.get("status") == "warn" for r in results.values()) else "ok"
     try:
-        record_run(ctx, list(results.values()))
+        record_run(ctx, list(results.values()), {"backend": "prefect", "flow_run_id": ctx.run_id,
+                                                 "artifacts": run.root})
         end_pipeline_run(ctx, status)
     except Exception as exc:  # noqa: BLE001 - bookkeeping after the steps must not hide their outcome
         logger.warning("lineage or MLflow run not recorded: %s: %s", type(exc).__name__, exc)
