@@ -394,7 +394,7 @@ class Runner:
 
     def _finish(self, status: str) -> None:
         for step in self.steps.values():
-            if step.status == "running":     # interrupted: its worker is killed below
+            if step.status in ("running", "ready", "pending"):   # interrupted: workers are killed below
                 step.status, step.reason = "not_run", "interrupted"
         self._save(status)
         if not self.mlflow_started or self.pool is None:
