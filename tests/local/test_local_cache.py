@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from localrun import HERE, clean_env, copy_project, mlopsc, ran, run_json, statuses
+from localrun import HERE, REPO, clean_env, copy_project, mlopsc, ran, run_json, statuses
 
 ALL = {"penguins", "penguins_quality", "penguins_split", "species_model", "species_eval", "release",
        "species_service"}
@@ -123,3 +123,13 @@ def test_unknown_step_name_is_a_usage_error_with_a_suggestion(quick):
     assert done.returncode == 2
     assert "did you mean species_eval" in done.stderr
 
+
+
+def test_plan_of_a_sql_source_says_it_always_reads(tmp_path):
+    project = copy_project(tmp_path / "wine", REPO / "specs" / "wine_sql.mlops")
+    done = mlopsc("plan", "wine_sql.mlops", "--json", cwd=project)
+    assert done.returncode == 0, done.stderr
+    rows = {row["step"]: row for row in json.loads(done.stdout)}
+    assert rows["wines"]["verdict"] == "run" and "always re-read" in rows["wines"]["reason"]
+    assert rows["wines_split"]["verdict"] == "may run"
+    assert not (project / ".mlops").exists()       # planning writes nothing

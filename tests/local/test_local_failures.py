@@ -65,3 +65,16 @@ def test_timeout_kills_the_step_and_retries_it(quick):
     assert train["status"] == "failed" and train["attempts"] == 2
     assert "timed out after 0.01 s" in train["error"]["message"]
     assert not list((quick / ".mlops" / "cache").glob("species_model/*.json"))
+
+
+def test_a_second_run_on_the_same_state_folder_is_refused(quick):
+    import fcntl
+
+    state = quick / ".mlops"
+    state.mkdir()
+    with open(state / "lock", "a+") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)    # as a running `mlopsc run` holds it
+        done = mlopsc("run", "quick.mlops", cwd=quick)
+    assert done.returncode == 2
+    assert "another mlopsc run is using" in done.stderr
+    assert not (state / "runs").exists()
