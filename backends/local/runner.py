@@ -25,11 +25,11 @@ from typing import Any
 
 from mlopsc.compiler import ir
 
+from ..cli import EXIT
 from . import cache
 from .pool import WorkerPool
 from .state import StateDir, write_json_atomic
 
-EXIT = {"ok": 0, "usage": 2, "check": 3, "gate": 4, "step": 5, "internal": 70, "interrupted": 130}
 # What a step kind imports, so that an idle worker can import it before the step arrives.
 WARM = {"source": ("pandas", "pyarrow"), "check": ("pandas", "pandera"), "split": ("pandas", "sklearn"),
         "train": ("sklearn", "mlflow"), "evaluate": ("sklearn", "mlflow"), "gate": ("mlflow",),
@@ -289,33 +289,32 @@ class Runner:
                 self.pool.warm(worker, missing)
 
     def _wait(self, running: dict[int, StepState]) -> None:
+        """Wait for one worker event, a step's deadline or a retry's delay, and act on it."""
         import queue
 
         now = time.monotonic()
         wakeups = [s.deadline for s in running.values() if s.deadline]
         wakeups += [s.ready_at for s in self._in_order("ready") if s.ready_at > now]
-        timeout = max(0.0, min(wakeups) - now) if wakeups else None
         try:
-            index, answer = self.pool.events.get(timeout=timeout)
+            index, answer = self.pool.events.get(timeout=max(0.0, min(wakeups) - now) if wakeups else None)
         except queue.Empty:
             index, answer = None, None
-        if index is not None and index in running:
-            step = running.pop(index)
-            worker = self.pool.workers.get(index)
-            if answer is None:
-                self.pool.workers.pop(index, None)
+        step = running.get(index) if index is not None else None
+        if answer is None and index is not None:
+            self.pool.workers.pop(index, None)     # a worker died; a new one starts on demand
+            if step is not None:
+                running.pop(index)
                 self._attempt_failed(step, {"type": "error", "message": (
                     "the worker process died while running this step (out of memory or killed?); "
                     f"see {self.pool.log_dir / f'worker-{index}.log'}")})
+        elif step is not None and answer["id"] == step.task:
+            running.pop(index)
+            worker = self.pool.workers[index]
+            worker.busy, worker.tasks_done = None, worker.tasks_done + 1
+            if answer["ok"]:
+                self._succeeded(step, answer["result"])
             else:
-                worker.busy = None
-                worker.tasks_done += 1
-                if answer["ok"]:
-                    self._succeeded(step, answer["result"])
-                else:
-                    self._attempt_failed(step, answer["error"])
-        elif index is not None and answer is None:
-            self.pool.workers.pop(index, None)        # an idle worker died: start another on demand
+                self._attempt_failed(step, answer["error"])
         now = time.monotonic()
         for index, step in list(running.items()):
             if step.deadline and now >= step.deadline:

@@ -111,8 +111,3 @@ class StateDir:
         if artifacts.is_dir():
             for staging in artifacts.glob("*/.staging-*"):
                 shutil.rmtree(staging, ignore_errors=True)
-
-    # ------------------------------------------------------------ runs
-    def latest_runs(self) -> list[dict[str, Any]]:
-        runs = [read_json(p) for p in (self.root / "runs").glob("*.json")]
-        return sorted((r for r in runs if r), key=lambda r: r.get("started", 0))
