@@ -83,9 +83,11 @@ class StepFailed(StepError):
 
 def step_result(step: ir.Step, outputs: dict[str, tuple[str, str]], status: str = "ok",
                 **extra: Any) -> dict[str, Any]:
-    """The StepResult of a step: `outputs` maps each port to its (uri, sha256)."""
+    """The StepResult of a step: `outputs` maps each port to its (uri, sha256). Each output also
+    names its port type, since URIs alone do not tell (KFP's artifact paths have no suffix)."""
     return {"step": step.name, "kind": step.kind, "status": status,
-            "outputs": {port: {"uri": uri, "sha256": sha} for port, (uri, sha) in outputs.items()}, **extra}
+            "outputs": {port: {"uri": uri, "sha256": sha, "type": step.OUTPUTS[port]}
+                        for port, (uri, sha) in outputs.items()}, **extra}
 
 
 def execute(step: ir.Step | dict | str, inputs: dict[str, str], outputs: dict[str, str],
@@ -93,7 +95,7 @@ def execute(step: ir.Step | dict | str, inputs: dict[str, str], outputs: dict[st
     """Run one step. Returns its StepResult:
 
         {"step": name, "kind": kind, "status": "ok" | "warn",
-         "outputs": {port: {"uri": uri, "sha256": hex}}, ...kind-specific keys (metrics, decision...)}
+         "outputs": {port: {"uri": uri, "sha256": hex, "type": port type}}, ...kind-specific keys (metrics, decision...)}
 
     Raises StepFailed for a verdict that stops the pipeline and StepError for anything else that
     went wrong, each naming the step and its spec line. No other exception escapes. A StepError

@@ -53,7 +53,7 @@ def build_record(ctx: RunContext, results: list[dict[str, Any]],
         for port, artifact in (result.get("outputs") or {}).items():
             key = f"{step}.{port}"
             record["artifacts"][key] = artifact
-            if str(artifact.get("uri", "")).endswith(".parquet"):
+            if artifact.get("type") == "Dataset":
                 record["datasets"][key] = artifact.get("sha256")
             elif kind == "train":
                 record["models"][key] = {"sha256": artifact.get("sha256"),

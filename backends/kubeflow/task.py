@@ -168,7 +168,6 @@ def _publish_all(node: Any, uris: dict[str, str], outputs: dict[str, Any], resul
     """Every output onto its kfp artifact; the result then names the kfp URIs."""
     for port, artifact in outputs.items():
         digest = _publish(uris[port], artifact)
-        # `type`: a kfp URI has no suffix to tell a dataset by (runtime/lineage.py looks at it)
         result.setdefault("outputs", {})[port] = {"uri": artifact.uri, "sha256": digest, "type": node.OUTPUTS[port]}
         if type(artifact).schema_title == "system.Metrics":
             _log_metrics(artifact, result)

@@ -92,8 +92,6 @@ def assert_same_registry(spec: Path, tmp: Path) -> None:
             assert float(kfp[key]) == pytest.approx(float(local[key]), rel=1e-9), key
 
 
-@pytest.mark.xfail(strict=True, reason="runtime/lineage.py tells a dataset by a `.parquet` URI suffix; KFP "
-                   "artifact URIs have none. run_step adds each output's port `type` for lineage to use.")
 def test_lineage_records_the_datasets_of_a_kfp_run():
     from mlopsc.runtime import RunContext
     from mlopsc.runtime.lineage import build_record
