@@ -86,8 +86,12 @@ def cli() -> None:
 @click.option("--output", "-o", "out_dir", type=click.Path(file_okay=False), required=True,
               help="Folder to write the generated files into.")
 @click.option("--image", default=None, help="Container image the steps run in (kubeflow).")
+@click.option("--work-pool", default=None, help="Prefect work pool the deployments run on.")
+@click.option("--work-pool-type", type=click.Choice(["process", "kubernetes"]), default=None,
+              help="Prefect work pool type; decides which per-step resources can be expressed.")
 @click.option("--strict", is_flag=True, help="Treat 'cannot express' warnings as errors.")
-def build(spec: str, target: str, out_dir: str, image: str | None, strict: bool) -> None:
+def build(spec: str, target: str, out_dir: str, image: str | None, work_pool: str | None,
+          work_pool_type: str | None, strict: bool) -> None:
     """Compile SPEC for TARGET into OUT_DIR."""
     from mlopsc.compiler import load
     from mlopsc.compiler.errors import SpecError, render
@@ -95,7 +99,8 @@ def build(spec: str, target: str, out_dir: str, image: str | None, strict: bool)
     from .base import load_generator, write_files
 
     program = load(spec)
-    generator = load_generator(target)(program, {"image": image})
+    generator = load_generator(target)(program, {
+        "image": image, "work_pool": work_pool, "work_pool_type": work_pool_type})
     files = generator.generate()
     for diag in generator.diagnostics:
         click.echo(render(diag), err=True)
