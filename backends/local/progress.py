@@ -149,7 +149,7 @@ def summary_lines(record: dict[str, Any]) -> list[str]:
         elif kind == "gate" and result.get("decision"):
             decision = result["decision"]
             lines.append(f"  gate     {name}: {decision.get('verdict')}")
-            lines += [f"             - {reason}" for reason in decision.get("failed_rules", [])]
+            lines += [f"             - {reason}" for reason in gate_reasons(result)]
         elif kind == "deploy" and result.get("registry"):
             lines.append(f"  model    {result['registry']} version {result['version']} "
                          f"alias {result['alias']}")
@@ -161,6 +161,8 @@ def summary_lines(record: dict[str, Any]) -> list[str]:
             log = f"{record['state_dir']}/logs/{record['run_id']}/{name}.log"
             if step["error"].get("type") in ("error", "internal"):
                 lines.append(f"  log      {log}")
+            for port, out in ((step.get("result") or {}).get("outputs") or {}).items():
+                lines.append(f"  {port:<8} {out['uri']}")
     if record.get("retrain"):
         retrain = record["retrain"]
         lines.append(f"  retrain  started run {retrain['run_id']} of the training pipeline: "
@@ -169,6 +171,19 @@ def summary_lines(record: dict[str, Any]) -> list[str]:
     if record.get("tracking_uri"):
         lines.append(f"  see      mlflow ui --backend-store-uri {record['tracking_uri']}")
     return lines
+
+
+def gate_reasons(result: dict[str, Any]) -> list[str]:
+    """Every rule's reason, from the gate's decision Report (a local JSON file)."""
+    import json
+
+    uri = result.get("outputs", {}).get("decision", {}).get("uri", "")
+    try:
+        with open(uri, encoding="utf-8") as fh:
+            rules = json.load(fh)["rules"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+    return [("ok    " if rule.get("passed") else "FAILED ") + rule["reason"] for rule in rules]
 
 
 def monitor_lines(name: str, result: dict[str, Any]) -> list[str]:

@@ -326,7 +326,15 @@ class Runner:
 
     def _attempt_failed(self, step: StepState, error: dict[str, Any]) -> None:
         step.duration += time.monotonic() - step.started
-        shutil.rmtree(self.state.staging_dir(step.name, self.run_id, step.attempt), ignore_errors=True)
+        staging = self.state.staging_dir(step.name, self.run_id, step.attempt)
+        if error["type"] == "failed" and staging.is_dir():
+            # A stopping verdict's report (failed expectations, gate rules) is kept for the user,
+            # outside the content-addressed folders and with no cache entry.
+            kept = self.state.failed_dir(step.name, self.run_id)
+            shutil.rmtree(kept, ignore_errors=True)
+            os.replace(staging, kept)
+            error = {**error, "result": _replace_prefix(error.get("result"), str(staging), str(kept))}
+        shutil.rmtree(staging, ignore_errors=True)
         retryable = error["type"] in ("error", "internal")
         if retryable and step.attempt <= step.node.retries:
             step.status, step.ready_at = "ready", time.monotonic() + step.node.retry_delay

@@ -3,6 +3,7 @@
     .mlops/
       artifacts/<step>/<key>/<port><suffix>   content-addressed outputs (+ `<uri>.sha256` sidecars)
       artifacts/<step>/.staging-<run>-<n>/     one attempt's outputs while it runs; renamed or deleted
+      artifacts/<step>/failed-<run>/          the report of a check or gate that stopped the run
       cache/<step>/<key>.json                 cache entries, written last and atomically
       runs/<run_id>.json                      the record of one run (what ran, hits and why, results)
       logs/<run_id>/<step>.log                what a step printed (stdout and stderr of its worker)
@@ -63,6 +64,9 @@ class StateDir:
 
     def staging_dir(self, step: str, run_id: str, attempt: int) -> Path:
         return self.root / "artifacts" / step / f".staging-{run_id}-{attempt}"
+
+    def failed_dir(self, step: str, run_id: str) -> Path:
+        return self.root / "artifacts" / step / f"failed-{run_id}"
 
     def cache_dir(self, step: str) -> Path:
         return self.root / "cache" / step

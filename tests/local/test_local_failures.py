@@ -3,6 +3,8 @@ step error (exit 5), a timeout; each message names the step and its spec line, t
 left untouched, and no Python traceback reaches the user."""
 from __future__ import annotations
 
+from pathlib import Path
+
 from localrun import champion, clean_env, mlopsc, ran, run_json, statuses
 
 
@@ -37,6 +39,9 @@ def test_failing_gate_exits_4_deploys_nothing_and_is_reevaluated_next_run(quick)
     assert done.returncode == 4
     assert "step release (quick.mlops:26:3): the gate did not pass" in done.stdout
     assert "--force-gate" in done.stdout
+    # The decision report of the failed gate is kept (outside the cache) and its path printed.
+    decision = next(line.split()[-1] for line in done.stdout.splitlines() if line.strip().startswith("decision"))
+    assert "/failed-" in decision and '"passed": false' in Path(decision).read_text()
 
     forced = run_json("quick.mlops", "--force-gate", cwd=quick)
     assert ran(forced) == {"release", "species_service"}   # training came from the cache
