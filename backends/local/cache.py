@@ -122,8 +122,9 @@ def lookup(state: StateDir, step: str, key: str) -> tuple[dict[str, Any] | None,
 
 def write_entry(state: StateDir, step: str, kind: str, key: str, components: dict[str, Any],
                 result: dict[str, Any], run_id: str) -> None:
-    outputs = {port: {"uri": state.relative(out["uri"]), "sha256": out["sha256"]}
-               for port, out in result.get("outputs", {}).items()}
+    # Every field of an output is kept (the runtime adds e.g. its port type); only the URI is
+    # stored relative to the state folder.
+    outputs = {port: {**out, "uri": state.relative(out["uri"])} for port, out in result.get("outputs", {}).items()}
     write_json_atomic(state.entry_path(step, key), {
         "step": step, "kind": kind, "key": key, "components": components,
         "outputs": outputs, "result": result, "run_id": run_id, "created": time.time(),
@@ -131,8 +132,7 @@ def write_entry(state: StateDir, step: str, kind: str, key: str, components: dic
 
 
 def entry_outputs(state: StateDir, entry: dict[str, Any]) -> dict[str, dict[str, str]]:
-    return {port: {"uri": state.absolute(out["uri"]), "sha256": out["sha256"]}
-            for port, out in entry["outputs"].items()}
+    return {port: {**out, "uri": state.absolute(out["uri"])} for port, out in entry["outputs"].items()}
 
 
 def latest_entry(state: StateDir, step: str) -> dict[str, Any] | None:

@@ -133,3 +133,19 @@ def test_plan_of_a_sql_source_says_it_always_reads(tmp_path):
     assert rows["wines"]["verdict"] == "run" and "always re-read" in rows["wines"]["reason"]
     assert rows["wines_split"]["verdict"] == "may run"
     assert not (project / ".mlops").exists()       # planning writes nothing
+
+
+def test_a_cached_result_is_the_result_the_step_returned(primed):
+    """Cache hits hand lineage and the summary the same StepResult the runtime returned, every
+    field of every output included (the port type, not only URI and hash)."""
+    record = run_json("quick.mlops", cwd=primed)
+    entries = {p.parent.name: json.loads(p.read_text()) for p in (primed / ".mlops" / "cache").glob("*/*.json")
+               if json.loads(p.read_text())["key"] == record["steps"][p.parent.name]["key"]}
+    for name, step in record["steps"].items():
+        assert step["status"] == "cached"
+        stored = entries[name]["result"]
+        assert {k: v for k, v in step["result"].items() if k != "outputs"} == \
+            {k: v for k, v in stored.items() if k != "outputs"}
+        for port, out in step["result"]["outputs"].items():
+            assert out == stored["outputs"][port]
+            assert out["type"] in ("Dataset", "Model", "Metrics", "Report")
