@@ -21,7 +21,7 @@ from prefect import flow, task
 
 PIPELINE = 'diabetes'
 SPEC_FILE = '<ROOT>/specs/diabetes.mlops'
-SPEC_HASH = 'c1296b9d645f8fb197d05e557285abf73f4d892a0b9d12103276ad074d9010ea'
+SPEC_HASH = 'cdde2958424125c584a7e6e74eacd0ddcee8506f8b3af18605c6414f80801ede'
 
 # The IR of each step, as JSON (mlopsc.compiler.ir.step_from_json reads it back).
 STEP_CONFIGS: dict[str, str] = {
@@ -29,183 +29,183 @@ STEP_CONFIGS: dict[str, str] = {
         '{"after":[],"cache":true,"columns":null,"connection":null,"filter":null,"format":"csv",'
         '"kind":"source","name":"patients","path":"data/diabetes.csv","query":null,'
         '"resources":null,"retries":0,"retry_delay":0.0,"span":{"col":3,"end_col":4,'
-        '"end_line":15,"file":"specs/diabetes.mlops","line":12},"spans":{"format":{"col":5,'
+        '"end_line":17,"file":"specs/diabetes.mlops","line":12},"spans":{"format":{"col":5,'
         '"end_col":8,"end_line":13,"file":"specs/diabetes.mlops","line":13},"kind":{"col":3,'
         '"end_col":9,"end_line":12,"file":"specs/diabetes.mlops","line":12},"name":{"col":10,'
         '"end_col":18,"end_line":12,"file":"specs/diabetes.mlops","line":12},"path":{"col":11,'
         '"end_col":30,"end_line":13,"file":"specs/diabetes.mlops","line":13},"types":{"col":5,'
-        '"end_col":28,"end_line":14,"file":"specs/diabetes.mlops","line":14},'
-        '"types.sex":{"col":18,"end_col":26,"end_line":14,"file":"specs/diabetes.mlops",'
-        '"line":14}},"table":null,"timeout":null,"types":{"sex":"category"}}'
+        '"end_col":6,"end_line":16,"file":"specs/diabetes.mlops","line":14},'
+        '"types.sex":{"col":12,"end_col":20,"end_line":15,"file":"specs/diabetes.mlops",'
+        '"line":15}},"table":null,"timeout":null,"types":{"sex":"category"}}'
     ),
     'patients_quality': (
         '{"after":[],"cache":true,"data":{"kind":"ref","port":"data","span":{"col":29,'
-        '"end_col":37,"end_line":17,"file":"specs/diabetes.mlops","line":17},"step":"patients"},'
+        '"end_col":37,"end_line":19,"file":"specs/diabetes.mlops","line":19},"step":"patients"},'
         '"kind":"check","name":"patients_quality","on_fail":"warn","resources":null,"retries":0,'
         '"retry_delay":0.0,"rules":[{"kind":"rows","op":">=","span":{"col":5,"end_col":16,'
-        '"end_line":18,"file":"specs/diabetes.mlops","line":18},"value":400},{"allowed":null,'
+        '"end_line":20,"file":"specs/diabetes.mlops","line":20},"value":400},{"allowed":null,'
         '"column":"age","dtype":"float","kind":"column","max":90,"max_null_fraction":0.0,'
-        '"min":18,"nullable":null,"regex":null,"span":{"col":5,"end_col":52,"end_line":19,'
-        '"file":"specs/diabetes.mlops","line":19},"spans":{"column":{"col":12,"end_col":15,'
-        '"end_line":19,"file":"specs/diabetes.mlops","line":19},"dtype":{"col":17,"end_col":22,'
-        '"end_line":19,"file":"specs/diabetes.mlops","line":19},"max":{"col":38,"end_col":40,'
-        '"end_line":19,"file":"specs/diabetes.mlops","line":19},"max_null_fraction":{"col":51,'
-        '"end_col":52,"end_line":19,"file":"specs/diabetes.mlops","line":19},"min":{"col":31,'
-        '"end_col":33,"end_line":19,"file":"specs/diabetes.mlops","line":19}},"unique":false},'
+        '"min":18,"nullable":null,"regex":null,"span":{"col":5,"end_col":52,"end_line":21,'
+        '"file":"specs/diabetes.mlops","line":21},"spans":{"column":{"col":12,"end_col":15,'
+        '"end_line":21,"file":"specs/diabetes.mlops","line":21},"dtype":{"col":17,"end_col":22,'
+        '"end_line":21,"file":"specs/diabetes.mlops","line":21},"max":{"col":38,"end_col":40,'
+        '"end_line":21,"file":"specs/diabetes.mlops","line":21},"max_null_fraction":{"col":51,'
+        '"end_col":52,"end_line":21,"file":"specs/diabetes.mlops","line":21},"min":{"col":31,'
+        '"end_col":33,"end_line":21,"file":"specs/diabetes.mlops","line":21}},"unique":false},'
         '{"allowed":["a","b"],"column":"sex","dtype":"category","kind":"column","max":null,'
         '"max_null_fraction":null,"min":null,"nullable":null,"regex":null,"span":{"col":5,'
-        '"end_col":39,"end_line":20,"file":"specs/diabetes.mlops","line":20},'
-        '"spans":{"allowed":{"col":29,"end_col":39,"end_line":20,"file":"specs/diabetes.mlops",'
-        '"line":20},"column":{"col":12,"end_col":15,"end_line":20,"file":"specs/diabetes.mlops",'
-        '"line":20},"dtype":{"col":17,"end_col":25,"end_line":20,"file":"specs/diabetes.mlops",'
-        '"line":20}},"unique":false},{"allowed":null,"column":"bmi","dtype":"float",'
+        '"end_col":39,"end_line":22,"file":"specs/diabetes.mlops","line":22},'
+        '"spans":{"allowed":{"col":29,"end_col":39,"end_line":22,"file":"specs/diabetes.mlops",'
+        '"line":22},"column":{"col":12,"end_col":15,"end_line":22,"file":"specs/diabetes.mlops",'
+        '"line":22},"dtype":{"col":17,"end_col":25,"end_line":22,"file":"specs/diabetes.mlops",'
+        '"line":22}},"unique":false},{"allowed":null,"column":"bmi","dtype":"float",'
         '"kind":"column","max":60,"max_null_fraction":null,"min":10,"nullable":null,"regex":null,'
-        '"span":{"col":5,"end_col":40,"end_line":21,"file":"specs/diabetes.mlops","line":21},'
-        '"spans":{"column":{"col":12,"end_col":15,"end_line":21,"file":"specs/diabetes.mlops",'
-        '"line":21},"dtype":{"col":17,"end_col":22,"end_line":21,"file":"specs/diabetes.mlops",'
-        '"line":21},"max":{"col":38,"end_col":40,"end_line":21,"file":"specs/diabetes.mlops",'
-        '"line":21},"min":{"col":31,"end_col":33,"end_line":21,"file":"specs/diabetes.mlops",'
-        '"line":21}},"unique":false},{"allowed":null,"column":"progression","dtype":"float",'
+        '"span":{"col":5,"end_col":40,"end_line":23,"file":"specs/diabetes.mlops","line":23},'
+        '"spans":{"column":{"col":12,"end_col":15,"end_line":23,"file":"specs/diabetes.mlops",'
+        '"line":23},"dtype":{"col":17,"end_col":22,"end_line":23,"file":"specs/diabetes.mlops",'
+        '"line":23},"max":{"col":38,"end_col":40,"end_line":23,"file":"specs/diabetes.mlops",'
+        '"line":23},"min":{"col":31,"end_col":33,"end_line":23,"file":"specs/diabetes.mlops",'
+        '"line":23}},"unique":false},{"allowed":null,"column":"progression","dtype":"float",'
         '"kind":"column","max":null,"max_null_fraction":null,"min":0,"nullable":false,'
-        '"regex":null,"span":{"col":5,"end_col":49,"end_line":22,"file":"specs/diabetes.mlops",'
-        '"line":22},"spans":{"column":{"col":12,"end_col":23,"end_line":22,'
-        '"file":"specs/diabetes.mlops","line":22},"dtype":{"col":25,"end_col":30,"end_line":22,'
-        '"file":"specs/diabetes.mlops","line":22},"min":{"col":34,"end_col":35,"end_line":22,'
-        '"file":"specs/diabetes.mlops","line":22},"nullable":{"col":37,"end_col":49,'
-        '"end_line":22,"file":"specs/diabetes.mlops","line":22}},"unique":false},'
-        '{"expression":"s1 >= s2","kind":"expression","span":{"col":5,"end_col":22,"end_line":23,'
-        '"file":"specs/diabetes.mlops","line":23}}],"span":{"col":3,"end_col":4,"end_line":25,'
-        '"file":"specs/diabetes.mlops","line":17},"spans":{"data":{"col":29,"end_col":37,'
-        '"end_line":17,"file":"specs/diabetes.mlops","line":17},"kind":{"col":3,"end_col":8,'
-        '"end_line":17,"file":"specs/diabetes.mlops","line":17},"name":{"col":9,"end_col":25,'
-        '"end_line":17,"file":"specs/diabetes.mlops","line":17},"on_fail":{"col":15,"end_col":19,'
-        '"end_line":24,"file":"specs/diabetes.mlops","line":24}},"timeout":null}'
+        '"regex":null,"span":{"col":5,"end_col":49,"end_line":24,"file":"specs/diabetes.mlops",'
+        '"line":24},"spans":{"column":{"col":12,"end_col":23,"end_line":24,'
+        '"file":"specs/diabetes.mlops","line":24},"dtype":{"col":25,"end_col":30,"end_line":24,'
+        '"file":"specs/diabetes.mlops","line":24},"min":{"col":34,"end_col":35,"end_line":24,'
+        '"file":"specs/diabetes.mlops","line":24},"nullable":{"col":37,"end_col":49,'
+        '"end_line":24,"file":"specs/diabetes.mlops","line":24}},"unique":false},'
+        '{"expression":"s1 >= s2","kind":"expression","span":{"col":5,"end_col":22,"end_line":25,'
+        '"file":"specs/diabetes.mlops","line":25}}],"span":{"col":3,"end_col":4,"end_line":27,'
+        '"file":"specs/diabetes.mlops","line":19},"spans":{"data":{"col":29,"end_col":37,'
+        '"end_line":19,"file":"specs/diabetes.mlops","line":19},"kind":{"col":3,"end_col":8,'
+        '"end_line":19,"file":"specs/diabetes.mlops","line":19},"name":{"col":9,"end_col":25,'
+        '"end_line":19,"file":"specs/diabetes.mlops","line":19},"on_fail":{"col":15,"end_col":19,'
+        '"end_line":26,"file":"specs/diabetes.mlops","line":26}},"timeout":null}'
     ),
     'patients_split': (
         '{"after":[],"cache":true,"data":{"kind":"ref","port":"data","span":{"col":29,'
-        '"end_col":37,"end_line":27,"file":"specs/diabetes.mlops","line":27},"step":"patients"},'
+        '"end_col":37,"end_line":29,"file":"specs/diabetes.mlops","line":29},"step":"patients"},'
         '"kind":"split","name":"patients_split","resources":null,"retries":0,"retry_delay":0.0,'
-        '"seed":42,"span":{"col":3,"end_col":4,"end_line":30,"file":"specs/diabetes.mlops",'
-        '"line":27},"spans":{"data":{"col":29,"end_col":37,"end_line":27,'
-        '"file":"specs/diabetes.mlops","line":27},"kind":{"col":3,"end_col":8,"end_line":27,'
-        '"file":"specs/diabetes.mlops","line":27},"name":{"col":9,"end_col":23,"end_line":27,'
-        '"file":"specs/diabetes.mlops","line":27},"seed":{"col":12,"end_col":14,"end_line":29,'
-        '"file":"specs/diabetes.mlops","line":29},"test_size":{"col":17,"end_col":33,'
-        '"end_line":28,"file":"specs/diabetes.mlops","line":28}},"stratify":null,'
+        '"seed":42,"span":{"col":3,"end_col":4,"end_line":32,"file":"specs/diabetes.mlops",'
+        '"line":29},"spans":{"data":{"col":29,"end_col":37,"end_line":29,'
+        '"file":"specs/diabetes.mlops","line":29},"kind":{"col":3,"end_col":8,"end_line":29,'
+        '"file":"specs/diabetes.mlops","line":29},"name":{"col":9,"end_col":23,"end_line":29,'
+        '"file":"specs/diabetes.mlops","line":29},"seed":{"col":12,"end_col":14,"end_line":31,'
+        '"file":"specs/diabetes.mlops","line":31},"test_size":{"col":17,"end_col":33,'
+        '"end_line":30,"file":"specs/diabetes.mlops","line":30}},"stratify":null,'
         '"test_size":{"kind":"param","name":"test_size","span":{"col":17,"end_col":33,'
-        '"end_line":28,"file":"specs/diabetes.mlops","line":28}},"time_column":null,'
+        '"end_line":30,"file":"specs/diabetes.mlops","line":30}},"time_column":null,'
         '"timeout":null}'
     ),
     'progression_model': (
         '{"after":[],"cache":true,"data":{"kind":"ref","port":"train","span":{"col":30,'
-        '"end_col":50,"end_line":32,"file":"specs/diabetes.mlops","line":32},'
+        '"end_col":50,"end_line":34,"file":"specs/diabetes.mlops","line":34},'
         '"step":"patients_split"},"estimator":{"name":"sklearn.linear_model.Ridge",'
-        '"params":{"alpha":1.0},"span":{"col":17,"end_col":59,"end_line":35,'
-        '"file":"specs/diabetes.mlops","line":35},"spans":{"alpha":{"col":54,"end_col":57,'
-        '"end_line":35,"file":"specs/diabetes.mlops","line":35}}},"features":null,"kind":"train",'
+        '"params":{"alpha":1.0},"span":{"col":17,"end_col":59,"end_line":37,'
+        '"file":"specs/diabetes.mlops","line":37},"spans":{"alpha":{"col":54,"end_col":57,'
+        '"end_line":37,"file":"specs/diabetes.mlops","line":37}}},"features":null,"kind":"train",'
         '"name":"progression_model","preprocessing":{"categorical":["sex"],'
         '"categorical_impute":"most_frequent","encode":"onehot","numeric":null,'
-        '"numeric_impute":"mean","scale":true,"spans":{"categorical":{"col":72,"end_col":77,'
-        '"end_line":36,"file":"specs/diabetes.mlops","line":36},"numeric_impute":{"col":38,'
-        '"end_col":42,"end_line":36,"file":"specs/diabetes.mlops","line":36},"scale":{"col":52,'
-        '"end_col":56,"end_line":36,"file":"specs/diabetes.mlops","line":36}}},"resources":null,'
-        '"retries":1,"retry_delay":5.0,"seed":0,"span":{"col":3,"end_col":4,"end_line":41,'
-        '"file":"specs/diabetes.mlops","line":32},"spans":{"data":{"col":30,"end_col":50,'
-        '"end_line":32,"file":"specs/diabetes.mlops","line":32},"estimator":{"col":17,'
-        '"end_col":59,"end_line":35,"file":"specs/diabetes.mlops","line":35},"kind":{"col":3,'
-        '"end_col":8,"end_line":32,"file":"specs/diabetes.mlops","line":32},"name":{"col":9,'
-        '"end_col":26,"end_line":32,"file":"specs/diabetes.mlops","line":32},'
-        '"preprocessing":{"col":5,"end_col":79,"end_line":36,"file":"specs/diabetes.mlops",'
-        '"line":36},"retries":{"col":15,"end_col":16,"end_line":39,"file":"specs/diabetes.mlops",'
-        '"line":39},"retry_delay":{"col":19,"end_col":20,"end_line":40,'
-        '"file":"specs/diabetes.mlops","line":40},"target":{"col":14,"end_col":25,"end_line":33,'
-        '"file":"specs/diabetes.mlops","line":33},"task":{"col":12,"end_col":22,"end_line":34,'
-        '"file":"specs/diabetes.mlops","line":34},"timeout":{"col":15,"end_col":20,"end_line":38,'
-        '"file":"specs/diabetes.mlops","line":38},"tune":{"col":5,"end_col":58,"end_line":37,'
-        '"file":"specs/diabetes.mlops","line":37}},"target":"progression","task":"regression",'
+        '"numeric_impute":"mean","scale":true,"spans":{"categorical":{"col":21,"end_col":26,'
+        '"end_line":41,"file":"specs/diabetes.mlops","line":41},"numeric_impute":{"col":24,'
+        '"end_col":28,"end_line":39,"file":"specs/diabetes.mlops","line":39},"scale":{"col":15,'
+        '"end_col":19,"end_line":40,"file":"specs/diabetes.mlops","line":40}}},"resources":null,'
+        '"retries":1,"retry_delay":5.0,"seed":0,"span":{"col":3,"end_col":4,"end_line":49,'
+        '"file":"specs/diabetes.mlops","line":34},"spans":{"data":{"col":30,"end_col":50,'
+        '"end_line":34,"file":"specs/diabetes.mlops","line":34},"estimator":{"col":17,'
+        '"end_col":59,"end_line":37,"file":"specs/diabetes.mlops","line":37},"kind":{"col":3,'
+        '"end_col":8,"end_line":34,"file":"specs/diabetes.mlops","line":34},"name":{"col":9,'
+        '"end_col":26,"end_line":34,"file":"specs/diabetes.mlops","line":34},'
+        '"preprocessing":{"col":5,"end_col":6,"end_line":42,"file":"specs/diabetes.mlops",'
+        '"line":38},"retries":{"col":15,"end_col":16,"end_line":47,"file":"specs/diabetes.mlops",'
+        '"line":47},"retry_delay":{"col":19,"end_col":20,"end_line":48,'
+        '"file":"specs/diabetes.mlops","line":48},"target":{"col":14,"end_col":25,"end_line":35,'
+        '"file":"specs/diabetes.mlops","line":35},"task":{"col":12,"end_col":22,"end_line":36,'
+        '"file":"specs/diabetes.mlops","line":36},"timeout":{"col":15,"end_col":20,"end_line":46,'
+        '"file":"specs/diabetes.mlops","line":46},"tune":{"col":5,"end_col":6,"end_line":45,'
+        '"file":"specs/diabetes.mlops","line":43}},"target":"progression","task":"regression",'
         '"timeout":600.0,"tune":{"cv":5,"method":"random","metric":"rmse","n_iter":4,"seed":1,'
-        '"space":{"alpha":[0.01,0.1,1.0,10.0,100.0]},"span":{"col":5,"end_col":99,"end_line":37,'
-        '"file":"specs/diabetes.mlops","line":37},"spans":{"cv":{"col":64,"end_col":65,'
-        '"end_line":37,"file":"specs/diabetes.mlops","line":37},"method":{"col":10,"end_col":16,'
-        '"end_line":37,"file":"specs/diabetes.mlops","line":37},"metric":{"col":75,"end_col":79,'
-        '"end_line":37,"file":"specs/diabetes.mlops","line":37},"n_iter":{"col":89,"end_col":90,'
-        '"end_line":37,"file":"specs/diabetes.mlops","line":37},"seed":{"col":98,"end_col":99,'
-        '"end_line":37,"file":"specs/diabetes.mlops","line":37},"space.alpha":{"col":27,'
-        '"end_col":56,"end_line":37,"file":"specs/diabetes.mlops","line":37}}}}'
+        '"space":{"alpha":[0.01,0.1,1.0,10.0,100.0]},"span":{"col":5,"end_col":51,"end_line":45,'
+        '"file":"specs/diabetes.mlops","line":43},"spans":{"cv":{"col":13,"end_col":14,'
+        '"end_line":45,"file":"specs/diabetes.mlops","line":45},"method":{"col":10,"end_col":16,'
+        '"end_line":43,"file":"specs/diabetes.mlops","line":43},"metric":{"col":25,"end_col":29,'
+        '"end_line":45,"file":"specs/diabetes.mlops","line":45},"n_iter":{"col":40,"end_col":41,'
+        '"end_line":45,"file":"specs/diabetes.mlops","line":45},"seed":{"col":50,"end_col":51,'
+        '"end_line":45,"file":"specs/diabetes.mlops","line":45},"space.alpha":{"col":15,'
+        '"end_col":44,"end_line":44,"file":"specs/diabetes.mlops","line":44}}}}'
     ),
     'progression_eval': (
         '{"after":[],"cache":true,"data":{"kind":"ref","port":"test","span":{"col":12,'
-        '"end_col":31,"end_line":45,"file":"specs/diabetes.mlops","line":45},'
+        '"end_col":31,"end_line":53,"file":"specs/diabetes.mlops","line":53},'
         '"step":"patients_split"},"kind":"evaluate","metrics":["rmse","mae","r2"],'
-        '"model":{"kind":"ref","port":"model","span":{"col":13,"end_col":30,"end_line":44,'
-        '"file":"specs/diabetes.mlops","line":44},"step":"progression_model"},'
+        '"model":{"kind":"ref","port":"model","span":{"col":13,"end_col":30,"end_line":52,'
+        '"file":"specs/diabetes.mlops","line":52},"step":"progression_model"},'
         '"name":"progression_eval","resources":null,"retries":0,"retry_delay":0.0,'
-        '"span":{"col":3,"end_col":4,"end_line":47,"file":"specs/diabetes.mlops","line":43},'
-        '"spans":{"data":{"col":12,"end_col":31,"end_line":45,"file":"specs/diabetes.mlops",'
-        '"line":45},"kind":{"col":3,"end_col":11,"end_line":43,"file":"specs/diabetes.mlops",'
-        '"line":43},"metrics":{"col":15,"end_col":30,"end_line":46,"file":"specs/diabetes.mlops",'
-        '"line":46},"metrics.0":{"col":16,"end_col":20,"end_line":46,'
-        '"file":"specs/diabetes.mlops","line":46},"metrics.1":{"col":22,"end_col":25,'
-        '"end_line":46,"file":"specs/diabetes.mlops","line":46},"metrics.2":{"col":27,'
-        '"end_col":29,"end_line":46,"file":"specs/diabetes.mlops","line":46},"model":{"col":13,'
-        '"end_col":30,"end_line":44,"file":"specs/diabetes.mlops","line":44},"name":{"col":12,'
-        '"end_col":28,"end_line":43,"file":"specs/diabetes.mlops","line":43}},"timeout":null}'
+        '"span":{"col":3,"end_col":4,"end_line":55,"file":"specs/diabetes.mlops","line":51},'
+        '"spans":{"data":{"col":12,"end_col":31,"end_line":53,"file":"specs/diabetes.mlops",'
+        '"line":53},"kind":{"col":3,"end_col":11,"end_line":51,"file":"specs/diabetes.mlops",'
+        '"line":51},"metrics":{"col":15,"end_col":30,"end_line":54,"file":"specs/diabetes.mlops",'
+        '"line":54},"metrics.0":{"col":16,"end_col":20,"end_line":54,'
+        '"file":"specs/diabetes.mlops","line":54},"metrics.1":{"col":22,"end_col":25,'
+        '"end_line":54,"file":"specs/diabetes.mlops","line":54},"metrics.2":{"col":27,'
+        '"end_col":29,"end_line":54,"file":"specs/diabetes.mlops","line":54},"model":{"col":13,'
+        '"end_col":30,"end_line":52,"file":"specs/diabetes.mlops","line":52},"name":{"col":12,'
+        '"end_col":28,"end_line":51,"file":"specs/diabetes.mlops","line":51}},"timeout":null}'
     ),
     'progression_gate': (
         '{"after":[],"alias":"champion","cache":true,"kind":"gate","metrics":{"kind":"ref",'
-        '"port":"metrics","span":{"col":28,"end_col":44,"end_line":49,'
-        '"file":"specs/diabetes.mlops","line":49},"step":"progression_eval"},'
+        '"port":"metrics","span":{"col":28,"end_col":44,"end_line":57,'
+        '"file":"specs/diabetes.mlops","line":57},"step":"progression_eval"},'
         '"name":"progression_gate","no_champion":"pass","predictions":null,'
         '"registry":"diabetes-progression","resources":null,"retries":0,"retry_delay":0.0,'
         '"rules":[{"kind":"threshold","metric":"rmse","op":"<=","span":{"col":5,"end_col":36,'
-        '"end_line":50,"file":"specs/diabetes.mlops","line":50},"value":{"kind":"param",'
-        '"name":"max_rmse","span":{"col":21,"end_col":36,"end_line":50,'
-        '"file":"specs/diabetes.mlops","line":50}}},{"delta":-0.02,"kind":"champion",'
-        '"metric":"r2","op":">=","span":{"col":5,"end_col":37,"end_line":51,'
-        '"file":"specs/diabetes.mlops","line":51}}],"span":{"col":3,"end_col":4,"end_line":53,'
-        '"file":"specs/diabetes.mlops","line":49},"spans":{"kind":{"col":3,"end_col":7,'
-        '"end_line":49,"file":"specs/diabetes.mlops","line":49},"metrics":{"col":28,"end_col":44,'
-        '"end_line":49,"file":"specs/diabetes.mlops","line":49},"name":{"col":8,"end_col":24,'
-        '"end_line":49,"file":"specs/diabetes.mlops","line":49},"no_champion":{"col":19,'
-        '"end_col":23,"end_line":52,"file":"specs/diabetes.mlops","line":52}},"timeout":null}'
+        '"end_line":58,"file":"specs/diabetes.mlops","line":58},"value":{"kind":"param",'
+        '"name":"max_rmse","span":{"col":21,"end_col":36,"end_line":58,'
+        '"file":"specs/diabetes.mlops","line":58}}},{"delta":-0.02,"kind":"champion",'
+        '"metric":"r2","op":">=","span":{"col":5,"end_col":37,"end_line":59,'
+        '"file":"specs/diabetes.mlops","line":59}}],"span":{"col":3,"end_col":4,"end_line":61,'
+        '"file":"specs/diabetes.mlops","line":57},"spans":{"kind":{"col":3,"end_col":7,'
+        '"end_line":57,"file":"specs/diabetes.mlops","line":57},"metrics":{"col":28,"end_col":44,'
+        '"end_line":57,"file":"specs/diabetes.mlops","line":57},"name":{"col":8,"end_col":24,'
+        '"end_line":57,"file":"specs/diabetes.mlops","line":57},"no_champion":{"col":19,'
+        '"end_col":23,"end_line":60,"file":"specs/diabetes.mlops","line":60}},"timeout":null}'
     ),
     'progression_service': (
-        '{"after":[{"kind":"ref","port":"decision","span":{"col":13,"end_col":29,"end_line":57,'
-        '"file":"specs/diabetes.mlops","line":57},"step":"progression_gate"}],"alias":"champion",'
+        '{"after":[{"kind":"ref","port":"decision","span":{"col":13,"end_col":29,"end_line":65,'
+        '"file":"specs/diabetes.mlops","line":65},"step":"progression_gate"}],"alias":"champion",'
         '"cache":true,"kind":"deploy","model":{"kind":"ref","port":"model","span":{"col":13,'
-        '"end_col":30,"end_line":56,"file":"specs/diabetes.mlops","line":56},'
+        '"end_col":30,"end_line":64,"file":"specs/diabetes.mlops","line":64},'
         '"step":"progression_model"},"name":"progression_service",'
         '"registry":"diabetes-progression","resources":null,"retries":0,"retry_delay":0.0,'
         '"serving":{"cpu":1.0,"memory":"1Gi","port":8080,"replicas":2,"spans":{"cpu":{"col":48,'
-        '"end_col":49,"end_line":60,"file":"specs/diabetes.mlops","line":60},"memory":{"col":60,'
-        '"end_col":65,"end_line":60,"file":"specs/diabetes.mlops","line":60},"port":{"col":36,'
-        '"end_col":40,"end_line":60,"file":"specs/diabetes.mlops","line":60},'
-        '"replicas":{"col":26,"end_col":27,"end_line":60,"file":"specs/diabetes.mlops",'
-        '"line":60}}},"span":{"col":3,"end_col":4,"end_line":61,"file":"specs/diabetes.mlops",'
-        '"line":55},"spans":{"after":{"col":13,"end_col":29,"end_line":57,'
-        '"file":"specs/diabetes.mlops","line":57},"alias":{"col":13,"end_col":23,"end_line":59,'
-        '"file":"specs/diabetes.mlops","line":59},"kind":{"col":3,"end_col":9,"end_line":55,'
-        '"file":"specs/diabetes.mlops","line":55},"model":{"col":13,"end_col":30,"end_line":56,'
-        '"file":"specs/diabetes.mlops","line":56},"name":{"col":10,"end_col":29,"end_line":55,'
-        '"file":"specs/diabetes.mlops","line":55},"registry":{"col":16,"end_col":38,'
-        '"end_line":58,"file":"specs/diabetes.mlops","line":58},"serving":{"col":5,"end_col":67,'
-        '"end_line":60,"file":"specs/diabetes.mlops","line":60}},"timeout":null}'
+        '"end_col":49,"end_line":68,"file":"specs/diabetes.mlops","line":68},"memory":{"col":60,'
+        '"end_col":65,"end_line":68,"file":"specs/diabetes.mlops","line":68},"port":{"col":36,'
+        '"end_col":40,"end_line":68,"file":"specs/diabetes.mlops","line":68},'
+        '"replicas":{"col":26,"end_col":27,"end_line":68,"file":"specs/diabetes.mlops",'
+        '"line":68}}},"span":{"col":3,"end_col":4,"end_line":69,"file":"specs/diabetes.mlops",'
+        '"line":63},"spans":{"after":{"col":13,"end_col":29,"end_line":65,'
+        '"file":"specs/diabetes.mlops","line":65},"alias":{"col":13,"end_col":23,"end_line":67,'
+        '"file":"specs/diabetes.mlops","line":67},"kind":{"col":3,"end_col":9,"end_line":63,'
+        '"file":"specs/diabetes.mlops","line":63},"model":{"col":13,"end_col":30,"end_line":64,'
+        '"file":"specs/diabetes.mlops","line":64},"name":{"col":10,"end_col":29,"end_line":63,'
+        '"file":"specs/diabetes.mlops","line":63},"registry":{"col":16,"end_col":38,'
+        '"end_line":66,"file":"specs/diabetes.mlops","line":66},"serving":{"col":5,"end_col":67,'
+        '"end_line":68,"file":"specs/diabetes.mlops","line":68}},"timeout":null}'
     ),
     'progression_scores': (
         '{"after":[],"alias":"champion","cache":false,"data":{"kind":"ref","port":"test",'
-        '"span":{"col":31,"end_col":50,"end_line":63,"file":"specs/diabetes.mlops","line":63},'
+        '"span":{"col":31,"end_col":50,"end_line":71,"file":"specs/diabetes.mlops","line":71},'
         '"step":"patients_split"},"kind":"score","model":{"kind":"ref","port":"model",'
-        '"span":{"col":13,"end_col":30,"end_line":64,"file":"specs/diabetes.mlops","line":64},'
+        '"span":{"col":13,"end_col":30,"end_line":72,"file":"specs/diabetes.mlops","line":72},'
         '"step":"progression_model"},"name":"progression_scores",'
         '"output":"out/progression_scores.parquet","registry":null,"resources":null,"retries":0,'
-        '"retry_delay":0.0,"span":{"col":3,"end_col":4,"end_line":67,'
-        '"file":"specs/diabetes.mlops","line":63},"spans":{"cache":{"col":13,"end_col":16,'
-        '"end_line":66,"file":"specs/diabetes.mlops","line":66},"data":{"col":31,"end_col":50,'
-        '"end_line":63,"file":"specs/diabetes.mlops","line":63},"kind":{"col":3,"end_col":8,'
-        '"end_line":63,"file":"specs/diabetes.mlops","line":63},"model":{"col":13,"end_col":30,'
-        '"end_line":64,"file":"specs/diabetes.mlops","line":64},"name":{"col":9,"end_col":27,'
-        '"end_line":63,"file":"specs/diabetes.mlops","line":63},"output":{"col":14,"end_col":46,'
-        '"end_line":65,"file":"specs/diabetes.mlops","line":65}},"timeout":null}'
+        '"retry_delay":0.0,"span":{"col":3,"end_col":4,"end_line":75,'
+        '"file":"specs/diabetes.mlops","line":71},"spans":{"cache":{"col":13,"end_col":16,'
+        '"end_line":74,"file":"specs/diabetes.mlops","line":74},"data":{"col":31,"end_col":50,'
+        '"end_line":71,"file":"specs/diabetes.mlops","line":71},"kind":{"col":3,"end_col":8,'
+        '"end_line":71,"file":"specs/diabetes.mlops","line":71},"model":{"col":13,"end_col":30,'
+        '"end_line":72,"file":"specs/diabetes.mlops","line":72},"name":{"col":9,"end_col":27,'
+        '"end_line":71,"file":"specs/diabetes.mlops","line":71},"output":{"col":14,"end_col":46,'
+        '"end_line":73,"file":"specs/diabetes.mlops","line":73}},"timeout":null}'
     ),
 }
 
@@ -220,49 +220,49 @@ def source_patients(inputs: dict[str, str], outputs: dict[str, str], context: di
 @task(name='patients_quality', task_run_name='patients_quality', retries=0, retry_delay_seconds=0,
       timeout_seconds=None, retry_condition_fn=retry_unless_verdict)
 def check_patients_quality(inputs: dict[str, str], outputs: dict[str, str], context: dict[str, Any]) -> Any:
-    """check patients_quality (specs/diabetes.mlops:17:3)"""
+    """check patients_quality (specs/diabetes.mlops:19:3)"""
     return run_step(STEP_CONFIGS['patients_quality'], inputs, outputs, context)
 
 
 @task(name='patients_split', task_run_name='patients_split', retries=0, retry_delay_seconds=0,
       timeout_seconds=None, retry_condition_fn=retry_unless_verdict)
 def split_patients_split(inputs: dict[str, str], outputs: dict[str, str], context: dict[str, Any]) -> Any:
-    """split patients_split (specs/diabetes.mlops:27:3)"""
+    """split patients_split (specs/diabetes.mlops:29:3)"""
     return run_step(STEP_CONFIGS['patients_split'], inputs, outputs, context)
 
 
 @task(name='progression_model', task_run_name='progression_model', retries=1, retry_delay_seconds=5.0,
       timeout_seconds=600.0, retry_condition_fn=retry_unless_verdict)
 def train_progression_model(inputs: dict[str, str], outputs: dict[str, str], context: dict[str, Any]) -> Any:
-    """train progression_model (specs/diabetes.mlops:32:3)"""
+    """train progression_model (specs/diabetes.mlops:34:3)"""
     return run_step(STEP_CONFIGS['progression_model'], inputs, outputs, context)
 
 
 @task(name='progression_eval', task_run_name='progression_eval', retries=0, retry_delay_seconds=0,
       timeout_seconds=None, retry_condition_fn=retry_unless_verdict)
 def evaluate_progression_eval(inputs: dict[str, str], outputs: dict[str, str], context: dict[str, Any]) -> Any:
-    """evaluate progression_eval (specs/diabetes.mlops:43:3)"""
+    """evaluate progression_eval (specs/diabetes.mlops:51:3)"""
     return run_step(STEP_CONFIGS['progression_eval'], inputs, outputs, context)
 
 
 @task(name='progression_gate', task_run_name='progression_gate', retries=0, retry_delay_seconds=0,
       timeout_seconds=None, retry_condition_fn=retry_unless_verdict)
 def gate_progression_gate(inputs: dict[str, str], outputs: dict[str, str], context: dict[str, Any]) -> Any:
-    """gate progression_gate (specs/diabetes.mlops:49:3)"""
+    """gate progression_gate (specs/diabetes.mlops:57:3)"""
     return run_step(STEP_CONFIGS['progression_gate'], inputs, outputs, context)
 
 
 @task(name='progression_service', task_run_name='progression_service', retries=0, retry_delay_seconds=0,
       timeout_seconds=None, retry_condition_fn=retry_unless_verdict)
 def deploy_progression_service(inputs: dict[str, str], outputs: dict[str, str], context: dict[str, Any]) -> Any:
-    """deploy progression_service (specs/diabetes.mlops:55:3)"""
+    """deploy progression_service (specs/diabetes.mlops:63:3)"""
     return run_step(STEP_CONFIGS['progression_service'], inputs, outputs, context)
 
 
 @task(name='progression_scores', task_run_name='progression_scores', retries=0, retry_delay_seconds=0,
       timeout_seconds=None, retry_condition_fn=retry_unless_verdict)
 def score_progression_scores(inputs: dict[str, str], outputs: dict[str, str], context: dict[str, Any]) -> Any:
-    """score progression_scores (specs/diabetes.mlops:63:3)"""
+    """score progression_scores (specs/diabetes.mlops:71:3)"""
     return run_step(STEP_CONFIGS['progression_scores'], inputs, outputs, context)
 
 

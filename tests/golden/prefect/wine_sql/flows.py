@@ -25,7 +25,7 @@ from prefect import flow, task
 
 PIPELINE = 'wine_sql'
 SPEC_FILE = '<ROOT>/specs/wine_sql.mlops'
-SPEC_HASH = '0e5de32a667759e61285c1c2842d0035a045aa16cc048aee98f132e336ac53c2'
+SPEC_HASH = '6603ab54440bd9a7427603e187f646ee7c7e4da803e9ef022148ec566eb79969'
 
 # The IR of each step, as JSON (mlopsc.compiler.ir.step_from_json reads it back).
 STEP_CONFIGS: dict[str, str] = {
@@ -37,7 +37,7 @@ STEP_CONFIGS: dict[str, str] = {
         '"kind":"source","name":"wines","path":null,"query":"SELECT alcohol, malic_acid, ash,'
         ' magnesium, total_phenols, flavanoids, color_intensity, hue, proline,'
         ' cultivar FROM wines","resources":null,"retries":0,"retry_delay":0.0,"span":{"col":3,'
-        '"end_col":4,"end_line":12,"file":"specs/wine_sql.mlops","line":7},'
+        '"end_col":4,"end_line":15,"file":"specs/wine_sql.mlops","line":7},'
         '"spans":{"columns":{"col":15,"end_col":120,"end_line":10,"file":"specs/wine_sql.mlops",'
         '"line":10},"columns.0":{"col":16,"end_col":23,"end_line":10,'
         '"file":"specs/wine_sql.mlops","line":10},"columns.1":{"col":25,"end_col":35,'
@@ -57,176 +57,176 @@ STEP_CONFIGS: dict[str, str] = {
         '"end_col":9,"end_line":7,"file":"specs/wine_sql.mlops","line":7},"name":{"col":10,'
         '"end_col":15,"end_line":7,"file":"specs/wine_sql.mlops","line":7},"query":{"col":13,'
         '"end_col":136,"end_line":9,"file":"specs/wine_sql.mlops","line":9},"types":{"col":5,'
-        '"end_col":51,"end_line":11,"file":"specs/wine_sql.mlops","line":11},'
-        '"types.cultivar":{"col":23,"end_col":31,"end_line":11,"file":"specs/wine_sql.mlops",'
-        '"line":11},"types.magnesium":{"col":44,"end_col":49,"end_line":11,'
-        '"file":"specs/wine_sql.mlops","line":11}},"table":null,"timeout":null,'
+        '"end_col":6,"end_line":14,"file":"specs/wine_sql.mlops","line":11},'
+        '"types.cultivar":{"col":17,"end_col":25,"end_line":12,"file":"specs/wine_sql.mlops",'
+        '"line":12},"types.magnesium":{"col":18,"end_col":23,"end_line":13,'
+        '"file":"specs/wine_sql.mlops","line":13}},"table":null,"timeout":null,'
         '"types":{"cultivar":"category","magnesium":"float"}}'
     ),
     'wines_quality': (
         '{"after":[],"cache":true,"data":{"kind":"ref","port":"data","span":{"col":26,'
-        '"end_col":31,"end_line":14,"file":"specs/wine_sql.mlops","line":14},"step":"wines"},'
+        '"end_col":31,"end_line":17,"file":"specs/wine_sql.mlops","line":17},"step":"wines"},'
         '"kind":"check","name":"wines_quality","on_fail":"stop","resources":null,"retries":0,'
         '"retry_delay":0.0,"rules":[{"kind":"rows","op":">=","span":{"col":5,"end_col":16,'
-        '"end_line":15,"file":"specs/wine_sql.mlops","line":15},"value":150},'
+        '"end_line":18,"file":"specs/wine_sql.mlops","line":18},"value":150},'
         '{"allowed":["class_0","class_1","class_2"],"column":"cultivar","dtype":null,'
         '"kind":"column","max":null,"max_null_fraction":null,"min":null,"nullable":null,'
-        '"regex":null,"span":{"col":5,"end_col":57,"end_line":16,"file":"specs/wine_sql.mlops",'
-        '"line":16},"spans":{"allowed":{"col":24,"end_col":57,"end_line":16,'
-        '"file":"specs/wine_sql.mlops","line":16},"column":{"col":12,"end_col":20,"end_line":16,'
-        '"file":"specs/wine_sql.mlops","line":16}},"unique":false},{"allowed":null,'
+        '"regex":null,"span":{"col":5,"end_col":57,"end_line":19,"file":"specs/wine_sql.mlops",'
+        '"line":19},"spans":{"allowed":{"col":24,"end_col":57,"end_line":19,'
+        '"file":"specs/wine_sql.mlops","line":19},"column":{"col":12,"end_col":20,"end_line":19,'
+        '"file":"specs/wine_sql.mlops","line":19}},"unique":false},{"allowed":null,'
         '"column":"alcohol","dtype":"float","kind":"column","max":16,"max_null_fraction":0.01,'
-        '"min":10,"nullable":null,"regex":null,"span":{"col":5,"end_col":59,"end_line":17,'
-        '"file":"specs/wine_sql.mlops","line":17},"spans":{"column":{"col":12,"end_col":19,'
-        '"end_line":17,"file":"specs/wine_sql.mlops","line":17},"dtype":{"col":21,"end_col":26,'
-        '"end_line":17,"file":"specs/wine_sql.mlops","line":17},"max":{"col":42,"end_col":44,'
-        '"end_line":17,"file":"specs/wine_sql.mlops","line":17},"max_null_fraction":{"col":55,'
-        '"end_col":59,"end_line":17,"file":"specs/wine_sql.mlops","line":17},"min":{"col":35,'
-        '"end_col":37,"end_line":17,"file":"specs/wine_sql.mlops","line":17}},"unique":false},'
+        '"min":10,"nullable":null,"regex":null,"span":{"col":5,"end_col":59,"end_line":20,'
+        '"file":"specs/wine_sql.mlops","line":20},"spans":{"column":{"col":12,"end_col":19,'
+        '"end_line":20,"file":"specs/wine_sql.mlops","line":20},"dtype":{"col":21,"end_col":26,'
+        '"end_line":20,"file":"specs/wine_sql.mlops","line":20},"max":{"col":42,"end_col":44,'
+        '"end_line":20,"file":"specs/wine_sql.mlops","line":20},"max_null_fraction":{"col":55,'
+        '"end_col":59,"end_line":20,"file":"specs/wine_sql.mlops","line":20},"min":{"col":35,'
+        '"end_col":37,"end_line":20,"file":"specs/wine_sql.mlops","line":20}},"unique":false},'
         '{"allowed":null,"column":"proline","dtype":"float","kind":"column","max":null,'
         '"max_null_fraction":null,"min":0,"nullable":null,"regex":null,"span":{"col":5,'
-        '"end_col":31,"end_line":18,"file":"specs/wine_sql.mlops","line":18},'
-        '"spans":{"column":{"col":12,"end_col":19,"end_line":18,"file":"specs/wine_sql.mlops",'
-        '"line":18},"dtype":{"col":21,"end_col":26,"end_line":18,"file":"specs/wine_sql.mlops",'
-        '"line":18},"min":{"col":30,"end_col":31,"end_line":18,"file":"specs/wine_sql.mlops",'
-        '"line":18}},"unique":false}],"span":{"col":3,"end_col":4,"end_line":20,'
-        '"file":"specs/wine_sql.mlops","line":14},"spans":{"data":{"col":26,"end_col":31,'
-        '"end_line":14,"file":"specs/wine_sql.mlops","line":14},"kind":{"col":3,"end_col":8,'
-        '"end_line":14,"file":"specs/wine_sql.mlops","line":14},"name":{"col":9,"end_col":22,'
-        '"end_line":14,"file":"specs/wine_sql.mlops","line":14},"on_fail":{"col":15,"end_col":19,'
-        '"end_line":19,"file":"specs/wine_sql.mlops","line":19}},"timeout":null}'
+        '"end_col":31,"end_line":21,"file":"specs/wine_sql.mlops","line":21},'
+        '"spans":{"column":{"col":12,"end_col":19,"end_line":21,"file":"specs/wine_sql.mlops",'
+        '"line":21},"dtype":{"col":21,"end_col":26,"end_line":21,"file":"specs/wine_sql.mlops",'
+        '"line":21},"min":{"col":30,"end_col":31,"end_line":21,"file":"specs/wine_sql.mlops",'
+        '"line":21}},"unique":false}],"span":{"col":3,"end_col":4,"end_line":23,'
+        '"file":"specs/wine_sql.mlops","line":17},"spans":{"data":{"col":26,"end_col":31,'
+        '"end_line":17,"file":"specs/wine_sql.mlops","line":17},"kind":{"col":3,"end_col":8,'
+        '"end_line":17,"file":"specs/wine_sql.mlops","line":17},"name":{"col":9,"end_col":22,'
+        '"end_line":17,"file":"specs/wine_sql.mlops","line":17},"on_fail":{"col":15,"end_col":19,'
+        '"end_line":22,"file":"specs/wine_sql.mlops","line":22}},"timeout":null}'
     ),
     'wines_split': (
-        '{"after":[{"kind":"ref","port":"report","span":{"col":3,"end_col":4,"end_line":20,'
-        '"file":"specs/wine_sql.mlops","line":14},"step":"wines_quality"}],"cache":true,'
-        '"data":{"kind":"ref","port":"data","span":{"col":26,"end_col":31,"end_line":22,'
-        '"file":"specs/wine_sql.mlops","line":22},"step":"wines"},"kind":"split",'
+        '{"after":[{"kind":"ref","port":"report","span":{"col":3,"end_col":4,"end_line":23,'
+        '"file":"specs/wine_sql.mlops","line":17},"step":"wines_quality"}],"cache":true,'
+        '"data":{"kind":"ref","port":"data","span":{"col":26,"end_col":31,"end_line":25,'
+        '"file":"specs/wine_sql.mlops","line":25},"step":"wines"},"kind":"split",'
         '"name":"wines_split","resources":null,"retries":0,"retry_delay":0.0,"seed":3,'
-        '"span":{"col":3,"end_col":4,"end_line":26,"file":"specs/wine_sql.mlops","line":22},'
-        '"spans":{"data":{"col":26,"end_col":31,"end_line":22,"file":"specs/wine_sql.mlops",'
-        '"line":22},"kind":{"col":3,"end_col":8,"end_line":22,"file":"specs/wine_sql.mlops",'
-        '"line":22},"name":{"col":9,"end_col":20,"end_line":22,"file":"specs/wine_sql.mlops",'
-        '"line":22},"seed":{"col":12,"end_col":13,"end_line":25,"file":"specs/wine_sql.mlops",'
-        '"line":25},"stratify":{"col":16,"end_col":24,"end_line":24,'
-        '"file":"specs/wine_sql.mlops","line":24},"test_size":{"col":17,"end_col":20,'
-        '"end_line":23,"file":"specs/wine_sql.mlops","line":23}},"stratify":"cultivar",'
+        '"span":{"col":3,"end_col":4,"end_line":29,"file":"specs/wine_sql.mlops","line":25},'
+        '"spans":{"data":{"col":26,"end_col":31,"end_line":25,"file":"specs/wine_sql.mlops",'
+        '"line":25},"kind":{"col":3,"end_col":8,"end_line":25,"file":"specs/wine_sql.mlops",'
+        '"line":25},"name":{"col":9,"end_col":20,"end_line":25,"file":"specs/wine_sql.mlops",'
+        '"line":25},"seed":{"col":12,"end_col":13,"end_line":28,"file":"specs/wine_sql.mlops",'
+        '"line":28},"stratify":{"col":16,"end_col":24,"end_line":27,'
+        '"file":"specs/wine_sql.mlops","line":27},"test_size":{"col":17,"end_col":20,'
+        '"end_line":26,"file":"specs/wine_sql.mlops","line":26}},"stratify":"cultivar",'
         '"test_size":0.3,"time_column":null,"timeout":null}'
     ),
     'cultivar_model': (
         '{"after":[],"cache":true,"data":{"kind":"ref","port":"train","span":{"col":27,'
-        '"end_col":44,"end_line":28,"file":"specs/wine_sql.mlops","line":28},'
+        '"end_col":44,"end_line":31,"file":"specs/wine_sql.mlops","line":31},'
         '"step":"wines_split"},"estimator":{"name":"sklearn.linear_model.LogisticRegression",'
-        '"params":{"max_iter":1000},"span":{"col":17,"end_col":76,"end_line":32,'
-        '"file":"specs/wine_sql.mlops","line":32},"spans":{"max_iter":{"col":70,"end_col":74,'
-        '"end_line":32,"file":"specs/wine_sql.mlops","line":32}}},"features":["alcohol",'
+        '"params":{"max_iter":1000},"span":{"col":17,"end_col":76,"end_line":35,'
+        '"file":"specs/wine_sql.mlops","line":35},"spans":{"max_iter":{"col":70,"end_col":74,'
+        '"end_line":35,"file":"specs/wine_sql.mlops","line":35}}},"features":["alcohol",'
         '"malic_acid","ash","magnesium","total_phenols","flavanoids","color_intensity","hue",'
         '"proline"],"kind":"train","name":"cultivar_model","preprocessing":{"categorical":null,'
         '"categorical_impute":"most_frequent","encode":"onehot","numeric":null,'
         '"numeric_impute":"median","scale":true,"spans":{}},"resources":{"cpu":1.0,"gpu":null,'
-        '"gpu_type":null,"memory":"2Gi","spans":{"cpu":{"col":23,"end_col":24,"end_line":34,'
-        '"file":"specs/wine_sql.mlops","line":34},"memory":{"col":35,"end_col":40,"end_line":34,'
-        '"file":"specs/wine_sql.mlops","line":34}}},"retries":0,"retry_delay":0.0,"seed":0,'
-        '"span":{"col":3,"end_col":4,"end_line":35,"file":"specs/wine_sql.mlops","line":28},'
-        '"spans":{"data":{"col":27,"end_col":44,"end_line":28,"file":"specs/wine_sql.mlops",'
-        '"line":28},"estimator":{"col":17,"end_col":76,"end_line":32,'
-        '"file":"specs/wine_sql.mlops","line":32},"features":{"col":16,"end_col":111,'
-        '"end_line":30,"file":"specs/wine_sql.mlops","line":30},"features.0":{"col":17,'
-        '"end_col":24,"end_line":30,"file":"specs/wine_sql.mlops","line":30},'
-        '"features.1":{"col":26,"end_col":36,"end_line":30,"file":"specs/wine_sql.mlops",'
-        '"line":30},"features.2":{"col":38,"end_col":41,"end_line":30,'
-        '"file":"specs/wine_sql.mlops","line":30},"features.3":{"col":43,"end_col":52,'
-        '"end_line":30,"file":"specs/wine_sql.mlops","line":30},"features.4":{"col":54,'
-        '"end_col":67,"end_line":30,"file":"specs/wine_sql.mlops","line":30},'
-        '"features.5":{"col":69,"end_col":79,"end_line":30,"file":"specs/wine_sql.mlops",'
-        '"line":30},"features.6":{"col":81,"end_col":96,"end_line":30,'
-        '"file":"specs/wine_sql.mlops","line":30},"features.7":{"col":98,"end_col":101,'
-        '"end_line":30,"file":"specs/wine_sql.mlops","line":30},"features.8":{"col":103,'
-        '"end_col":110,"end_line":30,"file":"specs/wine_sql.mlops","line":30},"kind":{"col":3,'
-        '"end_col":8,"end_line":28,"file":"specs/wine_sql.mlops","line":28},"name":{"col":9,'
-        '"end_col":23,"end_line":28,"file":"specs/wine_sql.mlops","line":28},'
-        '"resources":{"col":5,"end_col":42,"end_line":34,"file":"specs/wine_sql.mlops",'
-        '"line":34},"target":{"col":14,"end_col":22,"end_line":29,"file":"specs/wine_sql.mlops",'
-        '"line":29},"task":{"col":12,"end_col":26,"end_line":31,"file":"specs/wine_sql.mlops",'
-        '"line":31},"tune":{"col":5,"end_col":39,"end_line":33,"file":"specs/wine_sql.mlops",'
-        '"line":33}},"target":"cultivar","task":"classification","timeout":null,"tune":{"cv":3,'
+        '"gpu_type":null,"memory":"2Gi","spans":{"cpu":{"col":23,"end_col":24,"end_line":37,'
+        '"file":"specs/wine_sql.mlops","line":37},"memory":{"col":35,"end_col":40,"end_line":37,'
+        '"file":"specs/wine_sql.mlops","line":37}}},"retries":0,"retry_delay":0.0,"seed":0,'
+        '"span":{"col":3,"end_col":4,"end_line":38,"file":"specs/wine_sql.mlops","line":31},'
+        '"spans":{"data":{"col":27,"end_col":44,"end_line":31,"file":"specs/wine_sql.mlops",'
+        '"line":31},"estimator":{"col":17,"end_col":76,"end_line":35,'
+        '"file":"specs/wine_sql.mlops","line":35},"features":{"col":16,"end_col":111,'
+        '"end_line":33,"file":"specs/wine_sql.mlops","line":33},"features.0":{"col":17,'
+        '"end_col":24,"end_line":33,"file":"specs/wine_sql.mlops","line":33},'
+        '"features.1":{"col":26,"end_col":36,"end_line":33,"file":"specs/wine_sql.mlops",'
+        '"line":33},"features.2":{"col":38,"end_col":41,"end_line":33,'
+        '"file":"specs/wine_sql.mlops","line":33},"features.3":{"col":43,"end_col":52,'
+        '"end_line":33,"file":"specs/wine_sql.mlops","line":33},"features.4":{"col":54,'
+        '"end_col":67,"end_line":33,"file":"specs/wine_sql.mlops","line":33},'
+        '"features.5":{"col":69,"end_col":79,"end_line":33,"file":"specs/wine_sql.mlops",'
+        '"line":33},"features.6":{"col":81,"end_col":96,"end_line":33,'
+        '"file":"specs/wine_sql.mlops","line":33},"features.7":{"col":98,"end_col":101,'
+        '"end_line":33,"file":"specs/wine_sql.mlops","line":33},"features.8":{"col":103,'
+        '"end_col":110,"end_line":33,"file":"specs/wine_sql.mlops","line":33},"kind":{"col":3,'
+        '"end_col":8,"end_line":31,"file":"specs/wine_sql.mlops","line":31},"name":{"col":9,'
+        '"end_col":23,"end_line":31,"file":"specs/wine_sql.mlops","line":31},'
+        '"resources":{"col":5,"end_col":42,"end_line":37,"file":"specs/wine_sql.mlops",'
+        '"line":37},"target":{"col":14,"end_col":22,"end_line":32,"file":"specs/wine_sql.mlops",'
+        '"line":32},"task":{"col":12,"end_col":26,"end_line":34,"file":"specs/wine_sql.mlops",'
+        '"line":34},"tune":{"col":5,"end_col":39,"end_line":36,"file":"specs/wine_sql.mlops",'
+        '"line":36}},"target":"cultivar","task":"classification","timeout":null,"tune":{"cv":3,'
         '"method":"grid","metric":"f1_macro","n_iter":10,"seed":0,"space":{"C":[0.1,1.0,10.0]},'
-        '"span":{"col":5,"end_col":64,"end_line":33,"file":"specs/wine_sql.mlops","line":33},'
-        '"spans":{"cv":{"col":45,"end_col":46,"end_line":33,"file":"specs/wine_sql.mlops",'
-        '"line":33},"method":{"col":10,"end_col":14,"end_line":33,"file":"specs/wine_sql.mlops",'
-        '"line":33},"metric":{"col":56,"end_col":64,"end_line":33,"file":"specs/wine_sql.mlops",'
-        '"line":33},"space.C":{"col":21,"end_col":37,"end_line":33,"file":"specs/wine_sql.mlops",'
-        '"line":33}}}}'
+        '"span":{"col":5,"end_col":66,"end_line":36,"file":"specs/wine_sql.mlops","line":36},'
+        '"spans":{"cv":{"col":46,"end_col":47,"end_line":36,"file":"specs/wine_sql.mlops",'
+        '"line":36},"method":{"col":10,"end_col":14,"end_line":36,"file":"specs/wine_sql.mlops",'
+        '"line":36},"metric":{"col":58,"end_col":66,"end_line":36,"file":"specs/wine_sql.mlops",'
+        '"line":36},"space.C":{"col":21,"end_col":37,"end_line":36,"file":"specs/wine_sql.mlops",'
+        '"line":36}}}}'
     ),
     'cultivar_eval': (
         '{"after":[],"cache":true,"data":{"kind":"ref","port":"test","span":{"col":12,'
-        '"end_col":28,"end_line":39,"file":"specs/wine_sql.mlops","line":39},'
+        '"end_col":28,"end_line":42,"file":"specs/wine_sql.mlops","line":42},'
         '"step":"wines_split"},"kind":"evaluate","metrics":["accuracy","f1_macro"],'
-        '"model":{"kind":"ref","port":"model","span":{"col":13,"end_col":27,"end_line":38,'
-        '"file":"specs/wine_sql.mlops","line":38},"step":"cultivar_model"},'
+        '"model":{"kind":"ref","port":"model","span":{"col":13,"end_col":27,"end_line":41,'
+        '"file":"specs/wine_sql.mlops","line":41},"step":"cultivar_model"},'
         '"name":"cultivar_eval","resources":null,"retries":0,"retry_delay":0.0,"span":{"col":3,'
-        '"end_col":4,"end_line":41,"file":"specs/wine_sql.mlops","line":37},'
-        '"spans":{"data":{"col":12,"end_col":28,"end_line":39,"file":"specs/wine_sql.mlops",'
-        '"line":39},"kind":{"col":3,"end_col":11,"end_line":37,"file":"specs/wine_sql.mlops",'
-        '"line":37},"metrics":{"col":15,"end_col":35,"end_line":40,"file":"specs/wine_sql.mlops",'
-        '"line":40},"metrics.0":{"col":16,"end_col":24,"end_line":40,'
-        '"file":"specs/wine_sql.mlops","line":40},"metrics.1":{"col":26,"end_col":34,'
-        '"end_line":40,"file":"specs/wine_sql.mlops","line":40},"model":{"col":13,"end_col":27,'
-        '"end_line":38,"file":"specs/wine_sql.mlops","line":38},"name":{"col":12,"end_col":25,'
-        '"end_line":37,"file":"specs/wine_sql.mlops","line":37}},"timeout":null}'
+        '"end_col":4,"end_line":44,"file":"specs/wine_sql.mlops","line":40},'
+        '"spans":{"data":{"col":12,"end_col":28,"end_line":42,"file":"specs/wine_sql.mlops",'
+        '"line":42},"kind":{"col":3,"end_col":11,"end_line":40,"file":"specs/wine_sql.mlops",'
+        '"line":40},"metrics":{"col":15,"end_col":35,"end_line":43,"file":"specs/wine_sql.mlops",'
+        '"line":43},"metrics.0":{"col":16,"end_col":24,"end_line":43,'
+        '"file":"specs/wine_sql.mlops","line":43},"metrics.1":{"col":26,"end_col":34,'
+        '"end_line":43,"file":"specs/wine_sql.mlops","line":43},"model":{"col":13,"end_col":27,'
+        '"end_line":41,"file":"specs/wine_sql.mlops","line":41},"name":{"col":12,"end_col":25,'
+        '"end_line":40,"file":"specs/wine_sql.mlops","line":40}},"timeout":null}'
     ),
     'cultivar_gate': (
         '{"after":[],"alias":"champion","cache":true,"kind":"gate","metrics":{"kind":"ref",'
-        '"port":"metrics","span":{"col":25,"end_col":38,"end_line":43,'
-        '"file":"specs/wine_sql.mlops","line":43},"step":"cultivar_eval"},"name":"cultivar_gate",'
+        '"port":"metrics","span":{"col":25,"end_col":38,"end_line":46,'
+        '"file":"specs/wine_sql.mlops","line":46},"step":"cultivar_eval"},"name":"cultivar_gate",'
         '"no_champion":"pass","predictions":null,"registry":null,"resources":null,"retries":0,'
         '"retry_delay":0.0,"rules":[{"kind":"threshold","metric":"accuracy","op":">=",'
-        '"span":{"col":5,"end_col":29,"end_line":44,"file":"specs/wine_sql.mlops","line":44},'
-        '"value":0.85}],"span":{"col":3,"end_col":4,"end_line":46,"file":"specs/wine_sql.mlops",'
-        '"line":43},"spans":{"kind":{"col":3,"end_col":7,"end_line":43,'
-        '"file":"specs/wine_sql.mlops","line":43},"metrics":{"col":25,"end_col":38,"end_line":43,'
-        '"file":"specs/wine_sql.mlops","line":43},"name":{"col":8,"end_col":21,"end_line":43,'
-        '"file":"specs/wine_sql.mlops","line":43},"no_champion":{"col":19,"end_col":23,'
-        '"end_line":45,"file":"specs/wine_sql.mlops","line":45}},"timeout":null}'
+        '"span":{"col":5,"end_col":29,"end_line":47,"file":"specs/wine_sql.mlops","line":47},'
+        '"value":0.85}],"span":{"col":3,"end_col":4,"end_line":49,"file":"specs/wine_sql.mlops",'
+        '"line":46},"spans":{"kind":{"col":3,"end_col":7,"end_line":46,'
+        '"file":"specs/wine_sql.mlops","line":46},"metrics":{"col":25,"end_col":38,"end_line":46,'
+        '"file":"specs/wine_sql.mlops","line":46},"name":{"col":8,"end_col":21,"end_line":46,'
+        '"file":"specs/wine_sql.mlops","line":46},"no_champion":{"col":19,"end_col":23,'
+        '"end_line":48,"file":"specs/wine_sql.mlops","line":48}},"timeout":null}'
     ),
     'cultivar_service': (
-        '{"after":[{"kind":"ref","port":"decision","span":{"col":13,"end_col":26,"end_line":50,'
-        '"file":"specs/wine_sql.mlops","line":50},"step":"cultivar_gate"}],"alias":"champion",'
+        '{"after":[{"kind":"ref","port":"decision","span":{"col":13,"end_col":26,"end_line":53,'
+        '"file":"specs/wine_sql.mlops","line":53},"step":"cultivar_gate"}],"alias":"champion",'
         '"cache":true,"kind":"deploy","model":{"kind":"ref","port":"model","span":{"col":13,'
-        '"end_col":27,"end_line":49,"file":"specs/wine_sql.mlops","line":49},'
+        '"end_col":27,"end_line":52,"file":"specs/wine_sql.mlops","line":52},'
         '"step":"cultivar_model"},"name":"cultivar_service","registry":"wine-cultivar",'
         '"resources":null,"retries":0,"retry_delay":0.0,"serving":null,"span":{"col":3,'
-        '"end_col":4,"end_line":52,"file":"specs/wine_sql.mlops","line":48},'
-        '"spans":{"after":{"col":13,"end_col":26,"end_line":50,"file":"specs/wine_sql.mlops",'
-        '"line":50},"kind":{"col":3,"end_col":9,"end_line":48,"file":"specs/wine_sql.mlops",'
-        '"line":48},"model":{"col":13,"end_col":27,"end_line":49,"file":"specs/wine_sql.mlops",'
-        '"line":49},"name":{"col":10,"end_col":26,"end_line":48,"file":"specs/wine_sql.mlops",'
-        '"line":48},"registry":{"col":16,"end_col":31,"end_line":51,'
-        '"file":"specs/wine_sql.mlops","line":51}},"timeout":null}'
+        '"end_col":4,"end_line":55,"file":"specs/wine_sql.mlops","line":51},'
+        '"spans":{"after":{"col":13,"end_col":26,"end_line":53,"file":"specs/wine_sql.mlops",'
+        '"line":53},"kind":{"col":3,"end_col":9,"end_line":51,"file":"specs/wine_sql.mlops",'
+        '"line":51},"model":{"col":13,"end_col":27,"end_line":52,"file":"specs/wine_sql.mlops",'
+        '"line":52},"name":{"col":10,"end_col":26,"end_line":51,"file":"specs/wine_sql.mlops",'
+        '"line":51},"registry":{"col":16,"end_col":31,"end_line":54,'
+        '"file":"specs/wine_sql.mlops","line":54}},"timeout":null}'
     ),
     'wine_drift': (
         '{"after":[],"alias":"champion","cache":true,"current":{"kind":"ref","port":"test",'
-        '"span":{"col":15,"end_col":31,"end_line":57,"file":"specs/wine_sql.mlops","line":57},'
+        '"span":{"col":15,"end_col":31,"end_line":60,"file":"specs/wine_sql.mlops","line":60},'
         '"step":"wines_split"},"drift":[{"action":"alert","column":"alcohol","measure":"value",'
-        '"op":">","span":{"col":5,"end_col":39,"end_line":58,"file":"specs/wine_sql.mlops",'
-        '"line":58},"statistic":"psi","threshold":0.25},{"action":"retrain","column":"proline",'
-        '"measure":"pvalue","op":"<","span":{"col":5,"end_col":47,"end_line":59,'
-        '"file":"specs/wine_sql.mlops","line":59},"statistic":"ks","threshold":0.01},'
+        '"op":">","span":{"col":5,"end_col":39,"end_line":61,"file":"specs/wine_sql.mlops",'
+        '"line":61},"statistic":"psi","threshold":0.25},{"action":"retrain","column":"proline",'
+        '"measure":"pvalue","op":"<","span":{"col":5,"end_col":47,"end_line":62,'
+        '"file":"specs/wine_sql.mlops","line":62},"statistic":"ks","threshold":0.01},'
         '{"action":"alert","column":"cultivar","measure":"pvalue","op":"<","span":{"col":5,'
-        '"end_col":48,"end_line":60,"file":"specs/wine_sql.mlops","line":60},"statistic":"chi2",'
+        '"end_col":48,"end_line":63,"file":"specs/wine_sql.mlops","line":63},"statistic":"chi2",'
         '"threshold":0.05}],"kind":"monitor","model":{"kind":"ref","port":"model",'
-        '"span":{"col":13,"end_col":27,"end_line":55,"file":"specs/wine_sql.mlops","line":55},'
+        '"span":{"col":13,"end_col":27,"end_line":58,"file":"specs/wine_sql.mlops","line":58},'
         '"step":"cultivar_model"},"name":"wine_drift","reference":{"kind":"ref","port":"train",'
-        '"span":{"col":17,"end_col":34,"end_line":56,"file":"specs/wine_sql.mlops","line":56},'
+        '"span":{"col":17,"end_col":34,"end_line":59,"file":"specs/wine_sql.mlops","line":59},'
         '"step":"wines_split"},"registry":"wine-cultivar","resources":null,"retries":0,'
-        '"retry_delay":0.0,"schedule":"0 */6 * * *","span":{"col":3,"end_col":4,"end_line":62,'
-        '"file":"specs/wine_sql.mlops","line":54},"spans":{"current":{"col":15,"end_col":31,'
-        '"end_line":57,"file":"specs/wine_sql.mlops","line":57},"kind":{"col":3,"end_col":10,'
-        '"end_line":54,"file":"specs/wine_sql.mlops","line":54},"model":{"col":13,"end_col":27,'
-        '"end_line":55,"file":"specs/wine_sql.mlops","line":55},"name":{"col":11,"end_col":21,'
-        '"end_line":54,"file":"specs/wine_sql.mlops","line":54},"reference":{"col":17,'
-        '"end_col":34,"end_line":56,"file":"specs/wine_sql.mlops","line":56},'
-        '"schedule":{"col":16,"end_col":29,"end_line":61,"file":"specs/wine_sql.mlops",'
-        '"line":61}},"timeout":null,"webhook":null}'
+        '"retry_delay":0.0,"schedule":"0 */6 * * *","span":{"col":3,"end_col":4,"end_line":65,'
+        '"file":"specs/wine_sql.mlops","line":57},"spans":{"current":{"col":15,"end_col":31,'
+        '"end_line":60,"file":"specs/wine_sql.mlops","line":60},"kind":{"col":3,"end_col":10,'
+        '"end_line":57,"file":"specs/wine_sql.mlops","line":57},"model":{"col":13,"end_col":27,'
+        '"end_line":58,"file":"specs/wine_sql.mlops","line":58},"name":{"col":11,"end_col":21,'
+        '"end_line":57,"file":"specs/wine_sql.mlops","line":57},"reference":{"col":17,'
+        '"end_col":34,"end_line":59,"file":"specs/wine_sql.mlops","line":59},'
+        '"schedule":{"col":16,"end_col":29,"end_line":64,"file":"specs/wine_sql.mlops",'
+        '"line":64}},"timeout":null,"webhook":null}'
     ),
 }
 
@@ -241,49 +241,49 @@ def source_wines(inputs: dict[str, str], outputs: dict[str, str], context: dict[
 @task(name='wines_quality', task_run_name='wines_quality', retries=0, retry_delay_seconds=0,
       timeout_seconds=None, retry_condition_fn=retry_unless_verdict)
 def check_wines_quality(inputs: dict[str, str], outputs: dict[str, str], context: dict[str, Any]) -> Any:
-    """check wines_quality (specs/wine_sql.mlops:14:3)"""
+    """check wines_quality (specs/wine_sql.mlops:17:3)"""
     return run_step(STEP_CONFIGS['wines_quality'], inputs, outputs, context)
 
 
 @task(name='wines_split', task_run_name='wines_split', retries=0, retry_delay_seconds=0,
       timeout_seconds=None, retry_condition_fn=retry_unless_verdict)
 def split_wines_split(inputs: dict[str, str], outputs: dict[str, str], context: dict[str, Any]) -> Any:
-    """split wines_split (specs/wine_sql.mlops:22:3)"""
+    """split wines_split (specs/wine_sql.mlops:25:3)"""
     return run_step(STEP_CONFIGS['wines_split'], inputs, outputs, context)
 
 
 @task(name='cultivar_model', task_run_name='cultivar_model', retries=0, retry_delay_seconds=0,
       timeout_seconds=None, retry_condition_fn=retry_unless_verdict)
 def train_cultivar_model(inputs: dict[str, str], outputs: dict[str, str], context: dict[str, Any]) -> Any:
-    """train cultivar_model (specs/wine_sql.mlops:28:3)"""
+    """train cultivar_model (specs/wine_sql.mlops:31:3)"""
     return run_step(STEP_CONFIGS['cultivar_model'], inputs, outputs, context)
 
 
 @task(name='cultivar_eval', task_run_name='cultivar_eval', retries=0, retry_delay_seconds=0,
       timeout_seconds=None, retry_condition_fn=retry_unless_verdict)
 def evaluate_cultivar_eval(inputs: dict[str, str], outputs: dict[str, str], context: dict[str, Any]) -> Any:
-    """evaluate cultivar_eval (specs/wine_sql.mlops:37:3)"""
+    """evaluate cultivar_eval (specs/wine_sql.mlops:40:3)"""
     return run_step(STEP_CONFIGS['cultivar_eval'], inputs, outputs, context)
 
 
 @task(name='cultivar_gate', task_run_name='cultivar_gate', retries=0, retry_delay_seconds=0,
       timeout_seconds=None, retry_condition_fn=retry_unless_verdict)
 def gate_cultivar_gate(inputs: dict[str, str], outputs: dict[str, str], context: dict[str, Any]) -> Any:
-    """gate cultivar_gate (specs/wine_sql.mlops:43:3)"""
+    """gate cultivar_gate (specs/wine_sql.mlops:46:3)"""
     return run_step(STEP_CONFIGS['cultivar_gate'], inputs, outputs, context)
 
 
 @task(name='cultivar_service', task_run_name='cultivar_service', retries=0, retry_delay_seconds=0,
       timeout_seconds=None, retry_condition_fn=retry_unless_verdict)
 def deploy_cultivar_service(inputs: dict[str, str], outputs: dict[str, str], context: dict[str, Any]) -> Any:
-    """deploy cultivar_service (specs/wine_sql.mlops:48:3)"""
+    """deploy cultivar_service (specs/wine_sql.mlops:51:3)"""
     return run_step(STEP_CONFIGS['cultivar_service'], inputs, outputs, context)
 
 
 @task(name='wine_drift', task_run_name='wine_drift', retries=0, retry_delay_seconds=0,
       timeout_seconds=None, retry_condition_fn=retry_unless_verdict)
 def monitor_wine_drift(inputs: dict[str, str], outputs: dict[str, str], context: dict[str, Any]) -> Any:
-    """monitor wine_drift (specs/wine_sql.mlops:54:3)"""
+    """monitor wine_drift (specs/wine_sql.mlops:57:3)"""
     return run_step(STEP_CONFIGS['wine_drift'], inputs, outputs, context)
 
 
