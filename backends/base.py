@@ -38,8 +38,10 @@ class Generator:
         self.options = options or {}
         self.diagnostics: list[Diagnostic] = []
 
-    def unsupported(self, node: Any, why: str, *, error: bool = False, hint: str | None = None) -> None:
-        span = getattr(node, "span", None)
+    def unsupported(self, node: Any, why: str, *, error: bool = False, hint: str | None = None,
+                    field: str | None = None) -> None:
+        """Report what this target cannot express; `field` puts the caret on that option of node."""
+        span = (getattr(node, "spans", {}).get(field) if field else None) or getattr(node, "span", None)
         name = getattr(node, "name", "")
         self.diagnostics.append(Diagnostic(
             code="E900" if error else "W900",

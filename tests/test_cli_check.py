@@ -44,7 +44,7 @@ def test_param_overrides_reach_the_ir():
 
 def test_several_files_report_together(tmp_path):
     bad = tmp_path / "bad.mlops"
-    text = Path(ROOT / SPEC).read_text().replace("model = species_model  data", "model = species_modle  data")
+    text = Path(ROOT / SPEC).read_text().replace("model = species_model\n    data", "model = species_modle\n    data")
     bad.write_text(text)
     line = next(n for n, source in enumerate(text.splitlines(), 1) if "species_modle" in source)
     col = text.splitlines()[line - 1].index("species_modle") + 1

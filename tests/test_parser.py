@@ -155,18 +155,30 @@ def test_every_example_parses(spec: Path):
 
 
 def test_penguins_facts():
-    pipeline = parse((ROOT / "specs" / "penguins.mlops").read_text(), "penguins.mlops")
+    text = (ROOT / "specs" / "penguins.mlops").read_text()
+    lines = text.splitlines()
+
+    def position(line_text: str, word: str, nth: int = 0) -> tuple[int, int]:
+        """1-based (line, col) of `word` after `nth` earlier occurrences on the first line holding line_text."""
+        number = next(i for i, line in enumerate(lines, 1) if line_text in line)
+        col = -1
+        for _ in range(nth + 1):
+            col = lines[number - 1].index(word, col + 1)
+        return number, col + 1
+
+    pipeline = parse(text, "penguins.mlops")
     assert pipeline.name == "penguins"
     assert pipeline.schedule == "0 6 * * 1"
     assert [(p.name, p.type, p.default) for p in pipeline.params] == [
         ("test_size", "float", 0.25), ("min_accuracy", "float", 0.9)]
     quality = pipeline.step("penguins_quality")
     assert quality.data == ir.Ref(step="penguins", span=quality.data.span)
-    assert (quality.data.span.line, quality.data.span.col, quality.data.span.end_col) == (14, 29, 37)
+    line, col = position("check penguins_quality on penguins", "penguins", nth=1)
+    assert (quality.data.span.line, quality.data.span.col, quality.data.span.end_col) == (line, col, col + 8)
     length = quality.rules[2]
     assert (length.column, length.dtype, length.min, length.max, length.max_null_fraction) == (
         "bill_length_mm", "float", 25, 70, 0.02)
-    assert (length.spans["max"].line, length.spans["max"].col) == (17, 49)
+    assert (length.spans["max"].line, length.spans["max"].col) == position("column bill_length_mm", "70")
     split = pipeline.step("penguins_split")
     assert split.test_size == ir.ParamRef(name="test_size", span=split.test_size.span)
     assert split.stratify == "species" and split.seed == 7
@@ -175,7 +187,7 @@ def test_penguins_facts():
     assert model.estimator.params == {"n_estimators": 300, "max_depth": 6}
     assert model.tune.space == {"max_depth": (4, 6, 8)} and model.tune.cv == 5 and model.tune.metric == "accuracy"
     assert model.resources.cpu == 2 and model.resources.memory == "4Gi" and model.retries == 2
-    assert model.spans["features.5"].line == 26
+    assert (model.spans["features.5"].line, model.spans["features.5"].col) == position("features", "sex")
     gate = pipeline.step("release")
     assert isinstance(gate.rules[1], ir.ChampionRule) and gate.rules[1].delta == -0.01
     deploy = pipeline.step("species_service")

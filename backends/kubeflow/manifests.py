@@ -32,7 +32,7 @@ def inference_services(gen: KubeflowGenerator, deploys: list[ir.Deploy]) -> str:
         serving = deploy.serving or ir.Serving()
         if serving.port != KSERVE_PORT:
             gen.unsupported(deploy, f"serving port {serving.port}: KServe's MLflow runtime serves on "
-                                    f"{KSERVE_PORT}; the InferenceService uses {KSERVE_PORT}")
+                                    f"{KSERVE_PORT}; the InferenceService uses {KSERVE_PORT}", field="serving")
         resources: dict[str, Any] = {}
         if serving.cpu is not None:
             resources["cpu"] = cpu_quantity(serving.cpu)

@@ -77,9 +77,12 @@ def test_recurring_runs_name_a_built_pipeline_and_a_kfp_cron(spec, built):
 def test_a_serving_port_kserve_cannot_use_is_reported(tmp_path):
     from kfp_harness import REPO, build_text
 
-    text = (REPO / "specs" / "penguins.mlops").read_text().replace(
-        'alias = "champion" }', 'alias = "champion"  serving { port = 9000 } }')
+    original = (REPO / "specs" / "penguins.mlops").read_text()
+    anchor = 'registry = "penguins-species"'
+    assert anchor in original
+    text = original.replace(anchor, anchor + "\n    serving { port = 9000 }")
+    serving_line = next(n for n, line in enumerate(text.splitlines(), 1) if "serving {" in line)
     (tmp_path / "data").symlink_to(REPO / "specs" / "data")
     _, diagnostics = build_text(text, tmp_path, "penguins.mlops")
     found = [d for d in diagnostics if "serving port 9000" in d.message]
-    assert found and found[0].span.line == 41 and not found[0].is_error
+    assert found and found[0].span.line == serving_line and not found[0].is_error
