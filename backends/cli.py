@@ -93,6 +93,8 @@ def cli() -> None:
 def build(spec: str, target: str, out_dir: str, image: str | None, work_pool: str | None,
           work_pool_type: str | None, strict: bool) -> None:
     """Compile SPEC for TARGET into OUT_DIR."""
+    from dataclasses import replace
+
     from mlopsc.compiler import load
     from mlopsc.compiler.errors import SpecError, render
 
@@ -102,12 +104,16 @@ def build(spec: str, target: str, out_dir: str, image: str | None, work_pool: st
     generator = load_generator(target)(program, {
         "image": image, "work_pool": work_pool, "work_pool_type": work_pool_type})
     files = generator.generate()
-    for diag in generator.diagnostics:
-        click.echo(render(diag), err=True)
-    errors = [d for d in generator.diagnostics if d.is_error or strict]
-    if errors:
-        raise SpecError(errors)
-    for path in write_files(files, out_dir):
+    diagnostics = [replace(d, severity="error") if strict else d for d in generator.diagnostics]
+    if any(d.is_error for d in diagnostics):
+        raise SpecError(diagnostics, source=program.source)   # main prints them, once
+    for diag in diagnostics:
+        click.echo(render(diag, program.source), err=True)
+    try:
+        written = write_files(files, out_dir)
+    except OSError as exc:
+        raise click.ClickException(f"cannot write into {out_dir}: {exc.strerror or exc}") from None
+    for path in written:
         click.echo(f"wrote {path}")
 
 
@@ -145,7 +151,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(EXIT["usage"])
     except SpecError as exc:
         for diag in exc.diagnostics:
-            click.echo(render(diag), err=True)
+            click.echo(render(diag, exc.source), err=True)
         sys.exit(EXIT["spec"] if any(d.is_error for d in exc.diagnostics) else EXIT["ok"])
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
