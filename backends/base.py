@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mlopsc.compiler import ir
 from mlopsc.compiler.errors import Diagnostic
 
 if TYPE_CHECKING:
@@ -27,6 +28,19 @@ def py_literal(value: Any) -> str:
 def json_literal(value: Any) -> str:
     """A JSON document as a Python string literal (what generated code hands to the runtime)."""
     return repr(json.dumps(value, sort_keys=True, separators=(",", ":")))
+
+
+def references(value: Any) -> list[ir.EnvRef | ir.SecretRef]:
+    """Every env() / secret() reference in a node, nested values included, in field order."""
+    if isinstance(value, (ir.EnvRef, ir.SecretRef)):
+        return [value]
+    if isinstance(value, ir.Node):
+        return [ref for _, v in value for ref in references(v)]
+    if isinstance(value, (list, tuple)):
+        return [ref for v in value for ref in references(v)]
+    if isinstance(value, dict):
+        return [ref for v in value.values() for ref in references(v)]
+    return []
 
 
 class Generator:

@@ -22,7 +22,7 @@ from typing import Any
 
 from mlopsc.compiler import ir
 
-from ..base import Generator, py_literal
+from ..base import Generator, py_literal, references
 from . import manifests
 
 KFP_TYPE = {"Dataset": "Dataset", "Model": "Model", "Metrics": "Metrics", "Report": "Artifact"}
@@ -56,19 +56,6 @@ def dns_name(name: str) -> str:
     """A step or pipeline name as a Kubernetes resource name (DNS-1123 label)."""
     text = "".join(c if c.isalnum() else "-" for c in name.lower()).strip("-")
     return text[:63] or "mlopsc"
-
-
-def references(value: Any) -> list[ir.EnvRef | ir.SecretRef]:
-    """Every env() / secret() reference in a node, nested values included, in field order."""
-    if isinstance(value, (ir.EnvRef, ir.SecretRef)):
-        return [value]
-    if isinstance(value, ir.Node):
-        return [ref for _, v in value for ref in references(v)]
-    if isinstance(value, (list, tuple)):
-        return [ref for v in value for ref in references(v)]
-    if isinstance(value, dict):
-        return [ref for v in value.values() for ref in references(v)]
-    return []
 
 
 class KubeflowGenerator(Generator):

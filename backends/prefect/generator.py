@@ -23,7 +23,7 @@ from typing import Any
 
 from mlopsc.compiler import ir
 
-from ..base import Generator
+from ..base import Generator, references
 
 # Flow parameters the generated flows add beside the spec's params.
 RESERVED_PARAMS = frozenset({"storage", "force_gate"})
@@ -248,30 +248,18 @@ class PrefectGenerator(Generator):
         return {k: v for k, v in found.items() if v is not None}
 
     def _secret_references(self, pipeline: ir.Pipeline) -> list[str]:
-        """Every env() / secret() the steps read, as the text the spec wrote (for a comment)."""
+        """Every env() / secret() the steps read, as the spec wrote it (for the module docstring).
+        Names go through json.dumps: a name holding quotes or backslashes cannot end or break it."""
         from mlopsc.runtime.params import env_name
 
         seen: dict[str, str] = {}
-
-        def walk(value: Any) -> None:
-            if isinstance(value, ir.SecretRef):
-                key = f', "{value.key}"' if value.key else ""
-                seen[f'secret("{value.name}"{key})'] = env_name(value)
-            elif isinstance(value, ir.EnvRef):
-                seen[f'env("{value.name}")'] = env_name(value)
-            elif isinstance(value, ir.Node):
-                for _, v in value:
-                    walk(v)
-            elif isinstance(value, (list, tuple)):
-                for v in value:
-                    walk(v)
-            elif isinstance(value, dict):
-                for v in value.values():
-                    walk(v)
-
-        for step in pipeline.steps:
-            walk(step)
-        return [f"{ref} -> ${var}" for ref, var in sorted(seen.items())]
+        for ref in references(pipeline.steps):
+            if isinstance(ref, ir.SecretRef):
+                key = f", {json.dumps(ref.key)}" if ref.key else ""
+                seen[f"secret({json.dumps(ref.name)}{key})"] = env_name(ref)
+            else:
+                seen[f"env({json.dumps(ref.name)})"] = env_name(ref)
+        return [f"{ref} -> ${json.dumps(var)[1:-1]}" for ref, var in sorted(seen.items())]
 
 
 def _prefect_version() -> str:

@@ -130,6 +130,12 @@ def test_spec_values_are_escaped(tmp_path: Path) -> None:
     assert yaml.safe_load(files["prefect.yaml"])["deployments"][0]["description"] == program.pipeline.description
 
 
+def test_secret_names_are_escaped_in_the_docstring(tmp_path: Path) -> None:
+    spec = 'pipeline p {\n  source s { sql = secret("a\\"\\"\\"b\\\\N") query = "select 1" }\n}\n'
+    files, _ = build_text(spec, tmp_path)
+    py_compile.compile(_write(tmp_path / "flows.py", files["flows.py"]), doraise=True)
+
+
 SECRETS = '''
 pipeline wine_sql {
   source wine { sql = secret("wine-db", "url") table = "wine" }
