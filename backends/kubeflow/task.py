@@ -115,19 +115,11 @@ def end_failed_run(pipeline: dict[str, str], spec_dir: str, tracking_uri: str, r
     _guard("end", close, doing="close the MLflow run")
 
 
-def wants_retrain(result: dict[str, Any]) -> bool:
-    """Whether a monitor's StepResult asks for the training pipeline to run again."""
-    if result.get("retrain") is True:
-        return True
-    actions = result.get("actions") or []
-    return any((a == "retrain") or (isinstance(a, dict) and a.get("action") == "retrain") for a in actions)
-
-
 def request_retrain(result: str, package_path: str, pipeline: str, host: str, experiment: str) -> str:
     """The monitor's `retrain` action: start a run of the training pipeline through the KFP API.
 
     host: the task's argument, else env MLOPSC_KFP_HOST, else the in-cluster API service."""
-    if not wants_retrain(json.loads(result)):
+    if json.loads(result).get("retrain") is not True:   # runtime.monitor's verdict
         print("mlopsc: no drift rule asked for a retrain")
         return ""
     host = host or os.environ.get("MLOPSC_KFP_HOST") or IN_CLUSTER_HOST

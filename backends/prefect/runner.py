@@ -129,18 +129,6 @@ def run_step(config: str, inputs: dict[str, str], outputs: dict[str, str], conte
 # ---------------------------------------------------------------- secrets
 
 
-def secret_refs(value: Any) -> list[ir.SecretRef]:
-    if isinstance(value, ir.SecretRef):
-        return [value]
-    if isinstance(value, ir.Node):
-        return [r for _, v in value for r in secret_refs(v)]
-    if isinstance(value, (list, tuple)):
-        return [r for v in value for r in secret_refs(v)]
-    if isinstance(value, dict):
-        return [r for v in value.values() for r in secret_refs(v)]
-    return []
-
-
 def block_name(ref: ir.SecretRef) -> str:
     """Prefect block names are lower-case slugs: `db.creds_v2` -> `db-creds-v2`."""
     return re.sub(r"[^a-z0-9-]", "-", ref.name.lower())
@@ -149,9 +137,12 @@ def block_name(ref: ir.SecretRef) -> str:
 def load_secret_blocks(node: ir.Step) -> None:
     """Set the variable of each secret() of `node` that the worker's environment lacks from the
     Prefect Secret block of that name, if there is one (else the runtime reports it missing)."""
+    from mlopsc.backends.base import references
     from mlopsc.runtime.params import env_name
 
-    for ref in secret_refs(node):
+    for ref in references(node):
+        if not isinstance(ref, ir.SecretRef):
+            continue
         var = env_name(ref)
         if os.environ.get(var):
             continue
