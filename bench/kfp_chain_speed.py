@@ -6,14 +6,13 @@ lightweight components, as one whole process (median wall and CPU time of --runs
 from __future__ import annotations
 
 import argparse
-import statistics
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from check_speed import median_seconds  # noqa: E402
+from check_speed import median_seconds
 
 CHAIN = """
 import sys
