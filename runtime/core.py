@@ -106,7 +106,7 @@ def execute(step: ir.Step | dict | str, inputs: dict[str, str], outputs: dict[st
         node = step if isinstance(step, ir.Step) else ir.step_from_json(step)
     except ValidationError as exc:
         raise StepError("the step's config is not a valid mlopsc step",
-                        expected="a step node as written by `mlopsc compile`",
+                        expected="a step node as written by `mlopsc build`",
                         found=str(exc).splitlines()[0]) from None
     ctx = RunContext.from_any(context)
     try:
@@ -155,6 +155,16 @@ def _discard(outputs: dict[str, str]) -> None:
         # Cleanup must not hide the step's own error (e.g. an unreachable bucket).
         with contextlib.suppress(Exception):
             remove(uri)
+
+
+def os_user() -> str:
+    """Who forced a gate, when the backend does not say: the login name of this process."""
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):   # no passwd entry, e.g. an arbitrary uid in a container
+        return "unknown"
 
 
 def require_columns(step: ir.Step, available: list[str], wanted: tuple[str, ...] | list[str], *,

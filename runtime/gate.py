@@ -18,7 +18,6 @@ Fairness measures (classification only; rows whose sensitive value is missing ar
 """
 from __future__ import annotations
 
-import getpass
 import operator
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -26,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from mlopsc.compiler import ir
 
 from . import artifacts
-from .core import RunContext, StepError, StepFailed, step_result
+from .core import RunContext, StepError, StepFailed, os_user, step_result
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -46,7 +45,7 @@ def run(step: ir.Gate, inputs: dict[str, str], outputs: dict[str, str], ctx: Run
         "model_sha256": document.get("model_sha256"), "data_sha256": document.get("data_sha256"),
     }
     if not rules_passed and ctx.force_gate:
-        decision.update(passed=True, forced=True, forced_by=ctx.forced_by or _os_user(),
+        decision.update(passed=True, forced=True, forced_by=ctx.forced_by or os_user(),
                         forced_at=datetime.now(UTC).isoformat(timespec="seconds"))
     digest = artifacts.write_json(decision, outputs["decision"])
     verdict = "forced" if decision["forced"] else "passed" if decision["passed"] else "failed"
@@ -64,13 +63,6 @@ def run(step: ir.Gate, inputs: dict[str, str], outputs: dict[str, str], ctx: Run
                          "  (rerun with --force-gate to deploy anyway; the override is recorded)",
                          reason="gate", result=result, step=step.name, span=step.span)
     return result
-
-
-def _os_user() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):   # no passwd entry, e.g. an arbitrary uid in a container
-        return "unknown"
 
 
 class _Judge:

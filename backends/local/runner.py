@@ -11,7 +11,6 @@ and only then is the cache entry written. Steps hand each other artifact URIs, n
 """
 from __future__ import annotations
 
-import getpass
 import graphlib
 import os
 import re
@@ -24,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from mlopsc.compiler import ir
+from mlopsc.runtime.core import os_user
 
 from ..cli import EXIT
 from . import cache
@@ -105,13 +105,6 @@ def with_upstream(deps: dict[str, tuple[str, ...]], names: list[str]) -> list[st
     return list(order)
 
 
-def _user() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):   # no passwd entry, e.g. an arbitrary uid in a container
-        return "unknown"
-
-
 class Runner:
     def __init__(self, pipeline: dict[str, Any], selected: list[str], params: dict[str, Any],
                  spec_path: str, options: RunOptions, observer: Observer | None = None) -> None:
@@ -134,7 +127,7 @@ class Runner:
             "spec_path": self.spec_path, "spec_hash": self.pipeline.spec_hash,
             "tracking_uri": os.environ.get("MLFLOW_TRACKING_URI") or self.state.mlflow_uri,
             "parent_run_id": None, "force_gate": options.force_gate,
-            "forced_by": _user() if options.force_gate else None,
+            "forced_by": os_user() if options.force_gate else None,
             "artifact_root": str(self.state.root / "artifacts"),
         }
         self.started = time.time()
