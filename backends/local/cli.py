@@ -29,18 +29,9 @@ JSON = click.option("--json", "as_json", is_flag=True, help="Print one JSON docu
 NO_CACHE = click.option("--no-cache", is_flag=True, help="Execute the selected steps even if cached.")
 
 
-def parse_params(pairs: tuple[str, ...]) -> dict[str, str]:
-    params = {}
-    for pair in pairs:
-        name, sep, value = pair.partition("=")
-        if not sep or not name:
-            raise click.BadParameter(f"{pair!r} is not NAME=VALUE", param_hint="--param")
-        params[name.strip()] = value
-    return params
-
-
 def compile_spec(spec: str, params: tuple[str, ...]) -> tuple[Any, dict[str, Any], Layout]:
     from mlopsc.compiler import ir, load
+    from mlopsc.compiler.cli import parse_params
     from mlopsc.compiler.errors import render
 
     program = load(spec, parse_params(params))
