@@ -24,7 +24,7 @@ from typing import Any
 
 
 class StateBusy(Exception):
-    """Another run holds this state folder."""
+    """This state folder cannot be used now: another run holds it, or it cannot be created."""
 
 
 def write_json_atomic(path: Path, doc: Any, durable: bool = True) -> None:
@@ -92,8 +92,11 @@ class StateDir:
     def acquire(self) -> None:
         """One run at a time per state folder: two runs would race on the same staging and cache
         files. flock is released by the OS when the holder dies, so a kill -9 never leaves it held."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        fh = open(self.root / "lock", "a+")  # noqa: SIM115 - held open for the whole run
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            fh = open(self.root / "lock", "a+")  # noqa: SIM115 - held open for the whole run
+        except OSError as exc:
+            raise StateBusy(f"cannot use {self.root} as the state folder: {exc.strerror or exc}") from None
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:

@@ -83,3 +83,10 @@ def test_a_second_run_on_the_same_state_folder_is_refused(quick):
     assert done.returncode == 2
     assert "another mlopsc run is using" in done.stderr
     assert not (state / "runs").exists()
+
+
+def test_a_state_folder_that_cannot_be_created_is_a_usage_error(quick):
+    (quick / "a_file").write_text("")
+    done = mlopsc("run", "quick.mlops", "--state-dir", "a_file/state", cwd=quick)
+    assert done.returncode == 2
+    assert "as the state folder" in done.stderr and "Traceback" not in done.stderr
