@@ -6,7 +6,7 @@ monitor pipeline, creates the recurring runs of `recurring_run.yaml` (replacing 
 name) and prints the run's URL. `--wait` follows the run to its end.
 
 Every failure is one message and an exit code (2 usage, 5 the server could not be reached or
-refused, 4/5 a waited-for run that failed): no traceback. kfp is imported inside `submit` only.
+refused, or a waited-for run did not succeed): no traceback. kfp is imported inside `submit` only.
 """
 from __future__ import annotations
 
@@ -17,7 +17,9 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-USAGE, FAILED = 2, 5
+from ..cli import EXIT
+
+USAGE, FAILED = EXIT["usage"], EXIT["step"]
 TYPES = {"NUMBER_DOUBLE": float, "NUMBER_INTEGER": int, "STRING": str, "BOOLEAN": "bool"}
 
 

@@ -26,7 +26,8 @@ from typing import Any
 
 import click
 
-EXIT = {"ok": 0, "usage": 2, "check": 3, "gate": 4, "step": 5}
+from ..cli import EXIT
+
 FINAL_EXIT = {"Completed": EXIT["ok"], "CheckFailed": EXIT["check"], "GateFailed": EXIT["gate"]}
 
 
