@@ -157,6 +157,13 @@ def _discard(outputs: dict[str, str]) -> None:
             remove(uri)
 
 
+def step_error(step: ir.Step, message: str, field: str | None = None, *, span: ir.Span | None = None,
+               **kw: Any) -> StepError:
+    """A StepError at `span`, else at the spec position of the step's option `field`, else at the step."""
+    span = span or (step.spans.get(field) if field else None) or step.span
+    return StepError(message, step=step.name, span=span, **kw)
+
+
 def os_user() -> str:
     """Who forced a gate, when the backend does not say: the login name of this process."""
     import getpass

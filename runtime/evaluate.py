@@ -12,24 +12,19 @@ from typing import TYPE_CHECKING, Any
 from mlopsc.compiler import ir
 
 from . import artifacts, tracking
-from .core import RunContext, StepError, require_columns, step_result
+from .core import RunContext, StepError, require_columns, step_error, step_result
 from .metrics import compute
 
 if TYPE_CHECKING:
     import pandas as pd
 
 
-def _error(step: ir.Evaluate, message: str, field: str | None = None, **kw: Any) -> StepError:
-    span = (step.spans.get(field) if field else None) or step.span
-    return StepError(message, step=step.name, span=span, **kw)
-
-
 def model_info(step: ir.Evaluate, uri: str) -> dict[str, Any]:
     info = artifacts.model_metadata(uri).get("mlopsc")
     if not info:
-        raise _error(step, f"the model at {uri} was not written by an mlopsc train step", "model",
-                     expected="a model folder with mlopsc metadata (target, task, features)",
-                     found="an MLflow model without it")
+        raise step_error(step, f"the model at {uri} was not written by an mlopsc train step", "model",
+                         expected="a model folder with mlopsc metadata (target, task, features)",
+                         found="an MLflow model without it")
     return info
 
 
@@ -40,17 +35,17 @@ def predict(step: ir.Evaluate, model: Any, info: dict[str, Any], df: pd.DataFram
     require_columns(step, list(df.columns), features, role="feature", span=step.spans.get("data"))
     missing = int(df[target].isna().sum())
     if missing:
-        raise _error(step, f"the target {target!r} has {missing} missing value(s)", "data",
-                     expected="a target value on every evaluated row", found=f"{missing} of {len(df)} rows")
+        raise step_error(step, f"the target {target!r} has {missing} missing value(s)", "data",
+                         expected="a target value on every evaluated row", found=f"{missing} of {len(df)} rows")
     X = df[features]
     try:
         y_pred = model.predict(X)
         has_proba = info["task"] == "classification" and hasattr(model, "predict_proba")
         proba = model.predict_proba(X) if has_proba else None
     except Exception as exc:  # noqa: BLE001 - the data does not fit the model: the user's to fix
-        raise _error(step, "the model cannot predict on this data", "data",
-                     expected=f"the columns the model was trained on: {', '.join(features)}",
-                     found=f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from None
+        raise step_error(step, "the model cannot predict on this data", "data",
+                         expected=f"the columns the model was trained on: {', '.join(features)}",
+                         found=f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from None
     out = df.copy()
     out["y_true"] = df[target].to_numpy()
     out["y_pred"] = y_pred

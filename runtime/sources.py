@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from mlopsc.compiler import ir
 
 from . import artifacts, tracking
-from .core import RunContext, StepError, require_columns, step_result
+from .core import RunContext, require_columns, step_error, step_result
 from .params import resolve_ref
 
 if TYPE_CHECKING:
@@ -24,10 +24,6 @@ TYPE_WORDS = {"int": "whole numbers", "float": "numbers", "str": "text", "bool":
 
 
 BOOL_WORDS = {"true": True, "false": False, "1": True, "0": False, "yes": True, "no": False}
-
-
-def _error(step: ir.Step, message: str, field: str | None = None, **kw: Any) -> StepError:
-    return StepError(message, step=step.name, span=step.spans.get(field) if field else step.span, **kw)
 
 
 def resolve_path(step: ir.Source, ctx: RunContext) -> str:
@@ -44,19 +40,19 @@ def _read_file(step: ir.Source, ctx: RunContext) -> pd.DataFrame:
 
     path = resolve_path(step, ctx)
     if not artifacts.exists(path):
-        raise _error(step, f"{step.format} file not found: {path}", "path",
-                     expected=f"an existing file (relative paths are read beside the spec: {step.path!r})",
-                     found="no such file")
+        raise step_error(step, f"{step.format} file not found: {path}", "path",
+                         expected=f"an existing file (relative paths are read beside the spec: {step.path!r})",
+                         found="no such file")
     try:
         if step.format == "csv":
             return pd.read_csv(path)
         return pd.read_parquet(path)
     except pd.errors.EmptyDataError:
-        raise _error(step, f"{path} is empty", "path", expected="a CSV file with a header and rows",
-                     found="an empty file") from None
+        raise step_error(step, f"{path} is empty", "path", expected="a CSV file with a header and rows",
+                         found="an empty file") from None
     except Exception as exc:  # noqa: BLE001 - any parser failure is a bad input file
-        raise _error(step, f"could not read {path} as {step.format}", "path",
-                     expected=f"a valid {step.format} file", found=f"{type(exc).__name__}: {exc}") from None
+        raise step_error(step, f"could not read {path} as {step.format}", "path",
+                         expected=f"a valid {step.format} file", found=f"{type(exc).__name__}: {exc}") from None
 
 
 def _read_sql(step: ir.Source) -> pd.DataFrame:
@@ -65,23 +61,23 @@ def _read_sql(step: ir.Source) -> pd.DataFrame:
     from sqlalchemy.exc import SQLAlchemyError
 
     if step.connection is None or not (step.query or step.table):
-        raise _error(step, "an sql source needs a connection and a query or a table",
-                     expected='connection = env("DB_URL") and query = "select ..." or table = NAME',
-                     found="connection " + ("set" if step.connection else "missing"))
+        raise step_error(step, "an sql source needs a connection and a query or a table",
+                         expected='connection = env("DB_URL") and query = "select ..." or table = NAME',
+                         found="connection " + ("set" if step.connection else "missing"))
     raw = resolve_ref(step.connection, step)
     try:
         url = sa.engine.make_url(raw)
     except SQLAlchemyError:
         # The value may be a password: say where it came from, never what it is.
-        raise _error(step, "the connection is not an SQLAlchemy URL", "connection",
-                     expected="dialect+driver://user:password@host/database",
-                     found="a value that does not parse") from None
+        raise step_error(step, "the connection is not an SQLAlchemy URL", "connection",
+                         expected="dialect+driver://user:password@host/database",
+                         found="a value that does not parse") from None
     shown = url.render_as_string(hide_password=True)
     if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:") \
             and not os.path.exists(url.database):
         # SQLite would silently create an empty database file here.
-        raise _error(step, f"SQLite database not found: {url.database}", "connection",
-                     expected="an existing database file", found="no such file")
+        raise step_error(step, f"SQLite database not found: {url.database}", "connection",
+                         expected="an existing database file", found="no such file")
     what = f"query {step.query!r}" if step.query else f"table {step.table!r}"
     try:
         engine = sa.create_engine(url)
@@ -93,21 +89,21 @@ def _read_sql(step: ir.Source) -> pd.DataFrame:
         finally:
             engine.dispose()
     except ValueError as exc:   # pandas: table not found
-        raise _error(step, f"could not read {what} from {shown}", "table", expected="an existing table",
-                     found=str(exc)) from None
+        raise step_error(step, f"could not read {what} from {shown}", "table", expected="an existing table",
+                         found=str(exc)) from None
     except (SQLAlchemyError, ImportError) as exc:
         detail = str(getattr(exc, "orig", None) or exc).splitlines()[0]
-        raise _error(step, f"could not read {what} from {shown}", "query" if step.query else "table",
-                     expected="a reachable database that answers the query", found=detail) from None
+        raise step_error(step, f"could not read {what} from {shown}", "query" if step.query else "table",
+                         expected="a reachable database that answers the query", found=detail) from None
 
 
 def _apply_filter(step: ir.Source, df: pd.DataFrame) -> pd.DataFrame:
     try:
         return df.query(step.filter)
     except Exception as exc:  # noqa: BLE001 - pandas raises many types for a bad expression
-        raise _error(step, f"the filter cannot be evaluated: {step.filter}", "filter",
-                     expected=f"a pandas query over the columns {', '.join(map(str, df.columns))}",
-                     found=f"{type(exc).__name__}: {exc}") from None
+        raise step_error(step, f"the filter cannot be evaluated: {step.filter}", "filter",
+                         expected=f"a pandas query over the columns {', '.join(map(str, df.columns))}",
+                         found=f"{type(exc).__name__}: {exc}") from None
 
 
 def _coerce(step: ir.Source, df: pd.DataFrame) -> pd.DataFrame:
@@ -134,14 +130,14 @@ def _coerce(step: ir.Source, df: pd.DataFrame) -> pd.DataFrame:
             else:
                 converted = col.astype("str").where(col.notna())
         except (TypeError, ValueError) as exc:
-            raise _error(step, f"column {column!r} cannot be read as {wanted}", "types",
-                         expected=TYPE_WORDS[wanted], found=str(exc)) from None
+            raise step_error(step, f"column {column!r} cannot be read as {wanted}", "types",
+                             expected=TYPE_WORDS[wanted], found=str(exc)) from None
         bad = col[converted.isna() & col.notna()]
         if len(bad):
             sample = ", ".join(repr(v) for v in bad.unique()[:5])
-            raise _error(step, f"column {column!r} cannot be read as {wanted}: "
-                         f"{len(bad)} value(s) do not convert", "types", expected=TYPE_WORDS[wanted],
-                         found=sample)
+            raise step_error(step, f"column {column!r} cannot be read as {wanted}: "
+                             f"{len(bad)} value(s) do not convert", "types", expected=TYPE_WORDS[wanted],
+                             found=sample)
         df[column] = converted
     return df
 
@@ -151,12 +147,12 @@ def load(step: ir.Source, ctx: RunContext) -> pd.DataFrame:
     df = _read_sql(step) if step.format == "sql" else _read_file(step, ctx)
     origin = f"table {step.table}" if step.table else ("the query" if step.query else step.path)
     if df.empty:
-        raise _error(step, f"the source has no rows: {origin}", expected="at least one row", found="0 rows")
+        raise step_error(step, f"the source has no rows: {origin}", expected="at least one row", found="0 rows")
     if step.filter:
         df = _apply_filter(step, df)
         if df.empty:
-            raise _error(step, f"no row matches the filter: {step.filter}", "filter",
-                         expected="at least one matching row", found="0 of the rows")
+            raise step_error(step, f"no row matches the filter: {step.filter}", "filter",
+                             expected="at least one matching row", found="0 of the rows")
     if step.columns is not None:
         require_columns(step, list(df.columns), step.columns, span=step.spans.get("columns"))
         df = df[list(step.columns)]

@@ -14,25 +14,21 @@ from typing import TYPE_CHECKING, Any
 from mlopsc.compiler import ir
 
 from . import artifacts, tracking
-from .core import RunContext, StepError, require_columns, step_result
+from .core import RunContext, require_columns, step_error, step_result
 
 if TYPE_CHECKING:
     import pandas as pd
 
 
-def _error(step: ir.Split, message: str, field: str, **kw: Any) -> StepError:
-    return StepError(message, step=step.name, span=step.spans.get(field) or step.span, **kw)
-
-
 def _test_rows(step: ir.Split, n: int) -> int:
     size = float(step.test_size)
     if not 0 < size < 1:
-        raise _error(step, "test_size must be a fraction of the rows", "test_size",
-                     expected="a number strictly between 0 and 1", found=str(step.test_size))
+        raise step_error(step, "test_size must be a fraction of the rows", "test_size",
+                         expected="a number strictly between 0 and 1", found=str(step.test_size))
     test = math.ceil(size * n)
     if test >= n:
-        raise _error(step, f"too few rows to split: {n}", "test_size",
-                     expected="at least one row in each part", found=f"{n} rows, {test} for the test set")
+        raise step_error(step, f"too few rows to split: {n}", "test_size",
+                         expected="at least one row in each part", found=f"{n} rows, {test} for the test set")
     return test
 
 
@@ -41,8 +37,8 @@ def _by_time(step: ir.Split, df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFra
     require_columns(step, list(df.columns), [column], role="time column", span=step.spans.get("time_column"))
     missing = int(df[column].isna().sum())
     if missing:
-        raise _error(step, f"time column {column!r} has {missing} missing value(s)", "time_column",
-                     expected="a time on every row", found=f"{missing} of {len(df)} rows without one")
+        raise step_error(step, f"time column {column!r} has {missing} missing value(s)", "time_column",
+                         expected="a time on every row", found=f"{missing} of {len(df)} rows without one")
     ordered = df.sort_values(column, kind="stable")
     test = _test_rows(step, len(df))
     return ordered.iloc[:-test], ordered.iloc[-test:]
@@ -59,19 +55,19 @@ def _random(step: ir.Split, df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFram
                         span=step.spans.get("stratify"))
         labels = df[column]
         if labels.isna().any():
-            raise _error(step, f"stratify column {column!r} has {int(labels.isna().sum())} missing value(s)",
-                         "stratify", expected="a class on every row",
-                         found="missing values (filter them out in the source, e.g. filter = \"x == x\")")
+            raise step_error(step, f"stratify column {column!r} has {int(labels.isna().sum())} missing value(s)",
+                             "stratify", expected="a class on every row",
+                             found="missing values (filter them out in the source, e.g. filter = \"x == x\")")
         counts = labels.value_counts()
         single = [str(c) for c, k in counts.items() if k < 2]
         if single:
-            raise _error(step, f"cannot stratify on {column!r}: class(es) {', '.join(single)} "
-                         "have a single row", "stratify", expected="at least 2 rows per class",
-                         found=", ".join(f"{c}: {counts[c]}" for c in counts.index if str(c) in single))
+            raise step_error(step, f"cannot stratify on {column!r}: class(es) {', '.join(single)} "
+                             "have a single row", "stratify", expected="at least 2 rows per class",
+                             found=", ".join(f"{c}: {counts[c]}" for c in counts.index if str(c) in single))
         if test < len(counts) or len(df) - test < len(counts):
-            raise _error(step, f"cannot stratify {len(df)} rows into {len(counts)} classes with test_size "
-                         f"{step.test_size}", "test_size", expected="at least one row per class in each part",
-                         found=f"{test} test rows, {len(df) - test} train rows for {len(counts)} classes")
+            raise step_error(step, f"cannot stratify {len(df)} rows into {len(counts)} classes with test_size "
+                             f"{step.test_size}", "test_size", expected="at least one row per class in each part",
+                             found=f"{test} test rows, {len(df) - test} train rows for {len(counts)} classes")
     return train_test_split(df, test_size=test, random_state=int(step.seed), shuffle=True, stratify=labels)
 
 

@@ -16,18 +16,12 @@ from typing import TYPE_CHECKING, Any
 from mlopsc.compiler import ir
 
 from . import artifacts, tracking
-from .core import RunContext, StepError, require_columns, step_result
+from .core import RunContext, StepError, require_columns, step_error, step_result
 
 if TYPE_CHECKING:
     import pandas as pd
 
 MAX_WARNINGS = 5   # distinct fit warnings kept in the result
-
-
-def _error(step: ir.Train, message: str, field: str | None = None, *, span: ir.Span | None = None,
-           **kw: Any) -> StepError:
-    span = span or (step.spans.get(field) if field else None) or step.span
-    return StepError(message, step=step.name, span=span, **kw)
 
 
 # ---------------------------------------------------------------- estimator
@@ -51,13 +45,13 @@ def estimator_class(step: ir.Train) -> type:
 
         close = difflib.get_close_matches(name, list(sklearn_estimators()), n=1)
         hint = f" (did you mean {close[0]}?)" if close else ""
-        raise _error(step, f"estimator {name} cannot be imported{hint}", span=span,
-                     expected="an importable class, e.g. sklearn.ensemble.RandomForestClassifier",
-                     found=name)
+        raise step_error(step, f"estimator {name} cannot be imported{hint}", span=span,
+                         expected="an importable class, e.g. sklearn.ensemble.RandomForestClassifier",
+                         found=name)
     if not (isinstance(cls, type) and issubclass(cls, BaseEstimator)):
         # e.g. `estimator = os.system`: importable, but no estimator
-        raise _error(step, f"{name} is not a scikit-learn estimator", span=span,
-                     expected="a subclass of sklearn.base.BaseEstimator", found=repr(cls))
+        raise step_error(step, f"{name} is not a scikit-learn estimator", span=span,
+                         expected="a subclass of sklearn.base.BaseEstimator", found=repr(cls))
     return cls
 
 
@@ -69,16 +63,16 @@ def make_estimator(step: ir.Train, cls: type) -> Any:
         accepted = {}
     unknown = [p for p in params if p not in accepted] if accepted else []
     if unknown:
-        raise _error(step, f"{cls.__name__} has no parameter {unknown[0]!r}", span=step.estimator.span,
-                     expected=f"one of: {', '.join(sorted(accepted))}", found=unknown[0])
+        raise step_error(step, f"{cls.__name__} has no parameter {unknown[0]!r}", span=step.estimator.span,
+                         expected=f"one of: {', '.join(sorted(accepted))}", found=unknown[0])
     # Seeded unless the spec set it: the same spec and data give the same model.
     if "random_state" in accepted and "random_state" not in params:
         params["random_state"] = int(step.seed)
     try:
         return cls(**params)
     except (TypeError, ValueError) as exc:
-        raise _error(step, f"{cls.__name__} does not accept these params", span=step.estimator.span,
-                     expected="the estimator's constructor parameters", found=str(exc)) from None
+        raise step_error(step, f"{cls.__name__} does not accept these params", span=step.estimator.span,
+                         expected="the estimator's constructor parameters", found=str(exc)) from None
 
 
 def infer_task(step: ir.Train, estimator: Any) -> str:
@@ -87,11 +81,11 @@ def infer_task(step: ir.Train, estimator: Any) -> str:
     kind = "classification" if is_classifier(estimator) else None
     kind = kind or ("regression" if is_regressor(estimator) else None)
     if step.task and kind and step.task != kind:
-        raise _error(step, f"{step.estimator.name} is a {kind} estimator but task = {step.task}", "task",
-                     expected=f"a {step.task} estimator", found=f"a {kind} estimator")
+        raise step_error(step, f"{step.estimator.name} is a {kind} estimator but task = {step.task}", "task",
+                         expected=f"a {step.task} estimator", found=f"a {kind} estimator")
     if not (step.task or kind):
-        raise _error(step, f"cannot tell whether {step.estimator.name} classifies or regresses", "task",
-                     expected="task = classification or task = regression", found="no task")
+        raise step_error(step, f"cannot tell whether {step.estimator.name} classifies or regresses", "task",
+                         expected="task = classification or task = regression", found="no task")
     return step.task or kind
 
 
@@ -108,30 +102,30 @@ def features_and_target(step: ir.Train, df: pd.DataFrame, task: str) -> tuple[pd
         c for c in df.columns if c != step.target]
     require_columns(step, list(df.columns), features, role="feature", span=step.spans.get("features"))
     if step.target in features:
-        raise _error(step, f"the target {step.target!r} is also a feature", "features",
-                     expected="features without the target", found=", ".join(features))
+        raise step_error(step, f"the target {step.target!r} is also a feature", "features",
+                         expected="features without the target", found=", ".join(features))
     if not features:
-        raise _error(step, "no feature columns", "features", expected="at least one feature",
-                     found=f"only the target {step.target!r}")
+        raise step_error(step, "no feature columns", "features", expected="at least one feature",
+                         found=f"only the target {step.target!r}")
     y = df[step.target]
     missing = int(y.isna().sum())
     if missing:
-        raise _error(step, f"the target {step.target!r} has {missing} missing value(s)", "target",
-                     expected="a target value on every row",
-                     found=f"{missing} of {len(y)} rows without one (filter them in the source: "
+        raise step_error(step, f"the target {step.target!r} has {missing} missing value(s)", "target",
+                         expected="a target value on every row",
+                         found=f"{missing} of {len(y)} rows without one (filter them in the source: "
                            f'filter = "{step.target} == {step.target}")')
     if task == "classification":
         kind = type_of_target(y)
         if kind == "continuous":
-            raise _error(step, f"the target {step.target!r} holds continuous numbers; a classifier "
-                         "needs labels", "target", expected="class labels (text or whole numbers)",
-                         found=f"dtype {y.dtype}")
+            raise step_error(step, f"the target {step.target!r} holds continuous numbers; a classifier "
+                             "needs labels", "target", expected="class labels (text or whole numbers)",
+                             found=f"dtype {y.dtype}")
         if y.nunique() < 2:
-            raise _error(step, f"the target {step.target!r} has a single class: {y.iloc[0]!r}", "target",
-                         expected="at least two classes", found=f"{y.nunique()} class")
+            raise step_error(step, f"the target {step.target!r} has a single class: {y.iloc[0]!r}", "target",
+                             expected="at least two classes", found=f"{y.nunique()} class")
     elif not (t.is_numeric_dtype(y) and not t.is_bool_dtype(y)):
-        raise _error(step, f"the target {step.target!r} is not numeric; a regressor needs numbers", "target",
-                     expected="a numeric column", found=f"dtype {y.dtype}, e.g. {y.iloc[0]!r}")
+        raise step_error(step, f"the target {step.target!r} is not numeric; a regressor needs numbers", "target",
+                         expected="a numeric column", found=f"dtype {y.dtype}, e.g. {y.iloc[0]!r}")
     return df[features], y
 
 
@@ -151,18 +145,18 @@ def column_kinds(step: ir.Train, X: pd.DataFrame) -> tuple[list[str], list[str]]
             categorical.append(col)
         elif col in forced_num:
             if not t.is_numeric_dtype(s) and pd.to_numeric(s, errors="coerce").isna().sum() > s.isna().sum():
-                raise _error(step, f"feature {col!r} is forced numeric but holds text", "preprocessing",
-                             expected="numbers", found=f"dtype {s.dtype}, e.g. {s.dropna().iloc[0]!r}")
+                raise step_error(step, f"feature {col!r} is forced numeric but holds text", "preprocessing",
+                                 expected="numbers", found=f"dtype {s.dtype}, e.g. {s.dropna().iloc[0]!r}")
             numeric.append(col)
         elif t.is_numeric_dtype(s):   # booleans included: 0/1 after imputation
             numeric.append(col)
         elif t.is_string_dtype(s) or isinstance(s.dtype, pd.CategoricalDtype) or s.dtype == object:
             categorical.append(col)
         else:
-            raise _error(step, f"feature {col!r} has dtype {s.dtype}, which the model cannot take",
-                         "features",
-                         expected="numbers, booleans, text or categories (derive numbers from dates first)",
-                         found=f"dtype {s.dtype}")
+            raise step_error(step, f"feature {col!r} has dtype {s.dtype}, which the model cannot take",
+                             "features",
+                             expected="numbers, booleans, text or categories (derive numbers from dates first)",
+                             found=f"dtype {s.dtype}")
     return numeric, categorical
 
 
@@ -202,16 +196,16 @@ def scoring(step: ir.Train, task: str, y: pd.Series) -> str | None:
     if metric is None:
         return None
     if task_of(metric) != task:
-        raise _error(step, f"metric {metric} does not apply to {task}",
-                     span=step.tune.spans.get("metric") or step.tune.span, expected=f"a {task} metric",
-                     found=f"a {task_of(metric) or 'unknown'} metric")
+        raise step_error(step, f"metric {metric} does not apply to {task}",
+                         span=step.tune.spans.get("metric") or step.tune.span, expected=f"a {task} metric",
+                         found=f"a {task_of(metric) or 'unknown'} metric")
     try:
         import numpy as np
 
         return sklearn_scoring(metric, classes=list(np.unique(y)) if task == "classification" else [])
     except ValueError as exc:
-        raise _error(step, str(exc), span=step.tune.spans.get("metric") or step.tune.span,
-                     expected="a metric that fits the target", found=metric) from None
+        raise step_error(step, str(exc), span=step.tune.spans.get("metric") or step.tune.span,
+                         expected="a metric that fits the target", found=metric) from None
 
 
 def make_search(step: ir.Train, pipeline: Any, task: str, y: pd.Series) -> Any:
@@ -227,17 +221,17 @@ def make_search(step: ir.Train, pipeline: Any, task: str, y: pd.Series) -> Any:
     accepted = pipeline.named_steps["estimator"].get_params()
     for name in tune.space:
         if name not in accepted:
-            raise _error(step, f"tune: {step.estimator.name} has no parameter {name!r}",
-                         span=tune.spans.get(f"space.{name}") or tune.span,
-                         expected=f"one of: {', '.join(sorted(accepted))}", found=name)
+            raise step_error(step, f"tune: {step.estimator.name} has no parameter {name!r}",
+                             span=tune.spans.get(f"space.{name}") or tune.span,
+                             expected=f"one of: {', '.join(sorted(accepted))}", found=name)
     space = {f"estimator__{k}": list(v) for k, v in tune.space.items()}
     if task == "classification":
         smallest = y.value_counts().min()
         if smallest < tune.cv:
-            raise _error(step, f"cv = {tune.cv} folds but the smallest class has {smallest} row(s)",
-                         span=tune.spans.get("cv") or tune.span,
-                         expected=f"at least {tune.cv} rows per class",
-                         found=f"{y.value_counts().idxmin()!r}: {smallest} rows")
+            raise step_error(step, f"cv = {tune.cv} folds but the smallest class has {smallest} row(s)",
+                             span=tune.spans.get("cv") or tune.span,
+                             expected=f"at least {tune.cv} rows per class",
+                             found=f"{y.value_counts().idxmin()!r}: {smallest} rows")
         folds = StratifiedKFold(n_splits=tune.cv, shuffle=True, random_state=tune.seed)
     else:
         folds = KFold(n_splits=tune.cv, shuffle=True, random_state=tune.seed)
@@ -279,9 +273,9 @@ def fit(step: ir.Train, model: Any, X: pd.DataFrame, y: pd.Series) -> list[str]:
         except StepError:
             raise
         except Exception as exc:  # noqa: BLE001 - any estimator failure is the user's to fix
-            raise _error(step, f"fitting {step.estimator.name} failed", span=step.estimator.span,
-                         expected="an estimator and params that fit this data",
-                         found=f"{type(exc).__name__}: {_first_line(exc)}") from None
+            raise step_error(step, f"fitting {step.estimator.name} failed", span=step.estimator.span,
+                             expected="an estimator and params that fit this data",
+                             found=f"{type(exc).__name__}: {_first_line(exc)}") from None
     return list(dict.fromkeys(str(w.message).splitlines()[0] for w in caught))[:MAX_WARNINGS]
 
 
