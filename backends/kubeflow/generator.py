@@ -37,9 +37,7 @@ TRAINING_PACKAGE_IN_IMAGE = "/opt/mlopsc/pipeline.yaml"
 
 
 def default_image() -> str:
-    from mlopsc.runtime import __version__
-
-    return f"mlopsc-runtime:{__version__}"
+    return f"mlopsc-runtime:{_version()}"
 
 
 def cpu_quantity(cores: float) -> str:
@@ -221,8 +219,6 @@ class KubeflowGenerator(Generator):
     # ------------------------------------------------------------ the image
 
     def _dockerfile(self) -> str:
-        from mlopsc.runtime import __version__
-
         files = [self.spec_file]
         for step in self.pipeline.steps:
             if isinstance(step, ir.Source) and step.path:
@@ -234,7 +230,7 @@ class KubeflowGenerator(Generator):
                                            "path under the spec's folder")
         copies = [[f, f"{SPEC_DIR_IN_IMAGE}/{f}"] for f in sorted(set(files))]
         return self.environment().get_template("Dockerfile.j2").render(
-            image=self.image, version=__version__, kfp_version=_kfp_version(), spec_file=self.spec_file,
+            image=self.image, version=_version(), kfp_version=_kfp_version(), spec_file=self.spec_file,
             spec_hash=self.pipeline.spec_hash, copies=[json.dumps(c) for c in copies],
             spec_dir=SPEC_DIR_IN_IMAGE, training_package=TRAINING_PACKAGE_IN_IMAGE)
 
