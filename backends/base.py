@@ -25,6 +25,13 @@ def py_literal(value: Any) -> str:
     return repr(value)
 
 
+def in_docstring(text: str) -> str:
+    """`text` escaped for the inside of a triple-quoted docstring or a comment: it reads the same
+    once Python has parsed it, and a file name holding quotes, backslashes or a line break can
+    neither end the docstring nor leave the comment."""
+    return text.encode("unicode_escape").decode("ascii").replace('"', '\\"')
+
+
 def json_literal(value: Any) -> str:
     """A JSON document as a Python string literal (what generated code hands to the runtime)."""
     return repr(json.dumps(value, sort_keys=True, separators=(",", ":")))
@@ -73,6 +80,7 @@ class Generator:
         )
         env.filters["py"] = py_literal
         env.filters["json_literal"] = json_literal
+        env.filters["in_docstring"] = in_docstring
         return env
 
     def generate(self) -> dict[str, str]:

@@ -38,7 +38,7 @@ def build_text(text: str, folder: Path, name: str = "spec.mlops"):
 
 def env_refs(spec: Path) -> list[str]:
     """The environment variables the spec's env() / secret() references read at run time."""
-    from mlopsc.backends.kubeflow.generator import references
+    from mlopsc.backends.base import references
     from mlopsc.compiler import load
     from mlopsc.runtime.params import env_name
 

@@ -170,6 +170,16 @@ def test_spec_strings_are_escaped_in_the_generated_module(tmp_path):
     assert ast.literal_eval(config)["filter"] == expected      # the spec's text, as a string literal
 
 
+def test_a_spec_file_name_with_quotes_stays_inside_the_docstrings(tmp_path):
+    text = 'pipeline p { source s { csv = "data/penguins.csv" } check c on s { rows >= 1 } }'
+    (tmp_path / "data").symlink_to(REPO / "specs" / "data")
+    files, _ = build_text(text, tmp_path, name='odd"""name.mlops')
+    module = ast.parse(files["pipeline.py"])
+    component = next(n for n in module.body if isinstance(n, ast.FunctionDef) and n.name == "source_s")
+    assert 'odd"""name.mlops' in ast.get_docstring(module)
+    assert ast.get_docstring(component).startswith('source s (odd"""name.mlops:')
+
+
 def test_unexpressible_options_are_reported_with_their_spec_line(tmp_path):
     text = textwrap.dedent("""\
         pipeline p {
