@@ -39,8 +39,11 @@ class SubmitError(Exception):
 
 def submit(build_dir: str, *, api_url: str | None = None, work_pool: str | None = None,
            start_run: bool = False, wait: bool = False, params: tuple[str, ...] = (), **ignored: Any) -> int:
-    import httpx
-    from prefect.exceptions import PrefectException
+    try:
+        import httpx
+        from prefect.exceptions import PrefectException
+    except ImportError:
+        raise click.UsageError("`mlopsc submit --target prefect` needs prefect: pip install 'mlopsc[prefect]'") from None
 
     try:
         return _submit(Path(build_dir), api_url, work_pool, start_run, wait, params, ignored)
