@@ -249,10 +249,9 @@ class Runner:
             why = cache.explain_miss(self.state, step.name, step.components)
         return None, why
 
-    def _output(self, step: str, port: str | None) -> dict[str, str]:
-        producer = self.steps[step]
-        port = port or producer.node.DEFAULT_PORT
-        return producer.result["outputs"][port]
+    def _output(self, step: str, port: str) -> dict[str, str]:
+        """A Ref's port is always filled: the IR comes from a Program (docs/architecture.md)."""
+        return self.steps[step].result["outputs"][port]
 
     def _dispatch(self, step: StepState, worker, running: dict[int, StepState]) -> None:
         step.attempt += 1

@@ -171,8 +171,7 @@ class PrefectGenerator(Generator):
             if ref.step not in upstream:
                 upstream.append(ref.step)
             if fieldname != "after":
-                port = ref.port or self.program.pipeline.step(ref.step).DEFAULT_PORT
-                inputs[fieldname] = (ref.step, port)
+                inputs[fieldname] = (ref.step, ref.port)   # filled by the passes (docs/architecture.md)
         return TaskModel(
             name=step.name, kind=step.kind, function=f"{step.kind}_{step.name}",
             config_lines=split_literal(step_json(step)), where=str(step.span) if step.span else step.name,
