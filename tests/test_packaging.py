@@ -44,6 +44,10 @@ def test_wheel_installs_only_under_the_mlopsc_namespace(tmp_path):
     tops = {name.split("/")[0] for name in names if not name.startswith("mlopsc-")}
     assert tops == {"mlopsc"}
     assert "mlopsc/compiler/ir.py" in names and "mlopsc/runtime/core.py" in names
+    # Data files a non-editable install (a worker image) needs: the grammar and every template.
+    for data in ["compiler/grammar.lark", "compiler/sklearn_estimators.json",
+                 *(p.relative_to(ROOT).as_posix() for p in ROOT.glob("backends/*/templates/*.j2"))]:
+        assert f"mlopsc/{data}" in names, data
 
 
 def test_runtime_imports_without_compiler_or_orchestrator_libraries():
