@@ -62,14 +62,6 @@ class FlowModel:
     monitor: str | None = None
 
 
-class At:
-    """What `unsupported` reports: a step's name, at the span of one of its fields when known."""
-
-    def __init__(self, step: ir.Step, fieldname: str) -> None:
-        self.name = step.name
-        self.span = step.spans.get(fieldname) or step.span
-
-
 def split_literal(text: str, width: int = CHUNK) -> list[str]:
     """`text` as Python string literals (repr) whose concatenation is `text`, cut after commas
     near `width`. Each piece goes through repr: a spec value is never pasted into code."""
@@ -207,21 +199,18 @@ class PrefectGenerator(Generator):
     def _check_step(self, step: ir.Step) -> None:
         if step.cache and "cache" in step.spans:
             # Artifacts of a Prefect run live under its flow run id; nothing is reused across runs.
-            self.unsupported(At(step, "cache"), "step caching across runs (every flow run recomputes its steps)")
+            self.unsupported(step, "step caching across runs (every flow run recomputes its steps)", field="cache")
         if step.resources is not None and self.pool_type not in RESOURCE_POOLS:
-            self.unsupported(At(step, "resources"),
-                             f"resources on a {self.pool_type!r} work pool: its workers run flow runs as local "
+            self.unsupported(step, f"resources on a {self.pool_type!r} work pool: its workers run flow runs as local "
                              "processes that cannot reserve cpu, memory or gpus; the step runs without them",
-                             hint="a kubernetes work pool can carry them: see docs/backends/prefect.md")
+                             hint="a kubernetes work pool can carry them: see docs/backends/prefect.md", field="resources")
         if step.timeout is not None:
-            self.unsupported(At(step, "timeout"),
-                             "a timeout that interrupts the step: Prefect runs sync tasks in worker threads and "
+            self.unsupported(step, "a timeout that interrupts the step: Prefect runs sync tasks in worker threads and "
                              "marks the task failed only once the step returns", hint="the flow run's own "
-                             "timeout (or the work pool's) can stop a step that hangs")
+                             "timeout (or the work pool's) can stop a step that hangs", field="timeout")
         if isinstance(step, ir.Deploy) and step.serving is not None:
-            self.unsupported(At(step, "serving"),
-                             "serving replicas: the deploy step registers the model and moves the alias; "
-                             "Prefect does not run a model server", hint="serve it with `mlflow models serve`")
+            self.unsupported(step, "serving replicas: the deploy step registers the model and moves the alias; "
+                             "Prefect does not run a model server", hint="serve it with `mlflow models serve`", field="serving")
 
     def _job_variables(self, pipeline: ir.Pipeline) -> dict[str, Any]:
         """Kubernetes pools: the flow run's pod gets the largest request of its steps, because
@@ -236,13 +225,12 @@ class PrefectGenerator(Generator):
                      key=_memory_bytes, default=None)
         gpu = max((s.resources.gpu for s in with_resources if s.resources.gpu), default=None)
         for step in with_resources:
-            self.unsupported(At(step, "resources"),
-                             "per-step resources: every task of a flow run shares its pod, which requests "
-                             "the largest cpu / memory / gpu of the pipeline's steps")
+            self.unsupported(step, "per-step resources: every task of a flow run shares its pod, which requests "
+                             "the largest cpu / memory / gpu of the pipeline's steps", field="resources")
         for step in with_resources:
             if step.resources.gpu_type:
-                self.unsupported(At(step, "resources"), f"gpu_type {step.resources.gpu_type!r}: the pool's job "
-                                 "template chooses the node (add a nodeSelector there)")
+                self.unsupported(step, f"gpu_type {step.resources.gpu_type!r}: the pool's job "
+                                 "template chooses the node (add a nodeSelector there)", field="resources")
         found = {"cpu": f"{cpu:g}" if cpu else None, "memory": memory, "gpu": gpu}
         return {k: v for k, v in found.items() if v is not None}
 
