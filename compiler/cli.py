@@ -113,7 +113,10 @@ def fmt(files: tuple[str, ...], check_only: bool) -> None:
             if check_only:
                 click.echo(f"would reformat {file}", err=True)
             else:
-                Path(file).write_text(formatted, encoding="utf-8")
+                try:
+                    Path(file).write_text(formatted, encoding="utf-8")
+                except OSError as exc:
+                    raise click.ClickException(f"cannot write {file}: {exc.strerror or exc}") from None
                 click.echo(f"reformatted {file}", err=True)
     verb = "would be reformatted" if check_only else "reformatted"
     click.echo(f"{_plural(len(changed), 'file')} {verb}, {len(files) - len(changed) - failed} unchanged"
