@@ -114,3 +114,16 @@ def test_spec_text_never_becomes_code():
     exec(compile(assignments, "generated", "exec"), namespace)  # noqa: S102
     assert namespace["DESCRIPTION"] == 'ends """ here\nimport os; os.exit(3)'
     assert namespace["PIPELINE"]["description"] == namespace["DESCRIPTION"]
+
+
+def test_build_strict_fails_on_a_warning_and_prints_it_once(tmp_path):
+    spec = tmp_path / "s.mlops"
+    spec.write_text('pipeline p {\n  schedule = "0 6 * * 1"\n  source s { csv = "a.csv" }\n'
+                    '  check c on s { rows >= 1 }\n}\n')
+    done = mlopsc("build", str(spec), "--target", "local", "-o", str(tmp_path / "out"), "--strict", cwd=tmp_path)
+    assert done.returncode == 1
+    assert done.stderr.count("local cannot express p: schedule") == 1
+    assert not (tmp_path / "out").exists()
+    done = mlopsc("build", str(spec), "--target", "local", "-o", str(tmp_path / "out"), cwd=tmp_path)
+    assert done.returncode == 0 and (tmp_path / "out" / "pipeline.py").exists()
+    assert done.stderr.count("local cannot express p: schedule") == 1
