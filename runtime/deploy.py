@@ -86,7 +86,7 @@ def model_run_id(model_uri: str) -> str | None:
     MLmodel metadata (`mlopsc.mlflow_run_id`); else MLflow's own `run_id` field, if any."""
     import yaml
 
-    fs, path = _fs(model_uri)
+    fs, path = artifacts._fs(model_uri)
     mlmodel = f"{path.rstrip('/')}/MLmodel"
     if not fs.exists(mlmodel):
         raise StepError("the model folder is not an MLflow model", expected="an MLmodel file in it",
@@ -110,8 +110,8 @@ def _log_model_folder(model_uri: str, artifact_uri: str) -> str:
     """Copy the model folder into the deploy run's artifacts; return the copy's URI."""
     import mlflow
 
-    fs, path = _fs(model_uri)
-    if "file" in (fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)):
+    fs, path = artifacts._fs(model_uri)
+    if artifacts._is_local(fs):
         mlflow.log_artifacts(path, "model")
     else:
         with tempfile.TemporaryDirectory(prefix="mlopsc-deploy-") as tmp:
@@ -119,12 +119,6 @@ def _log_model_folder(model_uri: str, artifact_uri: str) -> str:
             fs.get(path.rstrip("/") + "/", local, recursive=True)
             mlflow.log_artifacts(local, "model")
     return f"{artifact_uri.rstrip('/')}/model"
-
-
-def _fs(uri: str) -> Any:
-    from fsspec.core import url_to_fs
-
-    return url_to_fs(uri)
 
 
 # ---------------------------------------------------------------- score
@@ -204,7 +198,7 @@ def write_copy(step: ir.Score, scored: pd.DataFrame, ctx: RunContext) -> str:
     if suffix == ".parquet":
         artifacts.write_parquet(scored, target)
         return target
-    fs, path = _fs(target)
+    fs, path = artifacts._fs(target)
     parent = path.rsplit("/", 1)[0]
     if parent:
         fs.makedirs(parent, exist_ok=True)
