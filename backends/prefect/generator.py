@@ -108,9 +108,7 @@ class PrefectGenerator(Generator):
             steps=self._tasks(pipeline_steps), schedule=pipeline.schedule)
         flows = [training]
         for monitor in (s for s in pipeline.steps if isinstance(s, ir.Monitor)):
-            steps = self._steps(self.program.graph.monitor_steps(monitor.name))
-            if monitor not in steps:
-                steps.append(monitor)
+            steps = self._steps(self.program.graph.monitor_steps(monitor.name))   # the monitor last
             retrain = any(rule.action == "retrain" for rule in monitor.drift)
             flows.append(FlowModel(
                 name=f"{pipeline.name}-{monitor.name}", function=f"{monitor.name}_monitor",
@@ -145,9 +143,8 @@ class PrefectGenerator(Generator):
         }
 
     # ------------------------------------------------------------------ models for the templates
-    def _steps(self, names: Any) -> list[ir.Step]:
-        pipeline = self.program.pipeline
-        return [n if isinstance(n, ir.Step) else pipeline.step(n) for n in names]
+    def _steps(self, names: list[str]) -> list[ir.Step]:
+        return [self.program.pipeline.step(n) for n in names]
 
     def _tasks(self, steps: list[ir.Step]) -> list[TaskModel]:
         members = {s.name for s in steps}
