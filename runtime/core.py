@@ -61,10 +61,11 @@ class StepError(Exception):
         self.message, self.step, self.span, self.expected, self.found = message, step, span, expected, found
 
     def __str__(self) -> str:
-        where = f"step {self.step}" if self.step else "step"
+        where = f"step {self.step}" if self.step else ""
         if self.span is not None:
-            where += f" ({self.span})"
-        text = f"{where}: {self.message}"
+            where = f"{where or 'step'} ({self.span})"
+        # No step and no span: a run-level failure (e.g. the MLflow store), not a step's.
+        text = f"{where}: {self.message}" if where else self.message
         if self.expected:
             text += f"\n  expected: {self.expected}"
         if self.found:

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from mlopsc.compiler import ir
-from mlopsc.runtime.core import os_user
+from mlopsc.runtime.core import StepError, os_user
 
 from ..cli import EXIT
 from . import cache
@@ -371,8 +371,10 @@ class Runner:
         self._start_parallel_workers()
         answer = self.pool.call("mlopsc.runtime.tracking:start_pipeline_run", self.context,
                                 log=self.state.log_path(self.run_id, "_tracking"), worker=first)
-        if not answer["ok"]:
-            raise RuntimeError(f"could not start the MLflow run: {answer['error']['message']}")
+        if not answer["ok"]:   # a store that cannot be opened is the user's to fix, not a bug
+            raise StepError(f"cannot open the pipeline's MLflow run: {answer['error']['message']}",
+                            expected="a reachable MLflow store (MLFLOW_TRACKING_URI, else mlflow.db in the "
+                                     "state folder)", found=self.context["tracking_uri"])
         self.context["parent_run_id"] = answer["result"]
 
     def _start_parallel_workers(self) -> None:

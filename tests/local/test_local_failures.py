@@ -90,3 +90,10 @@ def test_a_state_folder_that_cannot_be_created_is_a_usage_error(quick):
     done = mlopsc("run", "quick.mlops", "--state-dir", "a_file/state", cwd=quick)
     assert done.returncode == 2
     assert "as the state folder" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_an_mlflow_store_that_cannot_be_opened_is_one_message_and_exit_5(quick):
+    done = mlopsc("run", "quick.mlops", cwd=quick, env=clean_env(MLFLOW_TRACKING_URI="bogus://nowhere"))
+    assert done.returncode == 5, done.stderr
+    assert "cannot open the pipeline's MLflow run" in done.stderr and "bogus://nowhere" in done.stderr
+    assert "internal error" not in done.stderr and "Traceback" not in done.stderr
