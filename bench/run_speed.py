@@ -1,11 +1,12 @@
 """Speed of the local runner, measured side by side in one session (medians of --runs rounds).
 
-    .venv/bin/python bench/run_speed.py [--runs 3] [--only first,cached,parallel]
+    .venv/bin/python bench/run_speed.py [--runs 3] [--only first,parallel]
 
 1. first:    `mlopsc run specs/penguins.mlops` on a fresh state folder vs bench/baseline_penguins.py
              (the same work written by hand) on a fresh MLflow store; whole processes, alternated
              in each round so that machine load hits both alike. Target ratio <= 1.2.
-2. cached:   an unchanged re-run after each first run, against that first run. Target <= 10 %.
+2. cached:   an unchanged re-run after each first run, against that first run (measured with
+             `first`). Target <= 10 %.
 3. parallel: bench/parallel_branches.mlops (two independent ~2 s trainings) with --jobs 1 and
              --jobs 2, the source cached and the rest forced (`--from penguins_split
              --no-cache`), alternated. Target ratio <= 0.6. Also the branches alone: from the
