@@ -156,7 +156,7 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         sys.exit(EXIT["interrupted"])
-    except Exception as exc:  # noqa: BLE001 - the last line of defence against tracebacks
+    except Exception as exc:  # the last line of defence against tracebacks
         if os.environ.get("MLOPSC_DEBUG"):
             raise
         from mlopsc.runtime.core import StepError, StepFailed

@@ -142,8 +142,8 @@ def _exists(uri: str) -> bool:
 
     try:
         return exists(uri)
-    except Exception:
-        return False   # an unreachable store: as good as missing
+    except Exception:  # noqa: BLE001 - an unreachable store is as good as missing here
+        return False
 
 
 def _discard(outputs: dict[str, str]) -> None:
