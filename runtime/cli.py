@@ -41,7 +41,7 @@ def _client(tracking_uri: str | None) -> Any:
                                                            spec_path=os.path.join(os.getcwd(), "spec")))
     for name in ("mlflow", "alembic"):   # store migrations log at INFO; the answer is the output
         logging.getLogger(name).setLevel(logging.WARNING)
-    return registry.client(uri)
+    return _guard(lambda: registry.client(uri))   # an unknown scheme fails here already
 
 
 def _guard(action: Any) -> Any:
@@ -56,6 +56,8 @@ def _guard(action: Any) -> Any:
         _fail(str(exc))
     except MlflowException as exc:
         _fail(f"the MLflow store failed: {exc.message.splitlines()[0] if exc.message else exc}")
+    except OSError as exc:   # e.g. a sqlite:/// store in a folder that does not exist
+        _fail(f"the MLflow store cannot be opened: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "))
 
 
 @click.command()

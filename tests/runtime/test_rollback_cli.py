@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 from mlopsc.compiler import ir
 from mlopsc.runtime import execute, tracking
-from mlopsc.runtime.cli import rollback
+from mlopsc.runtime.cli import lineage, rollback
 from release_fixtures import fit_model, penguins, registry_name
 
 
@@ -63,3 +63,13 @@ def test_rollback_without_a_store_here_says_so(tmp_path, monkeypatch):
     shown = CliRunner().invoke(rollback, ["penguins-species"])
     assert shown.exit_code == 1 and "no MLflow store here" in shown.output
     assert not (tmp_path / ".mlops").exists()       # a read-only command creates no empty store
+
+
+@pytest.mark.parametrize("uri", ["bogus://nowhere", "sqlite:///{tmp}/a_file/mlflow.db"])
+def test_a_store_that_cannot_be_opened_is_one_message_and_exit_1(tmp_path, uri):
+    (tmp_path / "a_file").write_text("")            # no folder can be made where a file is
+    uri = uri.format(tmp=tmp_path)
+    shown = CliRunner().invoke(lineage, ["penguins-species", "--tracking-uri", uri])
+    assert shown.exit_code == 1, shown.output
+    assert isinstance(shown.exception, SystemExit)     # one message, not an escaped exception
+    assert "the MLflow store" in shown.output
