@@ -34,6 +34,17 @@ def parse_params(pipeline: dict[str, Any], pairs: list[str]) -> dict[str, Any]:
     return values
 
 
+def positive_int(text: str) -> int:
+    """`--jobs` as `mlopsc run` takes it: a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
+    return value
+
+
 def main(pipeline: dict[str, Any], layout: Layout, spec_file: str, argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=f"Run pipeline {pipeline['name']} (built from {spec_file}).")
     parser.add_argument("--param", action="append", default=[], metavar="NAME=VALUE")
@@ -42,7 +53,7 @@ def main(pipeline: dict[str, Any], layout: Layout, spec_file: str, argv: list[st
     parser.add_argument("--monitor", action="store_true", help="run the monitors (and retrain if one fires)")
     parser.add_argument("--no-cache", action="store_true")
     parser.add_argument("--force-gate", action="store_true")
-    parser.add_argument("--jobs", type=int, default=0)
+    parser.add_argument("--jobs", type=positive_int, default=0, help="parallel steps (default: core count)")
     parser.add_argument("--json", dest="as_json", action="store_true")
     parser.add_argument("--base-dir", default=".", help="folder relative source paths resolve from")
     parser.add_argument("--state-dir", default=None, help="default: BASE_DIR/.mlops")
