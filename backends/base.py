@@ -1,4 +1,5 @@
-"""What every backend generator shares: template rendering, escaping and `unsupported`.
+"""What every backend generator shares: template rendering, escaping, the one way generated code
+embeds a step's config (`step_literal`) and `unsupported`.
 
 A generator turns a validated Program into files (relative path -> text). What its orchestrator
 cannot express it reports through `unsupported(node, why)`, which becomes a positioned warning
@@ -8,7 +9,6 @@ Generator.unsupported).
 from __future__ import annotations
 
 import importlib
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,9 +32,68 @@ def in_docstring(text: str) -> str:
     return text.encode("unicode_escape").decode("ascii").replace('"', '\\"')
 
 
-def json_literal(value: Any) -> str:
-    """A JSON document as a Python string literal (what generated code hands to the runtime)."""
-    return repr(json.dumps(value, sort_keys=True, separators=(",", ":")))
+def node_config(node: ir.Node, spec_file: str | None = None) -> dict[str, Any]:
+    """An IR node (a step, the pipeline) as generated code embeds it, JSON-able data that the
+    node's model reads back (`ir.step_from_json` for a step): fields left at their defaults are
+    left out, but every `kind` stays (it selects the model); field positions (`spans`) are
+    dropped everywhere, node positions (`span`) kept, so a runtime error still names the spec
+    line. `spec_file` replaces the file name in those positions (a build that must not depend
+    on where the spec lies)."""
+    return _config(node, spec_file)
+
+
+def _config(value: Any, spec_file: str | None) -> Any:
+    # Walks the models, not their JSON: a user's key named "spans" (a column, an estimator
+    # param) is data and stays; only the `spans` field of a node goes.
+    if isinstance(value, ir.Span):
+        data = value.model_dump(mode="json")
+        return {**data, "file": spec_file} if spec_file is not None else data
+    if isinstance(value, ir.Node):
+        out = {}
+        for name, info in type(value).model_fields.items():
+            item = getattr(value, name)
+            if name == "spans" or (name != "kind" and item == info.get_default(call_default_factory=True)):
+                continue
+            out[name] = _config(item, spec_file)
+        return out
+    if isinstance(value, (list, tuple)):
+        return [_config(v, spec_file) for v in value]
+    if isinstance(value, dict):
+        return {k: _config(v, spec_file) for k, v in value.items()}
+    return value
+
+
+SPAN_KEYS = frozenset(ir.Span.model_fields)
+
+
+def format_literal(value: Any, indent: int = 0, width: int = 100, used: int = 0) -> str:
+    """A JSON-able value as a Python literal: one line when it fits in `width`, else one item per
+    line, keys sorted (`used`: the columns already taken on the first line). A position (a span)
+    always takes one line: seven lines of line numbers would bury the config around them. Every
+    leaf goes through repr: a spec string is always a string literal in the output, never code."""
+    if isinstance(value, dict):
+        flat = "{" + ", ".join(f"{k!r}: {format_literal(v, width=10**9)}" for k, v in sorted(value.items())) + "}"
+    elif isinstance(value, (list, tuple)):
+        flat = "[" + ", ".join(format_literal(v, width=10**9) for v in value) + "]"
+    else:
+        return repr(value)
+    is_span = isinstance(value, dict) and set(value) == SPAN_KEYS
+    if max(indent, used) + len(flat) + 1 <= width or not value or is_span:
+        return flat
+    pad = " " * (indent + 4)
+    if isinstance(value, dict):
+        items = [f"{pad}{k!r}: {format_literal(v, indent + 4, width, indent + 4 + len(repr(k)) + 2)}"
+                 for k, v in sorted(value.items())]
+        return "{\n" + ",\n".join(items) + ",\n" + " " * indent + "}"
+    items = [f"{pad}{format_literal(v, indent + 4, width, indent + 4)}" for v in value]
+    return "[\n" + ",\n".join(items) + ",\n" + " " * indent + "]"
+
+
+def step_literal(step: ir.Step, indent: int = 0, used: int = 0, spec_file: str | None = None) -> str:
+    """`node_config(step)` as a readable Python dict literal, for generated code: the one way
+    every backend embeds a step (`indent`: the columns of the line it starts on; `used`: those
+    already taken by `NAME = ` before it)."""
+    return format_literal(node_config(step, spec_file), indent=indent, used=used or indent)
 
 
 def references(value: Any) -> list[ir.EnvRef | ir.SecretRef]:
@@ -79,7 +138,6 @@ class Generator:
             trim_blocks=True, lstrip_blocks=True, autoescape=False,
         )
         env.filters["py"] = py_literal
-        env.filters["json_literal"] = json_literal
         env.filters["in_docstring"] = in_docstring
         return env
 

@@ -22,7 +22,7 @@ from typing import Any
 
 from mlopsc.compiler import ir
 
-from ..base import Generator, py_literal, references
+from ..base import Generator, py_literal, references, step_literal
 from . import manifests
 
 KFP_TYPE = {"Dataset": "Dataset", "Model": "Model", "Metrics": "Metrics", "Report": "Artifact"}
@@ -145,12 +145,10 @@ class KubeflowGenerator(Generator):
         return f"{self.spec_file}:{span.line}:{span.col}" if span else self.spec_file
 
     def _config_literal(self, step: ir.Step) -> str:
-        """The step's config as a Python literal (json -> repr, never text pasted into code):
-        fields left at their defaults are omitted (`kind` always stays: it selects the model),
-        field positions (`spans`) too; node positions stay, with the spec's file name only, so a
-        runtime error in a pod still names the spec line and the build does not depend on where
-        the spec lies. `ir.step_from_json` reads it back."""
-        return format_literal(step_config(step, self.spec_file), indent=4, used=11)
+        """The step's config as `base.step_literal` writes it (`    step = ` precedes it), with the
+        spec's file name only in its positions, so a runtime error in a pod still names the spec
+        line and the build does not depend on where the spec lies."""
+        return step_literal(step, indent=4, used=11, spec_file=self.spec_file)
 
     def _task_settings(self, step: ir.Step) -> list[str]:
         """The calls that map the step's run policy onto its kfp task, one statement each."""
@@ -263,55 +261,6 @@ def compile_module(text: str) -> str:
         finally:
             sys.modules.pop(name, None)
         return package.read_text(encoding="utf-8")
-
-
-def step_config(step: ir.Step, spec_file: str) -> dict[str, Any]:
-    """The JSON config a component passes to the runtime (see `_config_literal`)."""
-    full = json.loads(step.model_dump_json())
-    compact = json.loads(step.model_dump_json(exclude_defaults=True))
-    return _strip_spans(_keep_kinds(full, compact), spec_file)
-
-
-def _keep_kinds(full: Any, compact: Any) -> Any:
-    if isinstance(full, dict) and isinstance(compact, dict):
-        out = {k: _keep_kinds(full.get(k), v) for k, v in compact.items()}
-        if "kind" in full:
-            out["kind"] = full["kind"]
-        return out
-    if isinstance(full, list) and isinstance(compact, list) and len(full) == len(compact):
-        return [_keep_kinds(f, c) for f, c in zip(full, compact)]
-    return compact
-
-
-def _strip_spans(value: Any, spec_file: str) -> Any:
-    if isinstance(value, dict):
-        if set(value) == {"file", "line", "col", "end_line", "end_col"}:
-            return {**value, "file": spec_file}
-        return {k: _strip_spans(v, spec_file) for k, v in value.items() if k != "spans"}
-    if isinstance(value, list):
-        return [_strip_spans(v, spec_file) for v in value]
-    return value
-
-
-def format_literal(value: Any, indent: int = 0, width: int = 110, used: int = 0) -> str:
-    """A JSON-able value as a Python literal, one line when it fits, else one item per line
-    (`used`: the columns already taken on the first line). Every leaf goes through repr: a spec
-    string is always a string literal in the output."""
-    if isinstance(value, dict):
-        flat = "{" + ", ".join(f"{k!r}: {format_literal(v, width=10**9)}" for k, v in sorted(value.items())) + "}"
-    elif isinstance(value, list):
-        flat = "[" + ", ".join(format_literal(v, width=10**9) for v in value) + "]"
-    else:
-        return repr(value)
-    if max(indent, used) + len(flat) <= width or not value:
-        return flat
-    pad = " " * (indent + 4)
-    if isinstance(value, dict):
-        items = [f"{pad}{k!r}: {format_literal(v, indent + 4, width, indent + 4 + len(repr(k)) + 2)}"
-                 for k, v in sorted(value.items())]
-        return "{\n" + ",\n".join(items) + ",\n" + " " * indent + "}"
-    items = [f"{pad}{format_literal(v, indent + 4, width, indent + 4)}" for v in value]
-    return "[\n" + ",\n".join(items) + ",\n" + " " * indent + "]"
 
 
 def _dsl_names(steps: list[dict[str, Any]]) -> list[str]:

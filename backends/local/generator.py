@@ -1,17 +1,17 @@
 """`mlopsc build FILE --target local`: a standalone `pipeline.py` that runs the spec with only
 `mlopsc[runtime]` installed.
 
-The module embeds the validated IR as JSON (a string literal made by json + repr, never spec text
-pasted into code), the step lists the compiler's graph computed, and calls the same runner as
-`mlopsc run`. Output is deterministic: sorted keys, no timestamps, so the same spec gives the same
-bytes (golden tests rely on it).
+The module embeds the validated IR as readable dict literals (`base.step_literal`: made by repr,
+never spec text pasted into code), the step lists the compiler's graph computed, and calls the
+same runner as `mlopsc run`. Output is deterministic: sorted keys, no timestamps, so the same
+spec gives the same bytes (golden tests rely on it).
 """
 from __future__ import annotations
 
 from mlopsc.compiler import __version__ as compiler_version
 from mlopsc.compiler import ir
 
-from ..base import Generator
+from ..base import Generator, format_literal, node_config, step_literal
 
 
 class LocalGenerator(Generator):
@@ -24,13 +24,13 @@ class LocalGenerator(Generator):
         self._report_unsupported(pipeline)
         graph = program.graph
         monitors = {s.name: graph.monitor_steps(s.name) for s in pipeline.steps if isinstance(s, ir.Monitor)}
-        ir_doc = pipeline.model_dump(mode="json")
+        header = {k: v for k, v in node_config(pipeline).items() if k != "steps"}
         text = self.environment().get_template("pipeline.py.j2").render(
             pipeline=pipeline,
             spec_file=pipeline.source_file.replace("\\", "/").rsplit("/", 1)[-1],
             version=compiler_version,
-            ir_header={k: v for k, v in ir_doc.items() if k != "steps"},
-            ir_steps=ir_doc["steps"],
+            ir_header=format_literal(header, used=len("IR = ")),
+            ir_steps=[step_literal(step, indent=4) for step in pipeline.steps],
             pipeline_steps=graph.pipeline_steps(),
             monitors=monitors,
             deps={s.name: sorted({r.step for _, r in s.refs()}) for s in pipeline.steps},

@@ -2,7 +2,8 @@
 
 The mapping (docs/backends/prefect.md has the whole of it):
 - the pipeline's steps -> one flow, named after the pipeline; each step -> one `@task` that hands
-  the step's IR (as JSON) and artifact URIs to `mlopsc.runtime.execute`;
+  the step's config (its IR as a dict literal, `base.step_literal`) and artifact URIs to
+  `mlopsc.runtime.execute`;
 - each monitor block -> its own flow (the steps it reads + the monitor), named `<pipeline>-<monitor>`;
 - spec params -> typed flow parameters with their defaults, plus `storage` (where artifacts go)
   and `force_gate` (pass a failing gate, recorded as forced);
@@ -23,7 +24,7 @@ from typing import Any
 
 from mlopsc.compiler import ir
 
-from ..base import Generator, references
+from ..base import Generator, references, step_literal
 
 # Flow parameters the generated flows add beside the spec's params.
 RESERVED_PARAMS = frozenset({"storage", "force_gate"})
@@ -31,7 +32,6 @@ RESERVED_PARAMS = frozenset({"storage", "force_gate"})
 RESOURCE_POOLS = frozenset({"kubernetes"})
 DEFAULT_WORK_POOL = "mlopsc"
 PY_TYPES = {"int": "int", "float": "float", "str": "str", "bool": "bool"}
-CHUNK = 88   # width of the pieces a step's JSON config is split into in flows.py
 
 
 @dataclass
@@ -41,7 +41,7 @@ class TaskModel:
     name: str
     kind: str
     function: str            # the @task function's name: `<kind>_<step>`
-    config_lines: list[str]  # Python string literals whose concatenation is the step's JSON
+    config: str              # the step's config as a Python dict literal (`base.step_literal`)
     where: str               # "penguins.mlops:27"
     retries: int
     retry_delay: float
@@ -62,32 +62,11 @@ class FlowModel:
     monitor: str | None = None
 
 
-def split_literal(text: str, width: int = CHUNK) -> list[str]:
-    """`text` as Python string literals (repr) whose concatenation is `text`, cut after commas
-    near `width`. Each piece goes through repr: a spec value is never pasted into code."""
-    pieces, current = [], ""
-    for token in re.split(r"(?<=,)", text):
-        if current and len(current) + len(token) > width:
-            pieces.append(current)
-            current = ""
-        current += token
-        while len(current) > 2 * width:   # a long value with no comma in it
-            pieces.append(current[:width])
-            current = current[width:]
-    if current or not pieces:
-        pieces.append(current)
-    return [repr(p) for p in pieces]
-
-
 def docstring(text: str) -> str:
     """A docstring holding `text`: triple-quoted when that is safe, else repr (still a docstring)."""
     if text.isprintable() and '"' not in text and "\\" not in text:
         return f'"""{text}"""'
     return repr(text)
-
-
-def step_json(step: ir.Step) -> str:
-    return json.dumps(step.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
 
 
 class PrefectGenerator(Generator):
@@ -163,7 +142,7 @@ class PrefectGenerator(Generator):
                 inputs[fieldname] = (ref.step, ref.port)   # filled by the passes (docs/architecture.md)
         return TaskModel(
             name=step.name, kind=step.kind, function=f"{step.kind}_{step.name}",
-            config_lines=split_literal(step_json(step)), where=str(step.span) if step.span else step.name,
+            config=step_literal(step, indent=4, used=6 + len(repr(step.name))), where=str(step.span) if step.span else step.name,
             retries=step.retries, retry_delay=step.retry_delay, timeout=step.timeout, upstream=upstream,
             inputs=inputs)
 

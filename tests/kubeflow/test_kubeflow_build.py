@@ -143,11 +143,11 @@ def without_positions(value):
 @pytest.mark.parametrize("spec", SPECS, ids=lambda p: p.stem)
 def test_step_config_round_trips_through_the_runtime_loader(spec):
     """What a component hands to the runtime loads back as the same step (positions aside)."""
-    from mlopsc.backends.kubeflow.generator import step_config
+    from mlopsc.backends.base import node_config
     from mlopsc.compiler import ir, load
 
     for step in load(str(spec)).pipeline.steps:
-        loaded = ir.step_from_json(step_config(step, spec.name))
+        loaded = ir.step_from_json(node_config(step, spec.name))
         assert without_positions(loaded.model_dump(mode="json")) == without_positions(step.model_dump(mode="json"))
         assert loaded.span.line == step.span.line and loaded.span.file == spec.name
 

@@ -8,11 +8,11 @@ cached and resumable like `mlopsc run`:
 
 SPEC_FOLDER is where relative data paths resolve from (default: the current folder).
 """
-import json
 import sys
 
 from mlopsc.backends.local.script import main
 from mlopsc.backends.local.session import Layout
+from mlopsc.compiler import ir
 
 SPEC_FILE = 'diabetes.mlops'
 SPEC_SHA256 = 'cdde2958424125c584a7e6e74eacd0ddcee8506f8b3af18605c6414f80801ede'
@@ -46,18 +46,239 @@ PIPELINE_STEPS = [
 MONITORS = {
 }
 
-# The validated IR of the spec; then each step's config as the runtime receives it.
-PIPELINE = json.loads('{"description":"Predict diabetes progression from baseline measurements","estimators":[],"name":"diabetes","params":[{"default":0.2,"description":"fraction of patients held out for evaluation","name":"test_size","span":{"col":5,"end_col":74,"end_line":8,"file":"specs/diabetes.mlops","line":8},"type":"float"},{"default":65.0,"description":"the gate\'s ceiling on test RMSE","name":"max_rmse","span":{"col":5,"end_col":61,"end_line":9,"file":"specs/diabetes.mlops","line":9},"type":"float"}],"schedule":"30 2 * * *","source_file":"specs/diabetes.mlops","span":{"col":1,"end_col":2,"end_line":76,"file":"specs/diabetes.mlops","line":3},"spans":{"description":{"col":17,"end_col":74,"end_line":4,"file":"specs/diabetes.mlops","line":4},"name":{"col":10,"end_col":18,"end_line":3,"file":"specs/diabetes.mlops","line":3},"schedule":{"col":14,"end_col":26,"end_line":5,"file":"specs/diabetes.mlops","line":5}},"spec_hash":"cdde2958424125c584a7e6e74eacd0ddcee8506f8b3af18605c6414f80801ede"}')
-PIPELINE["steps"] = [
-    json.loads('{"after":[],"cache":true,"columns":null,"connection":null,"filter":null,"format":"csv","kind":"source","name":"patients","path":"data/diabetes.csv","query":null,"resources":null,"retries":0,"retry_delay":0.0,"span":{"col":3,"end_col":4,"end_line":17,"file":"specs/diabetes.mlops","line":12},"spans":{"format":{"col":5,"end_col":8,"end_line":13,"file":"specs/diabetes.mlops","line":13},"kind":{"col":3,"end_col":9,"end_line":12,"file":"specs/diabetes.mlops","line":12},"name":{"col":10,"end_col":18,"end_line":12,"file":"specs/diabetes.mlops","line":12},"path":{"col":11,"end_col":30,"end_line":13,"file":"specs/diabetes.mlops","line":13},"types":{"col":5,"end_col":6,"end_line":16,"file":"specs/diabetes.mlops","line":14},"types.sex":{"col":12,"end_col":20,"end_line":15,"file":"specs/diabetes.mlops","line":15}},"table":null,"timeout":null,"types":{"sex":"category"}}'),
-    json.loads('{"after":[],"cache":true,"data":{"kind":"ref","port":"data","span":{"col":29,"end_col":37,"end_line":19,"file":"specs/diabetes.mlops","line":19},"step":"patients"},"kind":"check","name":"patients_quality","on_fail":"warn","resources":null,"retries":0,"retry_delay":0.0,"rules":[{"kind":"rows","op":">=","span":{"col":5,"end_col":16,"end_line":20,"file":"specs/diabetes.mlops","line":20},"value":400},{"allowed":null,"column":"age","dtype":"float","kind":"column","max":90,"max_null_fraction":0.0,"min":18,"nullable":null,"regex":null,"span":{"col":5,"end_col":52,"end_line":21,"file":"specs/diabetes.mlops","line":21},"spans":{"column":{"col":12,"end_col":15,"end_line":21,"file":"specs/diabetes.mlops","line":21},"dtype":{"col":17,"end_col":22,"end_line":21,"file":"specs/diabetes.mlops","line":21},"max":{"col":38,"end_col":40,"end_line":21,"file":"specs/diabetes.mlops","line":21},"max_null_fraction":{"col":51,"end_col":52,"end_line":21,"file":"specs/diabetes.mlops","line":21},"min":{"col":31,"end_col":33,"end_line":21,"file":"specs/diabetes.mlops","line":21}},"unique":false},{"allowed":["a","b"],"column":"sex","dtype":"category","kind":"column","max":null,"max_null_fraction":null,"min":null,"nullable":null,"regex":null,"span":{"col":5,"end_col":39,"end_line":22,"file":"specs/diabetes.mlops","line":22},"spans":{"allowed":{"col":29,"end_col":39,"end_line":22,"file":"specs/diabetes.mlops","line":22},"column":{"col":12,"end_col":15,"end_line":22,"file":"specs/diabetes.mlops","line":22},"dtype":{"col":17,"end_col":25,"end_line":22,"file":"specs/diabetes.mlops","line":22}},"unique":false},{"allowed":null,"column":"bmi","dtype":"float","kind":"column","max":60,"max_null_fraction":null,"min":10,"nullable":null,"regex":null,"span":{"col":5,"end_col":40,"end_line":23,"file":"specs/diabetes.mlops","line":23},"spans":{"column":{"col":12,"end_col":15,"end_line":23,"file":"specs/diabetes.mlops","line":23},"dtype":{"col":17,"end_col":22,"end_line":23,"file":"specs/diabetes.mlops","line":23},"max":{"col":38,"end_col":40,"end_line":23,"file":"specs/diabetes.mlops","line":23},"min":{"col":31,"end_col":33,"end_line":23,"file":"specs/diabetes.mlops","line":23}},"unique":false},{"allowed":null,"column":"progression","dtype":"float","kind":"column","max":null,"max_null_fraction":null,"min":0,"nullable":false,"regex":null,"span":{"col":5,"end_col":49,"end_line":24,"file":"specs/diabetes.mlops","line":24},"spans":{"column":{"col":12,"end_col":23,"end_line":24,"file":"specs/diabetes.mlops","line":24},"dtype":{"col":25,"end_col":30,"end_line":24,"file":"specs/diabetes.mlops","line":24},"min":{"col":34,"end_col":35,"end_line":24,"file":"specs/diabetes.mlops","line":24},"nullable":{"col":37,"end_col":49,"end_line":24,"file":"specs/diabetes.mlops","line":24}},"unique":false},{"expression":"s1 >= s2","kind":"expression","span":{"col":5,"end_col":22,"end_line":25,"file":"specs/diabetes.mlops","line":25}}],"span":{"col":3,"end_col":4,"end_line":27,"file":"specs/diabetes.mlops","line":19},"spans":{"data":{"col":29,"end_col":37,"end_line":19,"file":"specs/diabetes.mlops","line":19},"kind":{"col":3,"end_col":8,"end_line":19,"file":"specs/diabetes.mlops","line":19},"name":{"col":9,"end_col":25,"end_line":19,"file":"specs/diabetes.mlops","line":19},"on_fail":{"col":15,"end_col":19,"end_line":26,"file":"specs/diabetes.mlops","line":26}},"timeout":null}'),
-    json.loads('{"after":[],"cache":true,"data":{"kind":"ref","port":"data","span":{"col":29,"end_col":37,"end_line":29,"file":"specs/diabetes.mlops","line":29},"step":"patients"},"kind":"split","name":"patients_split","resources":null,"retries":0,"retry_delay":0.0,"seed":42,"span":{"col":3,"end_col":4,"end_line":32,"file":"specs/diabetes.mlops","line":29},"spans":{"data":{"col":29,"end_col":37,"end_line":29,"file":"specs/diabetes.mlops","line":29},"kind":{"col":3,"end_col":8,"end_line":29,"file":"specs/diabetes.mlops","line":29},"name":{"col":9,"end_col":23,"end_line":29,"file":"specs/diabetes.mlops","line":29},"seed":{"col":12,"end_col":14,"end_line":31,"file":"specs/diabetes.mlops","line":31},"test_size":{"col":17,"end_col":33,"end_line":30,"file":"specs/diabetes.mlops","line":30}},"stratify":null,"test_size":{"kind":"param","name":"test_size","span":{"col":17,"end_col":33,"end_line":30,"file":"specs/diabetes.mlops","line":30}},"time_column":null,"timeout":null}'),
-    json.loads('{"after":[],"cache":true,"data":{"kind":"ref","port":"train","span":{"col":30,"end_col":50,"end_line":34,"file":"specs/diabetes.mlops","line":34},"step":"patients_split"},"estimator":{"name":"sklearn.linear_model.Ridge","params":{"alpha":1.0},"span":{"col":17,"end_col":59,"end_line":37,"file":"specs/diabetes.mlops","line":37},"spans":{"alpha":{"col":54,"end_col":57,"end_line":37,"file":"specs/diabetes.mlops","line":37}}},"features":null,"kind":"train","name":"progression_model","preprocessing":{"categorical":["sex"],"categorical_impute":"most_frequent","encode":"onehot","numeric":null,"numeric_impute":"mean","scale":true,"spans":{"categorical":{"col":21,"end_col":26,"end_line":41,"file":"specs/diabetes.mlops","line":41},"numeric_impute":{"col":24,"end_col":28,"end_line":39,"file":"specs/diabetes.mlops","line":39},"scale":{"col":15,"end_col":19,"end_line":40,"file":"specs/diabetes.mlops","line":40}}},"resources":null,"retries":1,"retry_delay":5.0,"seed":0,"span":{"col":3,"end_col":4,"end_line":49,"file":"specs/diabetes.mlops","line":34},"spans":{"data":{"col":30,"end_col":50,"end_line":34,"file":"specs/diabetes.mlops","line":34},"estimator":{"col":17,"end_col":59,"end_line":37,"file":"specs/diabetes.mlops","line":37},"kind":{"col":3,"end_col":8,"end_line":34,"file":"specs/diabetes.mlops","line":34},"name":{"col":9,"end_col":26,"end_line":34,"file":"specs/diabetes.mlops","line":34},"preprocessing":{"col":5,"end_col":6,"end_line":42,"file":"specs/diabetes.mlops","line":38},"retries":{"col":15,"end_col":16,"end_line":47,"file":"specs/diabetes.mlops","line":47},"retry_delay":{"col":19,"end_col":20,"end_line":48,"file":"specs/diabetes.mlops","line":48},"target":{"col":14,"end_col":25,"end_line":35,"file":"specs/diabetes.mlops","line":35},"task":{"col":12,"end_col":22,"end_line":36,"file":"specs/diabetes.mlops","line":36},"timeout":{"col":15,"end_col":20,"end_line":46,"file":"specs/diabetes.mlops","line":46},"tune":{"col":5,"end_col":6,"end_line":45,"file":"specs/diabetes.mlops","line":43}},"target":"progression","task":"regression","timeout":600.0,"tune":{"cv":5,"method":"random","metric":"rmse","n_iter":4,"seed":1,"space":{"alpha":[0.01,0.1,1.0,10.0,100.0]},"span":{"col":5,"end_col":51,"end_line":45,"file":"specs/diabetes.mlops","line":43},"spans":{"cv":{"col":13,"end_col":14,"end_line":45,"file":"specs/diabetes.mlops","line":45},"method":{"col":10,"end_col":16,"end_line":43,"file":"specs/diabetes.mlops","line":43},"metric":{"col":25,"end_col":29,"end_line":45,"file":"specs/diabetes.mlops","line":45},"n_iter":{"col":40,"end_col":41,"end_line":45,"file":"specs/diabetes.mlops","line":45},"seed":{"col":50,"end_col":51,"end_line":45,"file":"specs/diabetes.mlops","line":45},"space.alpha":{"col":15,"end_col":44,"end_line":44,"file":"specs/diabetes.mlops","line":44}}}}'),
-    json.loads('{"after":[],"cache":true,"data":{"kind":"ref","port":"test","span":{"col":12,"end_col":31,"end_line":53,"file":"specs/diabetes.mlops","line":53},"step":"patients_split"},"kind":"evaluate","metrics":["rmse","mae","r2"],"model":{"kind":"ref","port":"model","span":{"col":13,"end_col":30,"end_line":52,"file":"specs/diabetes.mlops","line":52},"step":"progression_model"},"name":"progression_eval","resources":null,"retries":0,"retry_delay":0.0,"span":{"col":3,"end_col":4,"end_line":55,"file":"specs/diabetes.mlops","line":51},"spans":{"data":{"col":12,"end_col":31,"end_line":53,"file":"specs/diabetes.mlops","line":53},"kind":{"col":3,"end_col":11,"end_line":51,"file":"specs/diabetes.mlops","line":51},"metrics":{"col":15,"end_col":30,"end_line":54,"file":"specs/diabetes.mlops","line":54},"metrics.0":{"col":16,"end_col":20,"end_line":54,"file":"specs/diabetes.mlops","line":54},"metrics.1":{"col":22,"end_col":25,"end_line":54,"file":"specs/diabetes.mlops","line":54},"metrics.2":{"col":27,"end_col":29,"end_line":54,"file":"specs/diabetes.mlops","line":54},"model":{"col":13,"end_col":30,"end_line":52,"file":"specs/diabetes.mlops","line":52},"name":{"col":12,"end_col":28,"end_line":51,"file":"specs/diabetes.mlops","line":51}},"timeout":null}'),
-    json.loads('{"after":[],"alias":"champion","cache":true,"kind":"gate","metrics":{"kind":"ref","port":"metrics","span":{"col":28,"end_col":44,"end_line":57,"file":"specs/diabetes.mlops","line":57},"step":"progression_eval"},"name":"progression_gate","no_champion":"pass","predictions":null,"registry":"diabetes-progression","resources":null,"retries":0,"retry_delay":0.0,"rules":[{"kind":"threshold","metric":"rmse","op":"<=","span":{"col":5,"end_col":36,"end_line":58,"file":"specs/diabetes.mlops","line":58},"value":{"kind":"param","name":"max_rmse","span":{"col":21,"end_col":36,"end_line":58,"file":"specs/diabetes.mlops","line":58}}},{"delta":-0.02,"kind":"champion","metric":"r2","op":">=","span":{"col":5,"end_col":37,"end_line":59,"file":"specs/diabetes.mlops","line":59}}],"span":{"col":3,"end_col":4,"end_line":61,"file":"specs/diabetes.mlops","line":57},"spans":{"kind":{"col":3,"end_col":7,"end_line":57,"file":"specs/diabetes.mlops","line":57},"metrics":{"col":28,"end_col":44,"end_line":57,"file":"specs/diabetes.mlops","line":57},"name":{"col":8,"end_col":24,"end_line":57,"file":"specs/diabetes.mlops","line":57},"no_champion":{"col":19,"end_col":23,"end_line":60,"file":"specs/diabetes.mlops","line":60}},"timeout":null}'),
-    json.loads('{"after":[{"kind":"ref","port":"decision","span":{"col":13,"end_col":29,"end_line":65,"file":"specs/diabetes.mlops","line":65},"step":"progression_gate"}],"alias":"champion","cache":true,"kind":"deploy","model":{"kind":"ref","port":"model","span":{"col":13,"end_col":30,"end_line":64,"file":"specs/diabetes.mlops","line":64},"step":"progression_model"},"name":"progression_service","registry":"diabetes-progression","resources":null,"retries":0,"retry_delay":0.0,"serving":{"cpu":1.0,"memory":"1Gi","port":8080,"replicas":2,"spans":{"cpu":{"col":48,"end_col":49,"end_line":68,"file":"specs/diabetes.mlops","line":68},"memory":{"col":60,"end_col":65,"end_line":68,"file":"specs/diabetes.mlops","line":68},"port":{"col":36,"end_col":40,"end_line":68,"file":"specs/diabetes.mlops","line":68},"replicas":{"col":26,"end_col":27,"end_line":68,"file":"specs/diabetes.mlops","line":68}}},"span":{"col":3,"end_col":4,"end_line":69,"file":"specs/diabetes.mlops","line":63},"spans":{"after":{"col":13,"end_col":29,"end_line":65,"file":"specs/diabetes.mlops","line":65},"alias":{"col":13,"end_col":23,"end_line":67,"file":"specs/diabetes.mlops","line":67},"kind":{"col":3,"end_col":9,"end_line":63,"file":"specs/diabetes.mlops","line":63},"model":{"col":13,"end_col":30,"end_line":64,"file":"specs/diabetes.mlops","line":64},"name":{"col":10,"end_col":29,"end_line":63,"file":"specs/diabetes.mlops","line":63},"registry":{"col":16,"end_col":38,"end_line":66,"file":"specs/diabetes.mlops","line":66},"serving":{"col":5,"end_col":67,"end_line":68,"file":"specs/diabetes.mlops","line":68}},"timeout":null}'),
-    json.loads('{"after":[],"alias":"champion","cache":false,"data":{"kind":"ref","port":"test","span":{"col":31,"end_col":50,"end_line":71,"file":"specs/diabetes.mlops","line":71},"step":"patients_split"},"kind":"score","model":{"kind":"ref","port":"model","span":{"col":13,"end_col":30,"end_line":72,"file":"specs/diabetes.mlops","line":72},"step":"progression_model"},"name":"progression_scores","output":"out/progression_scores.parquet","registry":null,"resources":null,"retries":0,"retry_delay":0.0,"span":{"col":3,"end_col":4,"end_line":75,"file":"specs/diabetes.mlops","line":71},"spans":{"cache":{"col":13,"end_col":16,"end_line":74,"file":"specs/diabetes.mlops","line":74},"data":{"col":31,"end_col":50,"end_line":71,"file":"specs/diabetes.mlops","line":71},"kind":{"col":3,"end_col":8,"end_line":71,"file":"specs/diabetes.mlops","line":71},"model":{"col":13,"end_col":30,"end_line":72,"file":"specs/diabetes.mlops","line":72},"name":{"col":9,"end_col":27,"end_line":71,"file":"specs/diabetes.mlops","line":71},"output":{"col":14,"end_col":46,"end_line":73,"file":"specs/diabetes.mlops","line":73}},"timeout":null}'),
+# The validated IR of the spec, then each step's config (fields at their defaults and field
+# positions left out; mlopsc.compiler.ir reads them back).
+IR = {
+    'description': 'Predict diabetes progression from baseline measurements',
+    'name': 'diabetes',
+    'params': [
+        {
+            'default': 0.2,
+            'description': 'fraction of patients held out for evaluation',
+            'name': 'test_size',
+            'span': {'col': 5, 'end_col': 74, 'end_line': 8, 'file': 'specs/diabetes.mlops', 'line': 8},
+            'type': 'float',
+        },
+        {
+            'default': 65.0,
+            'description': "the gate's ceiling on test RMSE",
+            'name': 'max_rmse',
+            'span': {'col': 5, 'end_col': 61, 'end_line': 9, 'file': 'specs/diabetes.mlops', 'line': 9},
+            'type': 'float',
+        },
+    ],
+    'schedule': '30 2 * * *',
+    'source_file': 'specs/diabetes.mlops',
+    'span': {'col': 1, 'end_col': 2, 'end_line': 76, 'file': 'specs/diabetes.mlops', 'line': 3},
+    'spec_hash': 'cdde2958424125c584a7e6e74eacd0ddcee8506f8b3af18605c6414f80801ede',
+}
+IR["steps"] = [
+    {
+        'format': 'csv',
+        'kind': 'source',
+        'name': 'patients',
+        'path': 'data/diabetes.csv',
+        'span': {'col': 3, 'end_col': 4, 'end_line': 17, 'file': 'specs/diabetes.mlops', 'line': 12},
+        'types': {'sex': 'category'},
+    },
+    {
+        'data': {
+            'kind': 'ref',
+            'port': 'data',
+            'span': {'col': 29, 'end_col': 37, 'end_line': 19, 'file': 'specs/diabetes.mlops', 'line': 19},
+            'step': 'patients',
+        },
+        'kind': 'check',
+        'name': 'patients_quality',
+        'on_fail': 'warn',
+        'rules': [
+            {
+                'kind': 'rows',
+                'op': '>=',
+                'span': {'col': 5, 'end_col': 16, 'end_line': 20, 'file': 'specs/diabetes.mlops', 'line': 20},
+                'value': 400,
+            },
+            {
+                'column': 'age',
+                'dtype': 'float',
+                'kind': 'column',
+                'max': 90,
+                'max_null_fraction': 0.0,
+                'min': 18,
+                'span': {'col': 5, 'end_col': 52, 'end_line': 21, 'file': 'specs/diabetes.mlops', 'line': 21},
+            },
+            {
+                'allowed': ['a', 'b'],
+                'column': 'sex',
+                'dtype': 'category',
+                'kind': 'column',
+                'span': {'col': 5, 'end_col': 39, 'end_line': 22, 'file': 'specs/diabetes.mlops', 'line': 22},
+            },
+            {
+                'column': 'bmi',
+                'dtype': 'float',
+                'kind': 'column',
+                'max': 60,
+                'min': 10,
+                'span': {'col': 5, 'end_col': 40, 'end_line': 23, 'file': 'specs/diabetes.mlops', 'line': 23},
+            },
+            {
+                'column': 'progression',
+                'dtype': 'float',
+                'kind': 'column',
+                'min': 0,
+                'nullable': False,
+                'span': {'col': 5, 'end_col': 49, 'end_line': 24, 'file': 'specs/diabetes.mlops', 'line': 24},
+            },
+            {
+                'expression': 's1 >= s2',
+                'kind': 'expression',
+                'span': {'col': 5, 'end_col': 22, 'end_line': 25, 'file': 'specs/diabetes.mlops', 'line': 25},
+            },
+        ],
+        'span': {'col': 3, 'end_col': 4, 'end_line': 27, 'file': 'specs/diabetes.mlops', 'line': 19},
+    },
+    {
+        'data': {
+            'kind': 'ref',
+            'port': 'data',
+            'span': {'col': 29, 'end_col': 37, 'end_line': 29, 'file': 'specs/diabetes.mlops', 'line': 29},
+            'step': 'patients',
+        },
+        'kind': 'split',
+        'name': 'patients_split',
+        'seed': 42,
+        'span': {'col': 3, 'end_col': 4, 'end_line': 32, 'file': 'specs/diabetes.mlops', 'line': 29},
+        'test_size': {
+            'kind': 'param',
+            'name': 'test_size',
+            'span': {'col': 17, 'end_col': 33, 'end_line': 30, 'file': 'specs/diabetes.mlops', 'line': 30},
+        },
+    },
+    {
+        'data': {
+            'kind': 'ref',
+            'port': 'train',
+            'span': {'col': 30, 'end_col': 50, 'end_line': 34, 'file': 'specs/diabetes.mlops', 'line': 34},
+            'step': 'patients_split',
+        },
+        'estimator': {
+            'name': 'sklearn.linear_model.Ridge',
+            'params': {'alpha': 1.0},
+            'span': {'col': 17, 'end_col': 59, 'end_line': 37, 'file': 'specs/diabetes.mlops', 'line': 37},
+        },
+        'kind': 'train',
+        'name': 'progression_model',
+        'preprocessing': {'categorical': ['sex'], 'numeric_impute': 'mean'},
+        'retries': 1,
+        'retry_delay': 5.0,
+        'span': {'col': 3, 'end_col': 4, 'end_line': 49, 'file': 'specs/diabetes.mlops', 'line': 34},
+        'target': 'progression',
+        'task': 'regression',
+        'timeout': 600.0,
+        'tune': {
+            'method': 'random',
+            'metric': 'rmse',
+            'n_iter': 4,
+            'seed': 1,
+            'space': {'alpha': [0.01, 0.1, 1.0, 10.0, 100.0]},
+            'span': {'col': 5, 'end_col': 51, 'end_line': 45, 'file': 'specs/diabetes.mlops', 'line': 43},
+        },
+    },
+    {
+        'data': {
+            'kind': 'ref',
+            'port': 'test',
+            'span': {'col': 12, 'end_col': 31, 'end_line': 53, 'file': 'specs/diabetes.mlops', 'line': 53},
+            'step': 'patients_split',
+        },
+        'kind': 'evaluate',
+        'metrics': ['rmse', 'mae', 'r2'],
+        'model': {
+            'kind': 'ref',
+            'port': 'model',
+            'span': {'col': 13, 'end_col': 30, 'end_line': 52, 'file': 'specs/diabetes.mlops', 'line': 52},
+            'step': 'progression_model',
+        },
+        'name': 'progression_eval',
+        'span': {'col': 3, 'end_col': 4, 'end_line': 55, 'file': 'specs/diabetes.mlops', 'line': 51},
+    },
+    {
+        'kind': 'gate',
+        'metrics': {
+            'kind': 'ref',
+            'port': 'metrics',
+            'span': {'col': 28, 'end_col': 44, 'end_line': 57, 'file': 'specs/diabetes.mlops', 'line': 57},
+            'step': 'progression_eval',
+        },
+        'name': 'progression_gate',
+        'registry': 'diabetes-progression',
+        'rules': [
+            {
+                'kind': 'threshold',
+                'metric': 'rmse',
+                'op': '<=',
+                'span': {'col': 5, 'end_col': 36, 'end_line': 58, 'file': 'specs/diabetes.mlops', 'line': 58},
+                'value': {
+                    'kind': 'param',
+                    'name': 'max_rmse',
+                    'span': {'col': 21, 'end_col': 36, 'end_line': 58, 'file': 'specs/diabetes.mlops', 'line': 58},
+                },
+            },
+            {
+                'delta': -0.02,
+                'kind': 'champion',
+                'metric': 'r2',
+                'op': '>=',
+                'span': {'col': 5, 'end_col': 37, 'end_line': 59, 'file': 'specs/diabetes.mlops', 'line': 59},
+            },
+        ],
+        'span': {'col': 3, 'end_col': 4, 'end_line': 61, 'file': 'specs/diabetes.mlops', 'line': 57},
+    },
+    {
+        'after': [
+            {
+                'kind': 'ref',
+                'port': 'decision',
+                'span': {'col': 13, 'end_col': 29, 'end_line': 65, 'file': 'specs/diabetes.mlops', 'line': 65},
+                'step': 'progression_gate',
+            },
+        ],
+        'kind': 'deploy',
+        'model': {
+            'kind': 'ref',
+            'port': 'model',
+            'span': {'col': 13, 'end_col': 30, 'end_line': 64, 'file': 'specs/diabetes.mlops', 'line': 64},
+            'step': 'progression_model',
+        },
+        'name': 'progression_service',
+        'registry': 'diabetes-progression',
+        'serving': {'cpu': 1.0, 'memory': '1Gi', 'replicas': 2},
+        'span': {'col': 3, 'end_col': 4, 'end_line': 69, 'file': 'specs/diabetes.mlops', 'line': 63},
+    },
+    {
+        'cache': False,
+        'data': {
+            'kind': 'ref',
+            'port': 'test',
+            'span': {'col': 31, 'end_col': 50, 'end_line': 71, 'file': 'specs/diabetes.mlops', 'line': 71},
+            'step': 'patients_split',
+        },
+        'kind': 'score',
+        'model': {
+            'kind': 'ref',
+            'port': 'model',
+            'span': {'col': 13, 'end_col': 30, 'end_line': 72, 'file': 'specs/diabetes.mlops', 'line': 72},
+            'step': 'progression_model',
+        },
+        'name': 'progression_scores',
+        'output': 'out/progression_scores.parquet',
+        'span': {'col': 3, 'end_col': 4, 'end_line': 75, 'file': 'specs/diabetes.mlops', 'line': 71},
+    },
 ]
+# The runner reads the IR with its defaults filled in, as `mlopsc run` does: a step's cache key
+# hashes its config, so both share the cache of the spec's folder.
+PIPELINE = ir.Pipeline.model_validate(IR).model_dump(mode="json")
 
 if __name__ == "__main__":
     sys.exit(main(PIPELINE, Layout(PIPELINE_STEPS, MONITORS), SPEC_FILE, sys.argv[1:]))

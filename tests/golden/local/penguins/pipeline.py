@@ -8,11 +8,11 @@ cached and resumable like `mlopsc run`:
 
 SPEC_FOLDER is where relative data paths resolve from (default: the current folder).
 """
-import json
 import sys
 
 from mlopsc.backends.local.script import main
 from mlopsc.backends.local.session import Layout
+from mlopsc.compiler import ir
 
 SPEC_FILE = 'penguins.mlops'
 SPEC_SHA256 = '9cb0d3fcededb1d3e8a6e7bd48aeb71ed31aa7f409dcdec0580e22ce598a4ecd'
@@ -45,19 +45,265 @@ MONITORS = {
     'species_drift': ['penguins', 'penguins_2009', 'penguins_quality', 'penguins_split', 'species_drift'],
 }
 
-# The validated IR of the spec; then each step's config as the runtime receives it.
-PIPELINE = json.loads('{"description":"Classify penguin species from body measurements","estimators":[],"name":"penguins","params":[{"default":0.25,"description":null,"name":"test_size","span":{"col":5,"end_col":28,"end_line":7,"file":"specs/penguins.mlops","line":7},"type":"float"},{"default":0.9,"description":null,"name":"min_accuracy","span":{"col":5,"end_col":31,"end_line":8,"file":"specs/penguins.mlops","line":8},"type":"float"}],"schedule":"0 6 * * 1","source_file":"specs/penguins.mlops","span":{"col":1,"end_col":2,"end_line":71,"file":"specs/penguins.mlops","line":2},"spans":{"description":{"col":17,"end_col":66,"end_line":3,"file":"specs/penguins.mlops","line":3},"name":{"col":10,"end_col":18,"end_line":2,"file":"specs/penguins.mlops","line":2},"schedule":{"col":14,"end_col":25,"end_line":4,"file":"specs/penguins.mlops","line":4}},"spec_hash":"9cb0d3fcededb1d3e8a6e7bd48aeb71ed31aa7f409dcdec0580e22ce598a4ecd"}')
-PIPELINE["steps"] = [
-    json.loads('{"after":[],"cache":true,"columns":null,"connection":null,"filter":"year < 2009","format":"csv","kind":"source","name":"penguins","path":"data/penguins.csv","query":null,"resources":null,"retries":0,"retry_delay":0.0,"span":{"col":3,"end_col":4,"end_line":14,"file":"specs/penguins.mlops","line":11},"spans":{"filter":{"col":14,"end_col":27,"end_line":13,"file":"specs/penguins.mlops","line":13},"format":{"col":5,"end_col":8,"end_line":12,"file":"specs/penguins.mlops","line":12},"kind":{"col":3,"end_col":9,"end_line":11,"file":"specs/penguins.mlops","line":11},"name":{"col":10,"end_col":18,"end_line":11,"file":"specs/penguins.mlops","line":11},"path":{"col":11,"end_col":30,"end_line":12,"file":"specs/penguins.mlops","line":12}},"table":null,"timeout":null,"types":{}}'),
-    json.loads('{"after":[],"cache":true,"columns":null,"connection":null,"filter":"year == 2009","format":"csv","kind":"source","name":"penguins_2009","path":"data/penguins.csv","query":null,"resources":null,"retries":0,"retry_delay":0.0,"span":{"col":3,"end_col":4,"end_line":19,"file":"specs/penguins.mlops","line":16},"spans":{"filter":{"col":14,"end_col":28,"end_line":18,"file":"specs/penguins.mlops","line":18},"format":{"col":5,"end_col":8,"end_line":17,"file":"specs/penguins.mlops","line":17},"kind":{"col":3,"end_col":9,"end_line":16,"file":"specs/penguins.mlops","line":16},"name":{"col":10,"end_col":23,"end_line":16,"file":"specs/penguins.mlops","line":16},"path":{"col":11,"end_col":30,"end_line":17,"file":"specs/penguins.mlops","line":17}},"table":null,"timeout":null,"types":{}}'),
-    json.loads('{"after":[],"cache":true,"data":{"kind":"ref","port":"data","span":{"col":29,"end_col":37,"end_line":21,"file":"specs/penguins.mlops","line":21},"step":"penguins"},"kind":"check","name":"penguins_quality","on_fail":"stop","resources":null,"retries":0,"retry_delay":0.0,"rules":[{"kind":"rows","op":">=","span":{"col":5,"end_col":16,"end_line":22,"file":"specs/penguins.mlops","line":22},"value":200},{"allowed":["Adelie","Chinstrap","Gentoo"],"column":"species","dtype":null,"kind":"column","max":null,"max_null_fraction":null,"min":null,"nullable":null,"regex":null,"span":{"col":5,"end_col":56,"end_line":23,"file":"specs/penguins.mlops","line":23},"spans":{"allowed":{"col":23,"end_col":56,"end_line":23,"file":"specs/penguins.mlops","line":23},"column":{"col":12,"end_col":19,"end_line":23,"file":"specs/penguins.mlops","line":23}},"unique":false},{"allowed":null,"column":"bill_length_mm","dtype":"float","kind":"column","max":70,"max_null_fraction":0.02,"min":25,"nullable":null,"regex":null,"span":{"col":5,"end_col":66,"end_line":24,"file":"specs/penguins.mlops","line":24},"spans":{"column":{"col":12,"end_col":26,"end_line":24,"file":"specs/penguins.mlops","line":24},"dtype":{"col":28,"end_col":33,"end_line":24,"file":"specs/penguins.mlops","line":24},"max":{"col":49,"end_col":51,"end_line":24,"file":"specs/penguins.mlops","line":24},"max_null_fraction":{"col":62,"end_col":66,"end_line":24,"file":"specs/penguins.mlops","line":24},"min":{"col":42,"end_col":44,"end_line":24,"file":"specs/penguins.mlops","line":24}},"unique":false},{"allowed":null,"column":"sex","dtype":"category","kind":"column","max":null,"max_null_fraction":null,"min":null,"nullable":true,"regex":null,"span":{"col":5,"end_col":34,"end_line":25,"file":"specs/penguins.mlops","line":25},"spans":{"column":{"col":12,"end_col":15,"end_line":25,"file":"specs/penguins.mlops","line":25},"dtype":{"col":17,"end_col":25,"end_line":25,"file":"specs/penguins.mlops","line":25},"nullable":{"col":26,"end_col":34,"end_line":25,"file":"specs/penguins.mlops","line":25}},"unique":false}],"span":{"col":3,"end_col":4,"end_line":27,"file":"specs/penguins.mlops","line":21},"spans":{"data":{"col":29,"end_col":37,"end_line":21,"file":"specs/penguins.mlops","line":21},"kind":{"col":3,"end_col":8,"end_line":21,"file":"specs/penguins.mlops","line":21},"name":{"col":9,"end_col":25,"end_line":21,"file":"specs/penguins.mlops","line":21},"on_fail":{"col":15,"end_col":19,"end_line":26,"file":"specs/penguins.mlops","line":26}},"timeout":null}'),
-    json.loads('{"after":[{"kind":"ref","port":"report","span":{"col":3,"end_col":4,"end_line":27,"file":"specs/penguins.mlops","line":21},"step":"penguins_quality"}],"cache":true,"data":{"kind":"ref","port":"data","span":{"col":29,"end_col":37,"end_line":29,"file":"specs/penguins.mlops","line":29},"step":"penguins"},"kind":"split","name":"penguins_split","resources":null,"retries":0,"retry_delay":0.0,"seed":7,"span":{"col":3,"end_col":4,"end_line":33,"file":"specs/penguins.mlops","line":29},"spans":{"data":{"col":29,"end_col":37,"end_line":29,"file":"specs/penguins.mlops","line":29},"kind":{"col":3,"end_col":8,"end_line":29,"file":"specs/penguins.mlops","line":29},"name":{"col":9,"end_col":23,"end_line":29,"file":"specs/penguins.mlops","line":29},"seed":{"col":12,"end_col":13,"end_line":32,"file":"specs/penguins.mlops","line":32},"stratify":{"col":16,"end_col":23,"end_line":31,"file":"specs/penguins.mlops","line":31},"test_size":{"col":17,"end_col":33,"end_line":30,"file":"specs/penguins.mlops","line":30}},"stratify":"species","test_size":{"kind":"param","name":"test_size","span":{"col":17,"end_col":33,"end_line":30,"file":"specs/penguins.mlops","line":30}},"time_column":null,"timeout":null}'),
-    json.loads('{"after":[],"cache":true,"data":{"kind":"ref","port":"train","span":{"col":26,"end_col":46,"end_line":35,"file":"specs/penguins.mlops","line":35},"step":"penguins_split"},"estimator":{"name":"sklearn.ensemble.RandomForestClassifier","params":{"max_depth":6,"n_estimators":300},"span":{"col":17,"end_col":94,"end_line":38,"file":"specs/penguins.mlops","line":38},"spans":{"max_depth":{"col":91,"end_col":92,"end_line":38,"file":"specs/penguins.mlops","line":38},"n_estimators":{"col":74,"end_col":77,"end_line":38,"file":"specs/penguins.mlops","line":38}}},"features":["bill_length_mm","bill_depth_mm","flipper_length_mm","body_mass_g","island","sex"],"kind":"train","name":"species_model","preprocessing":{"categorical":null,"categorical_impute":"most_frequent","encode":"onehot","numeric":null,"numeric_impute":"median","scale":true,"spans":{}},"resources":{"cpu":2.0,"gpu":null,"gpu_type":null,"memory":"4Gi","spans":{"cpu":{"col":23,"end_col":24,"end_line":40,"file":"specs/penguins.mlops","line":40},"memory":{"col":35,"end_col":40,"end_line":40,"file":"specs/penguins.mlops","line":40}}},"retries":2,"retry_delay":0.0,"seed":0,"span":{"col":3,"end_col":4,"end_line":42,"file":"specs/penguins.mlops","line":35},"spans":{"data":{"col":26,"end_col":46,"end_line":35,"file":"specs/penguins.mlops","line":35},"estimator":{"col":17,"end_col":94,"end_line":38,"file":"specs/penguins.mlops","line":38},"features":{"col":16,"end_col":92,"end_line":37,"file":"specs/penguins.mlops","line":37},"features.0":{"col":17,"end_col":31,"end_line":37,"file":"specs/penguins.mlops","line":37},"features.1":{"col":33,"end_col":46,"end_line":37,"file":"specs/penguins.mlops","line":37},"features.2":{"col":48,"end_col":65,"end_line":37,"file":"specs/penguins.mlops","line":37},"features.3":{"col":67,"end_col":78,"end_line":37,"file":"specs/penguins.mlops","line":37},"features.4":{"col":80,"end_col":86,"end_line":37,"file":"specs/penguins.mlops","line":37},"features.5":{"col":88,"end_col":91,"end_line":37,"file":"specs/penguins.mlops","line":37},"kind":{"col":3,"end_col":8,"end_line":35,"file":"specs/penguins.mlops","line":35},"name":{"col":9,"end_col":22,"end_line":35,"file":"specs/penguins.mlops","line":35},"resources":{"col":5,"end_col":42,"end_line":40,"file":"specs/penguins.mlops","line":40},"retries":{"col":15,"end_col":16,"end_line":41,"file":"specs/penguins.mlops","line":41},"target":{"col":14,"end_col":21,"end_line":36,"file":"specs/penguins.mlops","line":36},"tune":{"col":5,"end_col":40,"end_line":39,"file":"specs/penguins.mlops","line":39}},"target":"species","task":null,"timeout":null,"tune":{"cv":5,"method":"grid","metric":"accuracy","n_iter":10,"seed":0,"space":{"max_depth":[4,6,8]},"span":{"col":5,"end_col":67,"end_line":39,"file":"specs/penguins.mlops","line":39},"spans":{"cv":{"col":47,"end_col":48,"end_line":39,"file":"specs/penguins.mlops","line":39},"method":{"col":10,"end_col":14,"end_line":39,"file":"specs/penguins.mlops","line":39},"metric":{"col":59,"end_col":67,"end_line":39,"file":"specs/penguins.mlops","line":39},"space.max_depth":{"col":29,"end_col":38,"end_line":39,"file":"specs/penguins.mlops","line":39}}}}'),
-    json.loads('{"after":[],"cache":true,"data":{"kind":"ref","port":"test","span":{"col":12,"end_col":31,"end_line":46,"file":"specs/penguins.mlops","line":46},"step":"penguins_split"},"kind":"evaluate","metrics":["accuracy","f1_macro"],"model":{"kind":"ref","port":"model","span":{"col":13,"end_col":26,"end_line":45,"file":"specs/penguins.mlops","line":45},"step":"species_model"},"name":"species_eval","resources":null,"retries":0,"retry_delay":0.0,"span":{"col":3,"end_col":4,"end_line":48,"file":"specs/penguins.mlops","line":44},"spans":{"data":{"col":12,"end_col":31,"end_line":46,"file":"specs/penguins.mlops","line":46},"kind":{"col":3,"end_col":11,"end_line":44,"file":"specs/penguins.mlops","line":44},"metrics":{"col":15,"end_col":35,"end_line":47,"file":"specs/penguins.mlops","line":47},"metrics.0":{"col":16,"end_col":24,"end_line":47,"file":"specs/penguins.mlops","line":47},"metrics.1":{"col":26,"end_col":34,"end_line":47,"file":"specs/penguins.mlops","line":47},"model":{"col":13,"end_col":26,"end_line":45,"file":"specs/penguins.mlops","line":45},"name":{"col":12,"end_col":24,"end_line":44,"file":"specs/penguins.mlops","line":44}},"timeout":null}'),
-    json.loads('{"after":[],"alias":"champion","cache":true,"kind":"gate","metrics":{"kind":"ref","port":"metrics","span":{"col":19,"end_col":31,"end_line":50,"file":"specs/penguins.mlops","line":50},"step":"species_eval"},"name":"release","no_champion":"pass","predictions":null,"registry":"penguins-species","resources":null,"retries":0,"retry_delay":0.0,"rules":[{"kind":"threshold","metric":"accuracy","op":">=","span":{"col":5,"end_col":44,"end_line":51,"file":"specs/penguins.mlops","line":51},"value":{"kind":"param","name":"min_accuracy","span":{"col":25,"end_col":44,"end_line":51,"file":"specs/penguins.mlops","line":51}}},{"delta":-0.01,"kind":"champion","metric":"f1_macro","op":">=","span":{"col":5,"end_col":49,"end_line":52,"file":"specs/penguins.mlops","line":52}}],"span":{"col":3,"end_col":4,"end_line":54,"file":"specs/penguins.mlops","line":50},"spans":{"kind":{"col":3,"end_col":7,"end_line":50,"file":"specs/penguins.mlops","line":50},"metrics":{"col":19,"end_col":31,"end_line":50,"file":"specs/penguins.mlops","line":50},"name":{"col":8,"end_col":15,"end_line":50,"file":"specs/penguins.mlops","line":50},"no_champion":{"col":19,"end_col":23,"end_line":53,"file":"specs/penguins.mlops","line":53}},"timeout":null}'),
-    json.loads('{"after":[{"kind":"ref","port":"decision","span":{"col":13,"end_col":20,"end_line":58,"file":"specs/penguins.mlops","line":58},"step":"release"}],"alias":"champion","cache":true,"kind":"deploy","model":{"kind":"ref","port":"model","span":{"col":13,"end_col":26,"end_line":57,"file":"specs/penguins.mlops","line":57},"step":"species_model"},"name":"species_service","registry":"penguins-species","resources":null,"retries":0,"retry_delay":0.0,"serving":null,"span":{"col":3,"end_col":4,"end_line":61,"file":"specs/penguins.mlops","line":56},"spans":{"after":{"col":13,"end_col":20,"end_line":58,"file":"specs/penguins.mlops","line":58},"alias":{"col":13,"end_col":23,"end_line":60,"file":"specs/penguins.mlops","line":60},"kind":{"col":3,"end_col":9,"end_line":56,"file":"specs/penguins.mlops","line":56},"model":{"col":13,"end_col":26,"end_line":57,"file":"specs/penguins.mlops","line":57},"name":{"col":10,"end_col":25,"end_line":56,"file":"specs/penguins.mlops","line":56},"registry":{"col":16,"end_col":34,"end_line":59,"file":"specs/penguins.mlops","line":59}},"timeout":null}'),
-    json.loads('{"after":[],"alias":"champion","cache":true,"current":{"kind":"ref","port":"data","span":{"col":15,"end_col":28,"end_line":66,"file":"specs/penguins.mlops","line":66},"step":"penguins_2009"},"drift":[{"action":"retrain","column":"bill_length_mm","measure":"value","op":">","span":{"col":5,"end_col":47,"end_line":67,"file":"specs/penguins.mlops","line":67},"statistic":"psi","threshold":0.2},{"action":"alert","column":"flipper_length_mm","measure":"pvalue","op":"<","span":{"col":5,"end_col":55,"end_line":68,"file":"specs/penguins.mlops","line":68},"statistic":"ks","threshold":0.01}],"kind":"monitor","model":{"kind":"ref","port":"model","span":{"col":13,"end_col":26,"end_line":64,"file":"specs/penguins.mlops","line":64},"step":"species_model"},"name":"species_drift","reference":{"kind":"ref","port":"train","span":{"col":17,"end_col":37,"end_line":65,"file":"specs/penguins.mlops","line":65},"step":"penguins_split"},"registry":"penguins-species","resources":null,"retries":0,"retry_delay":0.0,"schedule":"0 * * * *","span":{"col":3,"end_col":4,"end_line":70,"file":"specs/penguins.mlops","line":63},"spans":{"current":{"col":15,"end_col":28,"end_line":66,"file":"specs/penguins.mlops","line":66},"kind":{"col":3,"end_col":10,"end_line":63,"file":"specs/penguins.mlops","line":63},"model":{"col":13,"end_col":26,"end_line":64,"file":"specs/penguins.mlops","line":64},"name":{"col":11,"end_col":24,"end_line":63,"file":"specs/penguins.mlops","line":63},"reference":{"col":17,"end_col":37,"end_line":65,"file":"specs/penguins.mlops","line":65},"schedule":{"col":16,"end_col":27,"end_line":69,"file":"specs/penguins.mlops","line":69}},"timeout":null,"webhook":null}'),
+# The validated IR of the spec, then each step's config (fields at their defaults and field
+# positions left out; mlopsc.compiler.ir reads them back).
+IR = {
+    'description': 'Classify penguin species from body measurements',
+    'name': 'penguins',
+    'params': [
+        {
+            'default': 0.25,
+            'name': 'test_size',
+            'span': {'col': 5, 'end_col': 28, 'end_line': 7, 'file': 'specs/penguins.mlops', 'line': 7},
+            'type': 'float',
+        },
+        {
+            'default': 0.9,
+            'name': 'min_accuracy',
+            'span': {'col': 5, 'end_col': 31, 'end_line': 8, 'file': 'specs/penguins.mlops', 'line': 8},
+            'type': 'float',
+        },
+    ],
+    'schedule': '0 6 * * 1',
+    'source_file': 'specs/penguins.mlops',
+    'span': {'col': 1, 'end_col': 2, 'end_line': 71, 'file': 'specs/penguins.mlops', 'line': 2},
+    'spec_hash': '9cb0d3fcededb1d3e8a6e7bd48aeb71ed31aa7f409dcdec0580e22ce598a4ecd',
+}
+IR["steps"] = [
+    {
+        'filter': 'year < 2009',
+        'format': 'csv',
+        'kind': 'source',
+        'name': 'penguins',
+        'path': 'data/penguins.csv',
+        'span': {'col': 3, 'end_col': 4, 'end_line': 14, 'file': 'specs/penguins.mlops', 'line': 11},
+    },
+    {
+        'filter': 'year == 2009',
+        'format': 'csv',
+        'kind': 'source',
+        'name': 'penguins_2009',
+        'path': 'data/penguins.csv',
+        'span': {'col': 3, 'end_col': 4, 'end_line': 19, 'file': 'specs/penguins.mlops', 'line': 16},
+    },
+    {
+        'data': {
+            'kind': 'ref',
+            'port': 'data',
+            'span': {'col': 29, 'end_col': 37, 'end_line': 21, 'file': 'specs/penguins.mlops', 'line': 21},
+            'step': 'penguins',
+        },
+        'kind': 'check',
+        'name': 'penguins_quality',
+        'rules': [
+            {
+                'kind': 'rows',
+                'op': '>=',
+                'span': {'col': 5, 'end_col': 16, 'end_line': 22, 'file': 'specs/penguins.mlops', 'line': 22},
+                'value': 200,
+            },
+            {
+                'allowed': ['Adelie', 'Chinstrap', 'Gentoo'],
+                'column': 'species',
+                'kind': 'column',
+                'span': {'col': 5, 'end_col': 56, 'end_line': 23, 'file': 'specs/penguins.mlops', 'line': 23},
+            },
+            {
+                'column': 'bill_length_mm',
+                'dtype': 'float',
+                'kind': 'column',
+                'max': 70,
+                'max_null_fraction': 0.02,
+                'min': 25,
+                'span': {'col': 5, 'end_col': 66, 'end_line': 24, 'file': 'specs/penguins.mlops', 'line': 24},
+            },
+            {
+                'column': 'sex',
+                'dtype': 'category',
+                'kind': 'column',
+                'nullable': True,
+                'span': {'col': 5, 'end_col': 34, 'end_line': 25, 'file': 'specs/penguins.mlops', 'line': 25},
+            },
+        ],
+        'span': {'col': 3, 'end_col': 4, 'end_line': 27, 'file': 'specs/penguins.mlops', 'line': 21},
+    },
+    {
+        'after': [
+            {
+                'kind': 'ref',
+                'port': 'report',
+                'span': {'col': 3, 'end_col': 4, 'end_line': 27, 'file': 'specs/penguins.mlops', 'line': 21},
+                'step': 'penguins_quality',
+            },
+        ],
+        'data': {
+            'kind': 'ref',
+            'port': 'data',
+            'span': {'col': 29, 'end_col': 37, 'end_line': 29, 'file': 'specs/penguins.mlops', 'line': 29},
+            'step': 'penguins',
+        },
+        'kind': 'split',
+        'name': 'penguins_split',
+        'seed': 7,
+        'span': {'col': 3, 'end_col': 4, 'end_line': 33, 'file': 'specs/penguins.mlops', 'line': 29},
+        'stratify': 'species',
+        'test_size': {
+            'kind': 'param',
+            'name': 'test_size',
+            'span': {'col': 17, 'end_col': 33, 'end_line': 30, 'file': 'specs/penguins.mlops', 'line': 30},
+        },
+    },
+    {
+        'data': {
+            'kind': 'ref',
+            'port': 'train',
+            'span': {'col': 26, 'end_col': 46, 'end_line': 35, 'file': 'specs/penguins.mlops', 'line': 35},
+            'step': 'penguins_split',
+        },
+        'estimator': {
+            'name': 'sklearn.ensemble.RandomForestClassifier',
+            'params': {'max_depth': 6, 'n_estimators': 300},
+            'span': {'col': 17, 'end_col': 94, 'end_line': 38, 'file': 'specs/penguins.mlops', 'line': 38},
+        },
+        'features': [
+            'bill_length_mm',
+            'bill_depth_mm',
+            'flipper_length_mm',
+            'body_mass_g',
+            'island',
+            'sex',
+        ],
+        'kind': 'train',
+        'name': 'species_model',
+        'resources': {'cpu': 2.0, 'memory': '4Gi'},
+        'retries': 2,
+        'span': {'col': 3, 'end_col': 4, 'end_line': 42, 'file': 'specs/penguins.mlops', 'line': 35},
+        'target': 'species',
+        'tune': {
+            'method': 'grid',
+            'metric': 'accuracy',
+            'space': {'max_depth': [4, 6, 8]},
+            'span': {'col': 5, 'end_col': 67, 'end_line': 39, 'file': 'specs/penguins.mlops', 'line': 39},
+        },
+    },
+    {
+        'data': {
+            'kind': 'ref',
+            'port': 'test',
+            'span': {'col': 12, 'end_col': 31, 'end_line': 46, 'file': 'specs/penguins.mlops', 'line': 46},
+            'step': 'penguins_split',
+        },
+        'kind': 'evaluate',
+        'metrics': ['accuracy', 'f1_macro'],
+        'model': {
+            'kind': 'ref',
+            'port': 'model',
+            'span': {'col': 13, 'end_col': 26, 'end_line': 45, 'file': 'specs/penguins.mlops', 'line': 45},
+            'step': 'species_model',
+        },
+        'name': 'species_eval',
+        'span': {'col': 3, 'end_col': 4, 'end_line': 48, 'file': 'specs/penguins.mlops', 'line': 44},
+    },
+    {
+        'kind': 'gate',
+        'metrics': {
+            'kind': 'ref',
+            'port': 'metrics',
+            'span': {'col': 19, 'end_col': 31, 'end_line': 50, 'file': 'specs/penguins.mlops', 'line': 50},
+            'step': 'species_eval',
+        },
+        'name': 'release',
+        'registry': 'penguins-species',
+        'rules': [
+            {
+                'kind': 'threshold',
+                'metric': 'accuracy',
+                'op': '>=',
+                'span': {'col': 5, 'end_col': 44, 'end_line': 51, 'file': 'specs/penguins.mlops', 'line': 51},
+                'value': {
+                    'kind': 'param',
+                    'name': 'min_accuracy',
+                    'span': {'col': 25, 'end_col': 44, 'end_line': 51, 'file': 'specs/penguins.mlops', 'line': 51},
+                },
+            },
+            {
+                'delta': -0.01,
+                'kind': 'champion',
+                'metric': 'f1_macro',
+                'op': '>=',
+                'span': {'col': 5, 'end_col': 49, 'end_line': 52, 'file': 'specs/penguins.mlops', 'line': 52},
+            },
+        ],
+        'span': {'col': 3, 'end_col': 4, 'end_line': 54, 'file': 'specs/penguins.mlops', 'line': 50},
+    },
+    {
+        'after': [
+            {
+                'kind': 'ref',
+                'port': 'decision',
+                'span': {'col': 13, 'end_col': 20, 'end_line': 58, 'file': 'specs/penguins.mlops', 'line': 58},
+                'step': 'release',
+            },
+        ],
+        'kind': 'deploy',
+        'model': {
+            'kind': 'ref',
+            'port': 'model',
+            'span': {'col': 13, 'end_col': 26, 'end_line': 57, 'file': 'specs/penguins.mlops', 'line': 57},
+            'step': 'species_model',
+        },
+        'name': 'species_service',
+        'registry': 'penguins-species',
+        'span': {'col': 3, 'end_col': 4, 'end_line': 61, 'file': 'specs/penguins.mlops', 'line': 56},
+    },
+    {
+        'current': {
+            'kind': 'ref',
+            'port': 'data',
+            'span': {'col': 15, 'end_col': 28, 'end_line': 66, 'file': 'specs/penguins.mlops', 'line': 66},
+            'step': 'penguins_2009',
+        },
+        'drift': [
+            {
+                'action': 'retrain',
+                'column': 'bill_length_mm',
+                'op': '>',
+                'span': {'col': 5, 'end_col': 47, 'end_line': 67, 'file': 'specs/penguins.mlops', 'line': 67},
+                'statistic': 'psi',
+                'threshold': 0.2,
+            },
+            {
+                'action': 'alert',
+                'column': 'flipper_length_mm',
+                'measure': 'pvalue',
+                'op': '<',
+                'span': {'col': 5, 'end_col': 55, 'end_line': 68, 'file': 'specs/penguins.mlops', 'line': 68},
+                'statistic': 'ks',
+                'threshold': 0.01,
+            },
+        ],
+        'kind': 'monitor',
+        'model': {
+            'kind': 'ref',
+            'port': 'model',
+            'span': {'col': 13, 'end_col': 26, 'end_line': 64, 'file': 'specs/penguins.mlops', 'line': 64},
+            'step': 'species_model',
+        },
+        'name': 'species_drift',
+        'reference': {
+            'kind': 'ref',
+            'port': 'train',
+            'span': {'col': 17, 'end_col': 37, 'end_line': 65, 'file': 'specs/penguins.mlops', 'line': 65},
+            'step': 'penguins_split',
+        },
+        'registry': 'penguins-species',
+        'schedule': '0 * * * *',
+        'span': {'col': 3, 'end_col': 4, 'end_line': 70, 'file': 'specs/penguins.mlops', 'line': 63},
+    },
 ]
+# The runner reads the IR with its defaults filled in, as `mlopsc run` does: a step's cache key
+# hashes its config, so both share the cache of the spec's folder.
+PIPELINE = ir.Pipeline.model_validate(IR).model_dump(mode="json")
 
 if __name__ == "__main__":
     sys.exit(main(PIPELINE, Layout(PIPELINE_STEPS, MONITORS), SPEC_FILE, sys.argv[1:]))
