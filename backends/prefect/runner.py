@@ -53,7 +53,7 @@ def default_storage(spec_file: str) -> str:
         os.path.dirname(os.path.abspath(spec_file)), ".mlops", "prefect")
 
 
-def start_run(pipeline: str, spec_file: str, spec_hash: str, step_configs: dict[str, str],
+def start_run(pipeline: str, spec_file: str, spec_hash: str, step_configs: dict[str, dict[str, Any]],
               params: dict[str, Any], storage: str = "", force_gate: bool = False) -> PipelineRun:
     from mlopsc.runtime import RunContext, StepError
     from mlopsc.runtime.tracking import start_pipeline_run
@@ -103,7 +103,7 @@ def retry_unless_verdict(task: Any, task_run: Any, state: Any) -> bool:
     return state.name not in VERDICTS.values()
 
 
-def run_step(config: str, inputs: dict[str, str], outputs: dict[str, str], context: dict[str, Any]) -> Any:
+def run_step(config: dict[str, Any], inputs: dict[str, str], outputs: dict[str, str], context: dict[str, Any]) -> Any:
     from mlopsc.runtime import StepError, StepFailed, execute
     from prefect import get_run_logger
     from prefect.states import Failed
