@@ -87,7 +87,7 @@ def finish_run(context: str, results: dict[str, str]) -> None:
         from mlopsc.runtime.lineage import record_run
         from mlopsc.runtime.tracking import end_pipeline_run
 
-        record_run(ctx, loaded)
+        record_run(ctx, loaded, {"backend": "kubeflow"})
         end_pipeline_run(ctx, "warn" if any(r.get("status") == "warn" for r in loaded) else "ok")
 
     _guard("lineage", record, doing="record the lineage")
