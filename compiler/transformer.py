@@ -53,6 +53,7 @@ from .options import (
     scalar,
     text,
 )
+from .positions import cover_span, token_span
 
 # ---------------------------------------------------------------- the transformer
 
@@ -74,21 +75,10 @@ class SpecTransformer:
 
     # ------------------------------------------------------------ helpers
     def cover(self, children: list) -> ir.Span:
-        """The span from the start of the first child to the end of the last."""
-        first, last = _edge(children[0]), _edge(children[-1])
-        if isinstance(first, Token):
-            line, col = first.line, first.column
-        else:
-            line, col = first.line, first.col
-        if isinstance(last, Token):
-            end_line, end_col = _token_end(last)
-        else:
-            end_line, end_col = last.end_line, last.end_col
-        return ir.Span(file=self.file, line=line, col=col, end_line=end_line, end_col=end_col)
+        return cover_span(self.file, children)
 
     def tspan(self, tok: Token) -> ir.Span:
-        end_line, end_col = _token_end(tok)
-        return ir.Span(file=self.file, line=tok.line, col=tok.column, end_line=end_line, end_col=end_col)
+        return token_span(self.file, tok)
 
     def problem(self, code: str, message: str, span: ir.Span | None, hint: str | None = None) -> None:
         self.problems.append(Diagnostic(code, message, span, hint))
@@ -489,18 +479,3 @@ class SpecTransformer:
         spans = {"type": entry.type_span, "default": entry.default.span if entry.default else entry.span}
         return self.make(ir.Param, fields, spans, entry.span, context)
 
-
-def _edge(child: Any) -> Any:
-    """What a child's span starts or ends with: a token, or the span of something built."""
-    if isinstance(child, (Token, ir.Span)):
-        return child
-    if isinstance(child, tuple):        # a column modifier: (name, payload, span)
-        return child[2]
-    return child.span
-
-
-def _token_end(tok: Token) -> tuple[int, int]:
-    """Where a token ends; lark leaves it unset on some tokens that error recovery re-feeds."""
-    if tok.end_line is None:
-        return tok.line, tok.column + len(tok)
-    return tok.end_line, tok.end_column
