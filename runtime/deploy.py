@@ -1,11 +1,13 @@
 """Deploy (register a model version, move the alias) and Score (batch predictions).
 
 Deploy. Input `model`: the train step's MLflow model folder. The folder is copied into the MLflow
-artifact store (artifact `model` of the deploy step's run) and that copy is registered, so that
-`models:/NAME@ALIAS` loads and serves from MLflow alone, whatever store (local, memory://, s3://)
-held the pipeline's artifacts. The version is tagged with the model's sha256, the pipeline run and
-the train step's MLflow run (recorded by the train stage in the folder's MLmodel metadata); the
-version's `run_id` is that train run, to which the evaluate stage also logs its metrics.
+artifact store (artifact `registered_model` of the train step's MLflow run, recorded by the train
+stage in the folder's MLmodel metadata; of the deploy step's run when that run is unknown or
+deleted) and that copy is registered, so that `models:/NAME@ALIAS` loads and serves from MLflow
+alone, whatever store (local, memory://, s3://) held the pipeline's artifacts. The version's
+`run_id` is the run holding the copy (MLflow, and a tracking server, require that), so normally
+the train run, to which the evaluate stage also logs its metrics. The version is tagged with the
+model's sha256, the pipeline run and the train run.
 Re-deploying a model whose sha256 is already a version reuses that version instead of adding a
 duplicate. The alias moves to the version; its old holder keeps alias `previous`.
 Output `release`: a Report JSON {registry, version, alias, previous_version, model_sha256, ...}.
@@ -55,7 +57,8 @@ def deploy(step: ir.Deploy, inputs: dict[str, str], outputs: dict[str, str], ctx
         import mlflow
 
         if version is None:
-            source = _log_model_folder(model_uri, mlflow_run.info.artifact_uri)
+            source_run = train_run_id if train_run_id and _run_exists(client, train_run_id) else None
+            source = _log_model_folder(client, model_uri, source_run or mlflow_run.info.run_id)
             tags = {"mlopsc.model_sha256": sha256, "mlopsc.pipeline": ctx.pipeline,
                     "mlopsc.run_id": ctx.run_id, "mlopsc.spec_hash": ctx.spec_hash,
                     "mlopsc.deploy_run_id": mlflow_run.info.run_id}
@@ -64,7 +67,7 @@ def deploy(step: ir.Deploy, inputs: dict[str, str], outputs: dict[str, str], ctx
             if ctx.parent_run_id:
                 tags["mlopsc.parent_run_id"] = ctx.parent_run_id
             version = registry.register(client, step.registry, source,
-                                        train_run_id or mlflow_run.info.run_id, tags)
+                                        source_run or mlflow_run.info.run_id, tags)
         previous = registry.promote(client, step.registry, version.version, step.alias)
         mlflow.set_tags({"mlopsc.registry": step.registry, "mlopsc.version": str(version.version),
                          "mlopsc.alias": step.alias})
@@ -106,19 +109,28 @@ def _existing_version(client: Any, name: str, sha256: str) -> Any:
     return max(same, key=lambda v: int(v.version)) if same else None
 
 
-def _log_model_folder(model_uri: str, artifact_uri: str) -> str:
-    """Copy the model folder into the deploy run's artifacts; return the copy's URI."""
-    import mlflow
+def _run_exists(client: Any, run_id: str) -> bool:
+    from mlflow.exceptions import MlflowException
 
+    try:
+        client.get_run(run_id)
+    except MlflowException:
+        return False   # deleted since: the deploy's own run holds the copy
+    return True
+
+
+def _log_model_folder(client: Any, model_uri: str, run_id: str) -> str:
+    """Copy the model folder into the artifacts of run `run_id` (the train run, so that the version's
+    source run is where it was trained); return the copy's URI. MLflow requires a version's
+    source to lie in its run's artifacts, and a tracking server checks it."""
     fs, path = artifacts._fs(model_uri)
-    if artifacts._is_local(fs):
-        mlflow.log_artifacts(path, "model")
-    else:
-        with tempfile.TemporaryDirectory(prefix="mlopsc-deploy-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="mlopsc-deploy-") as tmp:
+        local = path
+        if not artifacts._is_local(fs):
             local = os.path.join(tmp, "model")
             fs.get(path.rstrip("/") + "/", local, recursive=True)
-            mlflow.log_artifacts(local, "model")
-    return f"{artifact_uri.rstrip('/')}/model"
+        client.log_artifacts(run_id, local, "registered_model")
+    return f"{client.get_run(run_id).info.artifact_uri.rstrip('/')}/registered_model"
 
 
 # ---------------------------------------------------------------- score

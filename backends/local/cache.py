@@ -121,12 +121,14 @@ def lookup(state: StateDir, step: str, key: str) -> tuple[dict[str, Any] | None,
 
 
 def write_entry(state: StateDir, step: str, kind: str, key: str, components: dict[str, Any],
-                result: dict[str, Any], run_id: str) -> None:
+                result: dict[str, Any], run_id: str, observed: dict[str, Any] | None = None) -> None:
+    """`observed`: what the step's result depended on outside its inputs (a gate's champion),
+    checked again before the entry is reused."""
     # Every field of an output is kept (the runtime adds e.g. its port type); only the URI is
     # stored relative to the state folder.
     outputs = {port: {**out, "uri": state.relative(out["uri"])} for port, out in result.get("outputs", {}).items()}
     write_json_atomic(state.entry_path(step, key), {
-        "step": step, "kind": kind, "key": key, "components": components,
+        "step": step, "kind": kind, "key": key, "components": components, "observed": observed or {},
         "outputs": outputs, "result": result, "run_id": run_id, "created": time.time(),
     })
 

@@ -163,12 +163,17 @@ def summary_lines(record: dict[str, Any]) -> list[str]:
                 lines.append(f"  log      {log}")
             for port, out in ((step.get("result") or {}).get("outputs") or {}).items():
                 lines.append(f"  {port:<8} {out['uri']}")
+    if record.get("error"):
+        error = record["error"]
+        lines.append(f"run {record['run_id']}: {error['message']}")
+        lines += [f"  {label:<9} {error[key]}" for label, key in (("expected:", "expected"), ("found:", "found"))
+                  if error.get(key)]
     if record.get("retrain"):
         retrain = record["retrain"]
         lines.append(f"  retrain  started run {retrain['run_id']} of the training pipeline: "
                      f"{retrain['status']}, {len(retrain['ran'])} step(s) ran"
                      + ("" if retrain["ran"] else " (its data and config are unchanged: all from cache)"))
-    if record.get("tracking_uri"):
+    if record.get("tracking_uri") and not record.get("error"):
         lines.append(f"  see      mlflow ui --backend-store-uri {record['tracking_uri']}")
     return lines
 

@@ -26,23 +26,56 @@ from mlopsc.compiler import ir
 from mlopsc.runtime.core import StepError, os_user
 
 from ..cli import EXIT
-from . import cache
+from . import cache, champion
 from .pool import WorkerPool
 from .state import StateDir, write_json_atomic
 
-# What a step kind imports, so that an idle worker can import it before the step arrives.
-# Submodules count: after pandas, sklearn and mlflow, a train step still imports ~0.7 s of
-# model_selection, compose and skops.io, and evaluate a bare matplotlib Figure.
-WARM = {"source": ("pandas", "pyarrow"), "check": ("pandas", "pandera"), "split": ("pandas", "sklearn"),
-        "train": ("sklearn", "mlflow", "sklearn.model_selection", "sklearn.compose", "skops.io"),
-        "evaluate": ("sklearn", "mlflow", "matplotlib.figure"), "gate": ("mlflow",),
-        "deploy": ("mlflow",), "score": ("mlflow",), "monitor": ("scipy", "mlflow")}
+# What a step kind imports, so that the workers' zygote can import it before the step arrives
+# (measured: a module missing here costs every worker its own import). Submodules count: after
+# pandas, sklearn and mlflow, a train step still imports ~0.7 s of model_selection, compose,
+# skops.io and mlflow.sklearn, and evaluate a bare matplotlib Figure.
+COMMON = ("pandas", "pyarrow.parquet", "fsspec", "mlopsc.runtime.artifacts", "mlopsc.runtime.tracking")
+WARM = {"source": ("mlopsc.runtime.sources",),
+        "check": ("pandera.pandas", "mlopsc.runtime.checks"),
+        "split": ("sklearn.model_selection", "mlopsc.runtime.split"),
+        "train": ("sklearn.model_selection", "sklearn.compose", "skops.io", "mlflow.sklearn",
+                  "mlopsc.runtime.train", "mlopsc.runtime.artifacts:fill_caches"),
+        "evaluate": ("sklearn.metrics", "matplotlib.figure", "matplotlib.backends.backend_agg",
+                     "mlopsc.runtime.evaluate"),
+        "gate": ("mlopsc.runtime.gate",), "deploy": ("mlopsc.runtime.deploy",),
+        "score": ("mlopsc.runtime.deploy",), "monitor": ("scipy.stats", "mlopsc.runtime.monitor")}
+
+
+def tracking_modules(uri: str) -> tuple[str, ...]:
+    """What opening the MLflow store at `uri` and a run in it imports (about 0.5 s for a database
+    store; GitPython is MLflow's, for the run's source version)."""
+    modules = ("mlflow", "git")
+    if uri.split(":", 1)[0].split("+", 1)[0] in ("sqlite", "postgresql", "mysql", "mssql"):
+        modules += ("mlflow.store.tracking.sqlalchemy_store", "mlflow.store.model_registry.sqlalchemy_store")
+    return modules
+
+
+def unreachable_server(uri: str) -> str | None:
+    """Why an http(s) tracking server cannot be reached (connection refused, DNS, timeout), or
+    None. Any HTTP answer, even an error status, means it is there."""
+    if not uri.startswith(("http://", "https://")):
+        return None
+    import urllib.error
+    import urllib.request
+
+    try:
+        urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=10).close()
+    except urllib.error.HTTPError:
+        return None
+    except (OSError, ValueError) as exc:
+        return str(getattr(exc, "reason", None) or exc)
+    return None
 
 
 def warm_modules(node: Any) -> tuple[str, ...]:
     """What a step will import: its kind's modules, and for a train step its scikit-learn
     estimator's module (only scikit-learn's: warming must never run a spec-named import first)."""
-    modules = WARM.get(node.kind, ())
+    modules = COMMON + WARM.get(node.kind, ())
     if node.kind == "train" and node.estimator.name.startswith("sklearn."):
         modules += (node.estimator.name.rpartition(".")[0],)
     return modules
@@ -70,6 +103,7 @@ class StepState:
     reason: str = ""
     key: str = ""
     components: dict[str, Any] = field(default_factory=dict)
+    observed: dict[str, Any] = field(default_factory=dict)   # the world outside its inputs, as it ran
     attempt: int = 0
     ready_at: float = 0.0
     started: float = 0.0
@@ -144,6 +178,7 @@ class Runner:
         }
         self.started = time.time()
         self.failure: StepState | None = None
+        self.error: dict[str, Any] | None = None     # a failure of the run, not of one step
         self.pool: WorkerPool | None = None
         self.mlflow_started = False
 
@@ -158,6 +193,9 @@ class Runner:
             self._save("running")
             self._schedule()
             status = "failed" if self.failure else "ok"
+        except StepError as exc:   # the run could not start its steps: its MLflow store
+            self.error = {"type": "error", "message": exc.message, "expected": exc.expected, "found": exc.found}
+            status = "failed"
         finally:
             self._finish(status)
             self.pool.close(kill=status == "interrupted")
@@ -174,10 +212,10 @@ class Runner:
             for step in ready:
                 if self.failure is not None:
                     break
+                self._start_mlflow(step)
                 worker = self.pool.idle_worker(warm_modules(step.node))
                 if worker is None:
                     break
-                self._start_mlflow()
                 self._dispatch(step, worker, running)
             # After a failure nothing new starts: wait for the running steps (their results are
             # cached for the next run), then stop.
@@ -254,12 +292,49 @@ class Runner:
             return None, "cache = off"
         if self.options.no_cache and step.selected:
             return None, "--no-cache"
+        unavailable = self._observe_champion(step) if node.kind == "gate" else None
+        if unavailable:
+            return None, unavailable
         entry, why = cache.lookup(self.state, step.name, step.key)
+        if entry is not None and "champion" in step.observed:
+            entry, why = self._recheck_champion(step, entry)
         if entry is not None:
             return entry, "input file unchanged" if "file" in step.components["inputs"] else "cache hit"
         if why == "no cache entry":
             why = cache.explain_miss(self.state, step.name, step.components)
         return None, why
+
+    def _observe_champion(self, step: StepState) -> str | None:
+        """For a gate that compares with the champion, look the champion up now: it is recorded
+        with the gate's result, and a cached result is checked against it. Returns why the gate
+        must run when the lookup is impossible here."""
+        node = step.node
+        if not node.registry or not any(isinstance(r, ir.ChampionRule) for r in node.rules):
+            return None
+        try:
+            step.observed = {"champion": champion.holder(self.context["tracking_uri"], node.registry, node.alias)}
+        except champion.Unavailable as exc:
+            return f"compares with {node.registry}@{node.alias}, which cannot be looked up here ({exc})"
+        return None
+
+    def _recheck_champion(self, step: StepState, entry: dict[str, Any]) -> tuple[dict | None, str]:
+        """A cached gate holds while the champion is the one it compared with, or is the very
+        model it judged (deployed since: comparing that model with itself would only churn the
+        registry). Any other change of champion runs the gate again."""
+        node, now = step.node, step.observed["champion"]
+        seen = entry.get("observed", {}).get("champion", "unknown")
+        if now == seen or (now and now["model_sha256"] and now["model_sha256"] == self._candidate(node)):
+            return entry, "cache hit"
+        return None, f"{node.registry}@{node.alias} changed since the gate ran ({_version(seen)} -> {_version(now)})"
+
+    def _candidate(self, gate: ir.Gate) -> str | None:
+        """The sha256 of the model a gate judges: the model its evaluate step scored."""
+        evaluate = self.steps.get(gate.metrics.step)
+        ref = getattr(evaluate.node, "model", None) if evaluate else None
+        producer = self.steps.get(ref.step) if ref is not None else None
+        if producer is None or not producer.result:
+            return None
+        return producer.result["outputs"].get(ref.port, {}).get("sha256")
 
     def _output(self, step: str, port: str) -> dict[str, str]:
         """A Ref's port is always filled: the IR comes from a Program (docs/architecture.md)."""
@@ -281,16 +356,6 @@ class Runner:
         running[worker.index] = step
         self.observe("start", step.name, {"attempt": step.attempt, "reason": step.reason})
         self._save("running")
-        self._warm_idle()
-
-    def _warm_idle(self) -> None:
-        """Idle workers import what the next steps will need while the current ones run."""
-        upcoming = [s for s in self._in_order("pending") if s.selected]
-        wanted = tuple(dict.fromkeys(m for s in upcoming for m in warm_modules(s.node)))
-        for worker in self.pool.workers.values():
-            missing = tuple(m for m in wanted if m not in worker.warmed)
-            if worker.busy is None and missing:
-                self.pool.warm(worker, missing)
 
     def _wait(self, running: dict[int, StepState]) -> None:
         """Wait for one worker event, a step's deadline or a retry's delay, and act on it."""
@@ -366,21 +431,34 @@ class Runner:
         os.replace(staging, final)
         result = _replace_prefix(result, str(staging), str(final))
         cache.write_entry(self.state, step.name, step.node.kind, step.key, step.components,
-                          result, self.run_id)
+                          result, self.run_id, step.observed)
         step.status, step.result, step.ended_at = "ok", result, time.time()
         self.observe("done", step.name, {"result": result, "duration": step.duration})
         self._save("running")
 
     # ---------------------------------------------------------------- MLflow and the record
-    def _start_mlflow(self) -> None:
+    def _start_mlflow(self, first_step: StepState) -> None:
         """The MLflow parent run starts with the first step that executes: a fully cached run
-        creates no MLflow run (and never imports MLflow)."""
+        creates no MLflow run (and never imports MLflow).
+
+        The workers' zygote imports, in order: what opening the run and the first step need, then
+        what every other step to run needs. The first worker is forked after the first group and
+        opens the MLflow run while the zygote goes on with the second; workers forked later
+        start with everything imported."""
         if self.mlflow_started:
             return
         self.mlflow_started = True
-        self.observe("mlflow", "", {"tracking_uri": self.context["tracking_uri"]})
-        first = self.pool.idle_worker(("mlflow",))
-        self._start_parallel_workers()
+        uri = self.context["tracking_uri"]
+        self.observe("mlflow", "", {"tracking_uri": uri})
+        unreachable = unreachable_server(uri)
+        if unreachable:   # MLflow's client would retry for minutes before saying so
+            raise StepError(f"cannot reach the MLflow tracking server: {unreachable}",
+                            expected="a running MLflow server at MLFLOW_TRACKING_URI", found=uri)
+        self.pool.preload(tracking_modules(uri) + warm_modules(first_step.node))
+        first = self.pool.start_worker()
+        todo = [n for n in self.order if self.steps[n].status in ("pending", "ready")]
+        self.pool.preload(tuple(m for n in todo for m in warm_modules(self.steps[n].node)))
+        self._start_parallel_workers(todo)
         answer = self.pool.call("mlopsc.runtime.tracking:start_pipeline_run", self.context,
                                 log=self.state.log_path(self.run_id, "_tracking"), worker=first)
         if not answer["ok"]:   # a store that cannot be opened is the user's to fix, not a bug
@@ -389,11 +467,9 @@ class Runner:
                                      "state folder)", found=self.context["tracking_uri"])
         self.context["parent_run_id"] = answer["result"]
 
-    def _start_parallel_workers(self) -> None:
-        """When branches of the steps still to run can go in parallel, start their workers now and
-        let them import pandas, scikit-learn and MLflow while the first steps run: a worker started
-        only when a branch becomes ready would spend that branch's head start on imports."""
-        todo = {n for n, s in self.steps.items() if s.status in ("pending", "ready")}
+    def _start_parallel_workers(self, todo: list[str]) -> None:
+        """When branches of the steps still to run can go in parallel, fork their workers now, so
+        that they are ready (everything imported) when the branches are."""
         sorter = graphlib.TopologicalSorter({n: [d for d in self.steps[n].deps if d in todo] for n in todo})
         sorter.prepare()
         width = 0
@@ -401,16 +477,16 @@ class Runner:
             ready = sorter.get_ready()
             width = max(width, len(ready))
             sorter.done(*ready)
-        modules = tuple(dict.fromkeys(m for n in sorted(todo) for m in warm_modules(self.steps[n].node)))
         while len(self.pool.workers) < min(self.pool.size, width):
-            self.pool.warm(self.pool.start_worker(), modules)
+            self.pool.start_worker()
 
     def _finish(self, status: str) -> None:
         for step in self.steps.values():
             if step.status in ("running", "ready", "pending"):   # interrupted: workers are killed below
-                step.status, step.reason = "not_run", "interrupted"
+                step.status = "not_run"
+                step.reason = "interrupted" if status == "interrupted" else "the run stopped before it"
         self._save(status)
-        if not self.mlflow_started or self.pool is None:
+        if not self.context["parent_run_id"] or self.pool is None:
             return
         log = self.state.log_path(self.run_id, "_tracking")
         try:
@@ -427,6 +503,8 @@ class Runner:
 
     def exit_code(self) -> int:
         step = self.failure
+        if self.error is not None:
+            return EXIT["step"]
         if step is None:
             return EXIT["ok"]
         error = step.error or {}
@@ -456,10 +534,17 @@ class Runner:
             "order": self.order, "steps": steps, "state_dir": str(self.state.root),
             "tracking_uri": self.context["tracking_uri"],
             "mlflow_run_id": self.context["parent_run_id"], "options": self.options.extra,
+            "error": self.error,
         }
 
     def _save(self, status: str) -> None:
         write_json_atomic(self.state.run_path(self.run_id), self.record(status), durable=False)
+
+
+def _version(holder: dict[str, Any] | str | None) -> str:
+    if holder == "unknown":
+        return "not recorded"
+    return f"version {holder['version']}" if holder else "none"
 
 
 def cached_result(state: StateDir, entry: dict[str, Any]) -> dict[str, Any]:

@@ -3,6 +3,9 @@ step error (exit 5), a timeout; each message names the step and its spec line, t
 left untouched, and no Python traceback reaches the user."""
 from __future__ import annotations
 
+import json
+import socket
+import time
 from pathlib import Path
 
 from localrun import champion, clean_env, mlopsc, ran, run_json, statuses
@@ -94,6 +97,22 @@ def test_a_state_folder_that_cannot_be_created_is_a_usage_error(quick):
 
 def test_an_mlflow_store_that_cannot_be_opened_is_one_message_and_exit_5(quick):
     done = mlopsc("run", "quick.mlops", cwd=quick, env=clean_env(MLFLOW_TRACKING_URI="bogus://nowhere"))
-    assert done.returncode == 5, done.stderr
-    assert "cannot open the pipeline's MLflow run" in done.stderr and "bogus://nowhere" in done.stderr
-    assert "internal error" not in done.stderr and "Traceback" not in done.stderr
+    assert done.returncode == 5, done.stdout + done.stderr
+    assert "cannot open the pipeline's MLflow run" in done.stdout and "bogus://nowhere" in done.stdout
+    assert "internal error" not in done.stdout + done.stderr and "Traceback" not in done.stdout + done.stderr
+    # The run record says the run failed (not that it was interrupted) and why.
+    record = json.loads(next((quick / ".mlops" / "runs").glob("*.json")).read_text())
+    assert (record["status"], record["exit_code"]) == ("failed", 5)
+    assert "bogus://nowhere" in record["error"]["found"]
+    assert {s["status"] for s in record["steps"].values()} <= {"not_run", "cached"}
+
+
+def test_an_unreachable_tracking_server_fails_at_once_not_after_mlflow_retries(quick):
+    with socket.socket() as closed:          # a loopback port nobody listens on
+        closed.bind(("127.0.0.1", 0))
+        uri = f"http://127.0.0.1:{closed.getsockname()[1]}"
+    started = time.monotonic()
+    record = run_json("quick.mlops", cwd=quick, env=clean_env(MLFLOW_TRACKING_URI=uri), expect=5)
+    assert time.monotonic() - started < 30, "MLflow's client retries for minutes; the runner must not"
+    assert record["status"] == "failed" and "cannot reach the MLflow tracking server" in record["error"]["message"]
+    assert record["error"]["found"] == uri

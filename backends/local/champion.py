@@ -1,0 +1,99 @@
+"""Who holds a registry alias, read without importing MLflow.
+
+A gate that compares with the champion is only as current as the champion it saw. Before reusing
+a cached gate, the runner looks the alias up again; importing MLflow for that would cost a fully
+cached run seconds, so the two common stores are read directly:
+
+- `sqlite:///PATH` (the default store): one read-only query of MLflow's registry tables
+  (`registered_model_aliases`, `model_version_tags`);
+- `http(s)://HOST`: MLflow's REST API (the registered model's aliases, then the holder's tags),
+  with the same auth environment variables as MLflow's client (`MLFLOW_TRACKING_TOKEN`, or
+  `MLFLOW_TRACKING_USERNAME` and `MLFLOW_TRACKING_PASSWORD`).
+
+Any other store, or an answer that cannot be read, raises Unavailable: the gate then runs again,
+which is slower but never stale.
+"""
+from __future__ import annotations
+
+import base64
+import json
+import os
+import sqlite3
+import urllib.error
+import urllib.parse
+import urllib.request
+from typing import Any
+
+SHA_TAG = "mlopsc.model_sha256"     # set on every version a deploy step registers
+
+
+class Unavailable(Exception):
+    pass
+
+
+def holder(tracking_uri: str, name: str, alias: str) -> dict[str, Any] | None:
+    """{"version": "3", "model_sha256": "..." or None} of the version holding NAME@ALIAS, None when
+    no version holds it (or the model does not exist)."""
+    if tracking_uri.startswith("sqlite:///"):
+        return _sqlite(tracking_uri[len("sqlite:///"):], name, alias)
+    if tracking_uri.startswith(("http://", "https://")):
+        return _rest(tracking_uri.rstrip("/"), name, alias)
+    raise Unavailable(f"the runner cannot read the registry of {tracking_uri.split(':', 1)[0]} stores "
+                      "without MLflow")
+
+
+def _sqlite(path: str, name: str, alias: str) -> dict[str, Any] | None:
+    if not os.path.exists(path):
+        return None      # no store yet: nothing was ever registered
+    try:
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5) as db:
+            rows = db.execute(
+                "SELECT a.version, t.value FROM registered_model_aliases a LEFT JOIN model_version_tags t"
+                " ON t.name = a.name AND t.version = a.version AND t.key = ?"
+                " WHERE a.name = ? AND a.alias = ?", (SHA_TAG, name, alias)).fetchall()
+    except sqlite3.Error as exc:
+        if "no such table" in str(exc):
+            return None  # a store MLflow has not set up yet
+        raise Unavailable(f"cannot read the registry in {path}: {exc}") from exc
+    if len(rows) > 1:    # MLflow workspaces: several holders; which one applies is MLflow's call
+        raise Unavailable(f"{name}@{alias} is held in more than one MLflow workspace")
+    return {"version": str(rows[0][0]), "model_sha256": rows[0][1]} if rows else None
+
+
+def _rest(base: str, name: str, alias: str) -> dict[str, Any] | None:
+    """The registered model's aliases, then the holder's tags: an alias that does not exist is
+    then a plain absence, not an error to tell apart from others."""
+    try:
+        model = _get(base, "registered-models/get", name=name)
+        holders = [a["version"] for a in (model or {}).get("registered_model", {}).get("aliases", [])
+                   if a.get("alias") == alias]
+        version = _get(base, "model-versions/get", name=name, version=holders[0]) if holders else None
+        if version is None:
+            return None
+        tags = {t.get("key"): t.get("value") for t in version["model_version"].get("tags", [])}
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise Unavailable(f"{base} gave an answer that is not MLflow's registry API") from exc
+    return {"version": str(holders[0]), "model_sha256": tags.get(SHA_TAG)}
+
+
+def _get(base: str, endpoint: str, **query: str) -> dict[str, Any] | None:
+    """GET an MLflow REST endpoint; None when MLflow says the resource does not exist."""
+    request = urllib.request.Request(f"{base}/api/2.0/mlflow/{endpoint}?{urllib.parse.urlencode(query)}")
+    if os.environ.get("MLFLOW_TRACKING_TOKEN"):
+        request.add_header("Authorization", f"Bearer {os.environ['MLFLOW_TRACKING_TOKEN']}")
+    elif os.environ.get("MLFLOW_TRACKING_USERNAME"):
+        user = f"{os.environ['MLFLOW_TRACKING_USERNAME']}:{os.environ.get('MLFLOW_TRACKING_PASSWORD', '')}"
+        request.add_header("Authorization", "Basic " + base64.b64encode(user.encode()).decode())
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return json.load(response)
+    except urllib.error.HTTPError as exc:
+        try:
+            code = json.load(exc).get("error_code")
+        except (OSError, ValueError, AttributeError):
+            code = None
+        if code == "RESOURCE_DOES_NOT_EXIST":
+            return None
+        raise Unavailable(f"{base} answered {exc.code} to a registry lookup") from exc
+    except (OSError, ValueError) as exc:
+        raise Unavailable(f"cannot look up the registry at {base}: {exc}") from exc
