@@ -1,6 +1,6 @@
 """Speed of the local runner, measured side by side in one session (medians of --runs rounds).
 
-    .venv/bin/python bench/run_speed.py [--runs 3] [--only first,parallel]
+    .venv/bin/python bench/run_speed.py [--runs 3] [--only first,parallel,long]
 
 1. first:    `mlopsc run specs/penguins.mlops` on a fresh state folder vs bench/baseline_penguins.py
              (the same work written by hand) on a fresh MLflow store; whole processes, alternated
@@ -10,7 +10,9 @@
 3. parallel: bench/parallel_branches.mlops (two independent ~2 s trainings) with --jobs 1 and
              --jobs 2, the source cached and the rest forced (`--from penguins_split
              --no-cache`), alternated. Target ratio <= 0.6. Also the branches alone: from the
-             first branch's start to the last one's end, as the run record has them.
+             first branch's start to the last one's end, as the run record has them (when
+             their workers began them). And the same with 4x the trees (~8 s branches), which
+             shows how the whole-run ratio follows Amdahl's law as the branches grow.
 
 Wall time and CPU time (of the process and all it waited for: workers included) are both shown.
 
@@ -68,9 +70,11 @@ def first_and_cached(runs: int, work: Path) -> dict[str, list[tuple[float, float
     return times
 
 
-def parallel(runs: int, work: Path) -> dict[str, list[tuple[float, float]]]:
-    root = project(work / "parallel")
+def parallel(runs: int, work: Path, trees: int = 250) -> dict[str, list[tuple[float, float]]]:
+    root = project(work / f"parallel-{trees}")
     spec = "bench/parallel_branches.mlops"
+    path = root / spec
+    path.write_text(path.read_text().replace("n_estimators = 250", f"n_estimators = {trees}"))
     timed([MLOPSC, "run", spec], root)          # cache the source
     times: dict[str, list[tuple[float, float]]] = {"jobs1": [], "jobs2": [], "branches1": [], "branches2": []}
     for _ in range(runs):
@@ -98,24 +102,26 @@ def row(name: str, target: str, a: list[tuple[float, float]], b: list[tuple[floa
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--only", default="first,parallel")
+    parser.add_argument("--only", default="first,parallel,long")
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory(prefix="mlopsc-bench-") as tmp:
         work = Path(tmp)
-        if "first" in args.only:
+        if "first" in args.only.split(","):
             t = first_and_cached(args.runs, work)
             rows.append(row("penguins first run: `mlopsc run` / hand-written baseline", "<= 1.2",
                             t["mlopsc"], t["baseline"]))
             rows.append(row("penguins unchanged re-run / first run", "<= 0.10", t["cached"], t["mlopsc"]))
-        if "parallel" in args.only:
-            t = parallel(args.runs, work)
+        for trees, name, only in ((250, "two ~2 s branches", "parallel"), (1000, "two ~8 s branches", "long")):
+            if only not in args.only.split(","):
+                continue
+            t = parallel(args.runs, work, trees)
             # CPU is not the point here (both do the same work); the wall ratio is.
-            rows.append(row("two ~2 s branches, whole run: `--jobs 2` / `--jobs 1`", "<= 0.6 (wall)",
+            rows.append(row(f"{name}, whole run: `--jobs 2` / `--jobs 1`", "<= 0.6 (wall)",
                             t["jobs2"], t["jobs1"]))
             med = statistics.median
             b1, b2 = med(x[0] for x in t["branches1"]), med(x[0] for x in t["branches2"])
-            rows.append(f"| the two branches alone (run record): `--jobs 2` / `--jobs 1` | {b2:.2f} / {b1:.2f} "
+            rows.append(f"| {name} alone (run record): `--jobs 2` / `--jobs 1` | {b2:.2f} / {b1:.2f} "
                         f"| {b2 / b1:.2f} | | | |")
     load = os.getloadavg()
     print(f"median of {args.runs} rounds; load average at the end {load[0]:.1f} / {load[1]:.1f} "

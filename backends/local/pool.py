@@ -173,11 +173,12 @@ class WorkerPool:
                 if index != worker.index:
                     others.append((index, answer))
                     continue
-                worker.busy = None
                 if answer is None:
+                    worker.busy = None
                     self.workers.pop(worker.index, None)
                     raise RuntimeError(f"a worker died during {target}; see {self.log_dir}")
-                if answer["id"] == task:
+                if answer["id"] == task and "started" not in answer:
+                    worker.busy = None
                     worker.tasks_done += 1
                     return answer
         finally:

@@ -107,7 +107,7 @@ class StepState:
     attempt: int = 0
     ready_at: float = 0.0
     started: float = 0.0
-    started_at: float | None = None    # wall clock, for the record: when it first started, ended
+    started_at: float | None = None    # wall clock, for the record: when its worker first began it, ended
     ended_at: float | None = None
     deadline: float | None = None
     task: int | None = None
@@ -350,9 +350,9 @@ class Runner:
                    "base": str(staging), "context": self.context,
                    "log": str(self.state.log_path(self.run_id, step.name))}
         step.task = self.pool.submit(worker, request, warm_modules(step.node))
-        step.status, step.started = "running", time.monotonic()
-        step.started_at = step.started_at or time.time()
-        step.deadline = step.started + step.node.timeout if step.node.timeout else None
+        # The attempt's duration and timeout count from when its worker says it began: a new fork
+        # may first wait for the zygote's imports, which is not the step's time.
+        step.status, step.started, step.deadline = "running", time.monotonic(), None
         running[worker.index] = step
         self.observe("start", step.name, {"attempt": step.attempt, "reason": step.reason})
         self._save("running")
@@ -376,6 +376,10 @@ class Runner:
                 self._attempt_failed(step, {"type": "error", "message": (
                     "the worker process died while running this step (out of memory or killed?); "
                     f"see {self.pool.log_dir / f'worker-{index}.log'}")})
+        elif step is not None and answer["id"] == step.task and "started" in answer:
+            step.started = time.monotonic()
+            step.started_at = step.started_at or answer["started"]
+            step.deadline = step.started + step.node.timeout if step.node.timeout else None
         elif step is not None and answer["id"] == step.task:
             running.pop(index)
             worker = self.pool.workers[index]

@@ -24,7 +24,7 @@ Requests:
     {"op": "step", "id", "step": IR JSON, "inputs": {field: uri}, "base": folder, "context", "log"}
     {"op": "call", "id", "target": "mlopsc.runtime.MODULE:FUNCTION", "context", "args": [...], "log"}
         -> FUNCTION(RunContext(**context), *args)
-Answers:
+Answers: {"id", "started": wall clock} when it begins, then
     {"id", "ok": true, "result": ...} | {"id", "ok": false, "error": {...}}
 """
 from __future__ import annotations
@@ -121,6 +121,8 @@ def serve(channel: socket.socket, parent: int, modules: list[str]) -> None:
     threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
     for line in requests:
         request = json.loads(line)
+        answers.write(json.dumps({"id": request["id"], "started": time.time()}) + "\n")
+        answers.flush()
         _redirect(request.get("log"), saved)
         try:
             result = _run_step(request) if request["op"] == "step" else _call(request)

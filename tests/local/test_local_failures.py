@@ -75,6 +75,18 @@ def test_timeout_kills_the_step_and_retries_it(quick):
     assert not list((quick / ".mlops" / "cache").glob("species_model/*.json"))
 
 
+def test_a_timeout_counts_from_when_the_worker_begins_the_step(quick):
+    spec = quick / "quick.mlops"
+    # The first step's worker is forked only once pandas, scikit-learn and MLflow are imported
+    # (seconds); the source itself reads a small CSV in well under a second.
+    spec.write_text(spec.read_text().replace('filter = "year < 2009" }', 'filter = "year < 2009"  timeout = 1 }'))
+    record = run_json("quick.mlops", cwd=quick)
+    source = record["steps"]["penguins"]
+    assert source["status"] == "ok" and source["attempts"] == 1
+    assert source["duration"] < 1 and source["started_at"] - record["started"] > 1, \
+        "the wait for the worker's imports is neither in the step's duration nor its timeout"
+
+
 def test_a_second_run_on_the_same_state_folder_is_refused(quick):
     import fcntl
 
