@@ -175,8 +175,9 @@ def test_what_prefect_cannot_express_is_reported_with_its_line(monkeypatch: pyte
 def test_kubernetes_pools_carry_the_largest_resources(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(ROOT)
     files, generator = build("specs/penguins.mlops", work_pool_type="kubernetes")
-    job_variables = yaml.safe_load(files["prefect.yaml"])["deployments"][0]["work_pool"]["job_variables"]
-    assert job_variables == {"cpu": "2", "memory": "4Gi"}
+    config = yaml.safe_load(files["prefect.yaml"])
+    assert config["deployments"][0]["work_pool"]["job_variables"] == {"cpu": "2", "memory": "4Gi"}
+    assert config["definitions"]["mlopsc"]["work_pool_type"] == "kubernetes"   # what submit creates
     assert all("shares its pod" in d.message for d in generator.diagnostics)
 
 
