@@ -5,14 +5,17 @@
 - reads DIR/prefect.yaml (written by `mlopsc build --target prefect`): one deployment per flow;
 - server: --api-url, else PREFECT_API_URL (env or Prefect profile); none at all is a usage error,
   since an ephemeral server would forget the deployments as soon as this command ends;
-- work pool: --work-pool, else the one in prefect.yaml; created as a `process` pool when missing;
+- work pool: --work-pool, else the one in prefect.yaml; a missing pool is created with the type the
+  build assumed (prefect.yaml's `definitions.mlopsc.work_pool_type`) and Prefect's default job
+  template for it; an existing pool is used as it is, with a warning when its type differs;
 - each deployment: `flow.from_source(DIR, "flows.py:<flow>").deploy(...)` with its cron schedule;
 - --run starts the pipeline's (first) deployment with the --param values; --wait follows it,
   printing each step as it finishes, until the flow run ends.
 
 Exit codes (as for `mlopsc run`): 0 deployed (and the run completed) · 2 usage (no build, no
 server configured, bad --param) · 3 a data check stopped the run · 4 the gate failed · 5 the
-server cannot be reached, the build cannot be loaded or the run failed. No traceback is printed.
+server cannot be reached, a missing pool cannot be created, the build cannot be loaded or the run
+failed. No traceback is printed.
 """
 from __future__ import annotations
 
@@ -68,7 +71,7 @@ def _submit(build_dir: Path, api_url: str | None, work_pool: str | None, start_r
     check_reachable(api_url)
 
     pool = work_pool or config["deployments"][0]["work_pool"]["name"]
-    ensure_work_pool(pool)
+    ensure_work_pool(pool, built_pool_type(config))
     names = [deploy(build_dir, spec, pool) for spec in config["deployments"]]
     if not start_run:
         click.echo(f"start a run with: prefect deployment run '{names[0]}'  (a worker must poll pool {pool!r})")
@@ -136,7 +139,16 @@ def check_reachable(api_url: str) -> None:
 # ---------------------------------------------------------------- deployments
 
 
-def ensure_work_pool(name: str) -> None:
+def built_pool_type(config: dict[str, Any]) -> str:
+    """The work pool type the build wrote its job variables for. A prefect.yaml without it (written
+    before mlopsc recorded it, or by hand) was built for the default, `process`."""
+    return ((config.get("definitions") or {}).get("mlopsc") or {}).get("work_pool_type") or "process"
+
+
+def ensure_work_pool(name: str, pool_type: str) -> None:
+    """Create pool `name` of `pool_type` when it is missing. An existing pool is left as it is: its
+    owner chose its type and template, and a flow's code runs on any pool; only job variables
+    (a kubernetes build's cpu / memory) are pool-specific, hence a warning, not a refusal."""
     from prefect import get_client
     from prefect.client.schemas.actions import WorkPoolCreate
     from prefect.exceptions import ObjectNotFound
@@ -144,11 +156,34 @@ def ensure_work_pool(name: str) -> None:
     with get_client(sync_client=True) as client:
         try:
             pool = client.read_work_pool(name)
-            click.echo(f"work pool {name!r} ({pool.type})")
         except ObjectNotFound:
-            client.create_work_pool(WorkPoolCreate(name=name, type="process"))
-            click.echo(f"created work pool {name!r} (process); start a worker with: "
+            client.create_work_pool(WorkPoolCreate(name=name, type=pool_type,
+                                                   base_job_template=default_job_template(name, pool_type)))
+            click.echo(f"created work pool {name!r} ({pool_type}); start a worker with: "
                        f"prefect worker start --pool {name}")
+            return
+    click.echo(f"work pool {name!r} ({pool.type})")
+    if pool.type != pool_type:
+        click.echo(f"mlopsc submit: warning: work pool {name!r} is a {pool.type} pool, but the build was made for a "
+                   f"{pool_type} pool; the deployments use {name!r} as it is, and their job variables were written "
+                   f"for {pool_type} workers\n  rebuild for the pool's type (mlopsc build --work-pool-type), or "
+                   f"submit to a {pool_type} pool with --work-pool NAME", err=True)
+
+
+def default_job_template(name: str, pool_type: str) -> dict[str, Any]:
+    """Prefect's default base job template for `pool_type`, as `prefect work-pool create` gets it:
+    from an installed worker class, else from the server's worker metadata (which Prefect ships,
+    so an offline server has it too)."""
+    import asyncio
+
+    from prefect.workers.utilities import get_default_base_job_template_for_infrastructure_type
+
+    template = asyncio.run(get_default_base_job_template_for_infrastructure_type(pool_type))
+    if template is None:
+        raise SubmitError(f"work pool {name!r} does not exist, and Prefect has no job template for type "
+                          f"{pool_type!r} here\n  create it yourself: prefect work-pool create {name} --type "
+                          f"{pool_type}", EXIT["step"])
+    return template
 
 
 def deploy(build_dir: Path, spec: dict[str, Any], pool: str) -> str:

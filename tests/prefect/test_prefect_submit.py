@@ -1,9 +1,11 @@
 """`mlopsc submit --target prefect` against a real `prefect server start` and a process worker:
 deployments created with their schedules, a run started and followed to the end, a model version
-registered; the monitor deployment on drifted data starts a training run. And the two ways it can
-go wrong before that: no build, no server."""
+registered; the monitor deployment on drifted data starts a training run. A missing work pool is
+created with the type the build assumed; a pool of another type is used with a warning. And the
+ways it can go wrong before that: no build, no server, a pool type Prefect has no template for."""
 from __future__ import annotations
 
+import json
 import subprocess
 import time
 from pathlib import Path
@@ -149,6 +151,73 @@ def test_submit_wait_exits_4_when_the_gate_fails(tmp_path: Path, prefect_server:
     assert "does not meet <= 1" in result.stderr and "Traceback" not in result.stderr
     registry = MlflowClient(prefect_worker.mlflow_uri, registry_uri=prefect_worker.mlflow_uri)
     assert registry.search_model_versions("name='diabetes-progression'") == []
+
+
+@pytest.fixture
+def kubernetes_build(tmp_path: Path) -> Path:
+    """Penguins built for a kubernetes pool, renamed so that its deployments are its own."""
+    spec = copy_spec(ROOT / "specs" / "penguins.mlops", tmp_path / "spec")
+    spec.write_text(spec.read_text().replace("pipeline penguins {", "pipeline penguins_k8s {"))
+    build = tmp_path / "build"
+    built = mlopsc("build", str(spec), "--target", "prefect", "--work-pool-type", "kubernetes", "-o", str(build),
+                   env=base_env(tmp_path))
+    assert built.returncode == 0, built.stderr
+    return build
+
+
+READ_POOL = """
+import json, sys
+from prefect import get_client
+with get_client(sync_client=True) as client:
+    pool = client.read_work_pool(sys.argv[1])
+print(json.dumps({"type": pool.type, "variables": sorted(pool.base_job_template["variables"]["properties"])}))
+"""
+
+
+def read_pool(server: PrefectServer, name: str) -> dict:
+    """The pool as Prefect's own client reads it: its type and its job template's variables."""
+    result = subprocess.run([str(BIN / "python"), "-c", READ_POOL, name], env=server.env(), capture_output=True,
+                            text=True, timeout=120, check=True)
+    return json.loads(result.stdout)
+
+
+def test_a_missing_pool_is_created_with_the_type_the_build_assumed(kubernetes_build: Path,
+                                                                   prefect_server: PrefectServer) -> None:
+    result = mlopsc("submit", str(kubernetes_build), "--target", "prefect", "--api-url", prefect_server.api_url,
+                    "--work-pool", "k8s-missing", env=prefect_server.env())
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "created work pool 'k8s-missing' (kubernetes)" in result.stdout
+    pool = read_pool(prefect_server, "k8s-missing")
+    assert pool["type"] == "kubernetes"
+    assert {"image", "namespace"} <= set(pool["variables"])   # Prefect's default kubernetes template
+    training = api(prefect_server, "GET", "/deployments/name/penguins_k8s/penguins_k8s")
+    assert training["work_pool_name"] == "k8s-missing"
+    assert training["job_variables"] == {"cpu": "2", "memory": "4Gi"}
+
+
+def test_a_pool_of_another_type_is_used_with_a_warning(kubernetes_build: Path,
+                                                       prefect_server: PrefectServer) -> None:
+    subprocess.run([str(BIN / "prefect"), "work-pool", "create", "process-existing", "--type", "process"],
+                   env=prefect_server.env(), check=True, capture_output=True, timeout=120)
+    result = mlopsc("submit", str(kubernetes_build), "--target", "prefect", "--api-url", prefect_server.api_url,
+                    "--work-pool", "process-existing", env=prefect_server.env())
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert ("warning: work pool 'process-existing' is a process pool, but the build was made for a kubernetes pool"
+            in result.stderr)
+    assert read_pool(prefect_server, "process-existing")["type"] == "process"
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_a_pool_type_without_a_template_is_one_clear_message(kubernetes_build: Path,
+                                                             prefect_server: PrefectServer) -> None:
+    config = kubernetes_build / "prefect.yaml"
+    config.write_text(config.read_text().replace('work_pool_type: "kubernetes"', 'work_pool_type: "no-such-type"'))
+    result = mlopsc("submit", str(kubernetes_build), "--target", "prefect", "--api-url", prefect_server.api_url,
+                    "--work-pool", "odd-missing", env=prefect_server.env())
+    assert result.returncode == 5
+    assert "create it yourself: prefect work-pool create odd-missing --type no-such-type" in result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+    assert api(prefect_server, "POST", "/work_pools/filter", {"work_pools": {"name": {"any_": ["odd-missing"]}}}) == []
 
 
 def test_no_server_configured_is_a_usage_error(penguins_build, tmp_path: Path) -> None:
