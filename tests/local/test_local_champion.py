@@ -1,6 +1,7 @@
 """A cached gate that compared with the champion is reused only while that comparison still holds:
 the champion is the one the gate saw, or the very model it judged (deployed since). Any other
-change of champion — a rollback's excepted — makes the next run judge the candidate again."""
+change of champion makes the next run judge the candidate again; a rollback to the version the
+gate saw is no change."""
 from __future__ import annotations
 
 import pytest
