@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -114,6 +114,20 @@ def option_nodes(step: ir.Step) -> list[ir.Node]:
             elif isinstance(value, ir.Node):
                 todo.append(value)
     return out
+
+
+def param_refs_of(step: ir.Step) -> Iterator[tuple[ir.Node, str, ir.ParamRef]]:
+    """(owning node, field name, ParamRef) for every ParamRef in `step`, nested nodes included."""
+    for owner in option_nodes(step):
+        for name in PARAM_FIELDS[type(owner)]:
+            value = owner.__dict__[name]
+            if isinstance(value, ir.ParamRef):
+                yield owner, name, value
+            elif isinstance(value, dict):       # estimator params: `C = params.c`, `alphas = [params.a, 1]`
+                for item in value.values():
+                    for member in item if isinstance(item, list) else (item,):
+                        if isinstance(member, ir.ParamRef):
+                            yield owner, name, member
 
 
 def span_of(node: Any, key: str | None = None) -> ir.Span | None:

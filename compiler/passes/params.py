@@ -13,7 +13,7 @@ from typing import Any
 
 from .. import ir
 from ..errors import Diagnostic
-from .common import PARAM_FIELDS, index, option_nodes, unknown, where
+from .common import index, param_refs_of, unknown, where
 
 
 def value_fits(type_name: str, value: Any) -> bool:
@@ -36,7 +36,7 @@ def check_params(pipeline: ir.Pipeline) -> list[Diagnostic]:
                 "E302", f"param '{param.name}' is {param.type}, its default {param.default!r} is not",
                 param.span, f"write {'an' if param.type == 'int' else 'a'} {param.type} value or change the type"))
     for step in pipeline.steps:
-        for owner, fieldname, ref in _param_refs(step):
+        for owner, fieldname, ref in param_refs_of(step):
             param = idx.params.get(ref.name)
             span = ref.span or step.span
             if param is None:
@@ -51,20 +51,6 @@ def check_params(pipeline: ir.Pipeline) -> list[Diagnostic]:
                     "E302", f"{where(step)}'{fieldname}' expects {expected}, but params.{param.name} is {param.type}",
                     span, f"declare '{param.name}: {expected}'" if expected != "a number" else None))
     return diagnostics
-
-
-def _param_refs(step: ir.Step):
-    """(owning node, field name, ParamRef) for every ParamRef in `step`, nested nodes included."""
-    for owner in option_nodes(step):
-        for name in PARAM_FIELDS[type(owner)]:
-            value = owner.__dict__[name]
-            if isinstance(value, ir.ParamRef):
-                yield owner, name, value
-            elif isinstance(value, dict):       # estimator params: `C = params.c`, `alphas = [params.a, 1]`
-                for item in value.values():
-                    for member in item if isinstance(item, list) else (item,):
-                        if isinstance(member, ir.ParamRef):
-                            yield owner, name, member
 
 
 def _flatten(annotation: Any) -> set:
