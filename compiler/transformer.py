@@ -4,8 +4,9 @@ Each method turns one grammar rule into a written value (options.Value), an item
 an IR node; `step` and `start` assemble the nodes with the per-kind tables of options.py. It only
 *builds*: names, references, cycles and types of references are the passes' business. What cannot
 be built (an unknown key, a value of the wrong shape, a missing required option) is collected in
-`problems` and turned into one SpecError by the parser, so a spec with five such mistakes
-reports five.
+`problems`, so a spec with five such mistakes reports five. The pipeline is still built from what
+is valid: a bad option is left out, and a step or param that cannot be built without it is left
+out too, its name kept in `unbuilt_steps` / `unbuilt_params` (see partial.py).
 """
 from __future__ import annotations
 
@@ -71,6 +72,8 @@ class SpecTransformer:
     def reset(self, file: str, spec_hash: str = "") -> None:
         self.file, self.spec_hash = file, spec_hash
         self.problems: list[Diagnostic] = []
+        self.unbuilt_steps: set[str] = set()
+        self.unbuilt_params: set[str] = set()
         self.step_mark = 0      # problems before this index belong to earlier steps
 
     # ------------------------------------------------------------ helpers
@@ -89,14 +92,15 @@ class SpecTransformer:
 
     def make(self, cls: type, fields: dict, spans: dict, span: ir.Span, context: str,
              tried: set[str] | None = None) -> Any:
-        """cls(**fields), with pydantic's complaints turned into positioned diagnostics.
+        """cls(**fields), with pydantic's complaints turned into positioned diagnostics; a value it
+        rejects is left out, as a bad option is, so the node is built if that field has a default.
         A field in `tried` was written but could not be converted (already reported): it is not
         also reported missing; tried=None means a misspelt key was reported, which is likely the
         missing field: nothing is reported missing."""
         try:
             return cls(**fields)
         except ValidationError as exc:
-            seen = set()
+            seen, rejected = set(), set()
             for err in exc.errors():
                 key = str(err["loc"][0]) if err["loc"] else ""
                 if key in seen:     # a union field fails once per member: report it once
@@ -104,16 +108,20 @@ class SpecTransformer:
                 seen.add(key)
                 where = spans.get(key, span)
                 if err["type"] == "missing":
-                    if tried is None or key in tried:
-                        continue
-                    self.problem("E351", f"{context}missing '{key}'", span, f"add `{key} = ...`")
-                elif err["type"] == "literal_error":
+                    if tried is not None and key not in tried:
+                        self.problem("E351", f"{context}missing '{key}'", span, f"add `{key} = ...`")
+                    continue
+                rejected.add(key)
+                if err["type"] == "literal_error":
                     choices = literal_choices(cls.model_fields[key].annotation)
                     hint = difflib.get_close_matches(str(err["input"]), choices, n=1, cutoff=0.6)
                     self.problem("E352", f"{context}'{key}' must be one of {', '.join(choices)}; got "
                                  f"'{err['input']}'", where, f"did you mean '{hint[0]}'?" if hint else None)
                 else:
                     self.problem("E350", f"{context}'{key}': {err['msg']}", where)
+        try:
+            return cls(**{k: v for k, v in fields.items() if k not in rejected}) if rejected else None
+        except ValidationError:     # something is missing (reported) or a rejected value was required
             return None
 
     def put(self, fields: dict, spans: dict, key: str, value: Any, written: Value | ir.Span, context: str,
@@ -364,12 +372,14 @@ class SpecTransformer:
         if kind == "source" and "format" not in fields and not unknown_keys:
             self.problem("E351", f"{context}missing what to read", spans["name"],
                          'add csv = "file.csv", parquet = "file.parquet" or sql = env("DB_URL")')
-            self.name_step(context, fields["span"])
-            return None
-        fields["spans"] = spans
-        node = self.make(ir.STEP_KINDS[kind], fields, spans, spans["name"], context,
-                         None if unknown_keys else tried)
+            node = None
+        else:
+            fields["spans"] = spans
+            node = self.make(ir.STEP_KINDS[kind], fields, spans, spans["name"], context,
+                             None if unknown_keys else tried)
         self.name_step(context, fields["span"])
+        if node is None:
+            self.unbuilt_steps.add(name)
         return node
 
     def name_step(self, context: str, span: ir.Span) -> None:
@@ -471,11 +481,15 @@ class SpecTransformer:
         if isinstance(entry, Option):
             self.problem("E350", f"params: write `{entry.key}: TYPE = DEFAULT`", entry.span,
                          'e.g. `test_size: float = 0.25 "fraction held out"`')
+            self.unbuilt_params.add(entry.key)
             return None
         context = f"param {entry.name}: "
         fields = {"name": entry.name, "type": entry.type, "description": entry.description, "span": entry.span}
         if entry.default is not None:
             fields["default"] = self.convert(scalar, entry.default, context, "default")
         spans = {"type": entry.type_span, "default": entry.default.span if entry.default else entry.span}
-        return self.make(ir.Param, fields, spans, entry.span, context)
+        param = self.make(ir.Param, fields, spans, entry.span, context)
+        if param is None:
+            self.unbuilt_params.add(entry.name)
+        return param
 
