@@ -2,7 +2,9 @@
 
 lark's LALR parser (grammar.lark, tokens from lexer.py) is built once per process, from lark's
 cache file, and reused. `parse` runs transformer.py's methods as the parser reduces, so no parse
-tree is built; `parse_tree` builds the tree with positions that fmt needs.
+tree is built; `build` does the same but keeps a pipeline with construction errors, built from what
+is valid, for the driver to validate (partial.py); `parse_tree` builds the tree with positions that
+fmt needs.
 
 Syntax errors are recovered from where possible (a missing `=`, `,`, `)`, `]`, `}` or `{` is inserted,
 an unterminated string is closed at the end of its line, an unexpected token is dropped), so one
@@ -19,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import ir
 from .errors import Diagnostic, SpecError
+from .partial import Unbuilt
 
 if TYPE_CHECKING:
     from lark import Lark, Tree
@@ -73,6 +76,16 @@ _BUILDING = threading.Lock()     # the one transformer holds one spec's state at
 
 def parse(text: str, file: str = "<string>") -> ir.Pipeline:
     """Parse one spec. Raises SpecError with every syntax and construction error found."""
+    pipeline, unbuilt = build(text, file)
+    if unbuilt.problems:
+        raise SpecError(list(unbuilt.problems))
+    return pipeline
+
+
+def build(text: str, file: str = "<string>") -> tuple[ir.Pipeline, Unbuilt]:
+    """Parse one spec and build its pipeline from what is valid, with what could not be built.
+    Raises SpecError on syntax errors (E1xx, lark's or the transformer's: what the spec says is
+    unclear, so nothing is checked further) and when not even the pipeline could be built."""
     parser, builder = _building_parser()
     with _BUILDING:
         builder.reset(file, hashlib.sha256(text.encode("utf-8")).hexdigest())
@@ -80,10 +93,11 @@ def parse(text: str, file: str = "<string>") -> ir.Pipeline:
             pipeline = _parse_with_recovery(parser, text, file)
         except RecursionError:
             raise SpecError([Diagnostic("E107", "the spec nests lists too deeply", _span(file, 1, 1))]) from None
-        problems = builder.problems
-    if problems or pipeline is None:
-        raise SpecError(sorted(problems, key=_position))
-    return pipeline
+        problems = sorted(builder.problems, key=_position)
+        unbuilt = Unbuilt(tuple(problems), frozenset(builder.unbuilt_steps), frozenset(builder.unbuilt_params))
+    if pipeline is None or any(p.code.startswith("E1") for p in problems):
+        raise SpecError(problems)
+    return pipeline, unbuilt
 
 
 def parse_tree(text: str, file: str = "<string>") -> Tree:

@@ -18,6 +18,7 @@ from typing import Any
 from . import ir
 from .errors import Diagnostic, SpecError
 from .graph import PipelineGraph
+from .partial import BUILT_IN_FULL, Unbuilt, without_echoes
 
 
 @dataclass(frozen=True)
@@ -40,24 +41,27 @@ def load_program(path: str, params: dict[str, str] | None = None) -> Program:
 
 
 def load_program_text(text: str, file: str = "<string>", params: dict[str, str] | None = None) -> Program:
-    from .parser import parse
+    from .parser import build
 
     try:
-        pipeline = parse(text, file)
+        pipeline, unbuilt = build(text, file)
     except SpecError as exc:
         raise SpecError(sort_diagnostics(exc.diagnostics), source=text) from None
     if not pipeline.spec_hash:
         pipeline = pipeline.model_copy(update={"spec_hash": hashlib.sha256(text.encode()).hexdigest()})
-    return compile_pipeline(pipeline, params, text)
+    return compile_pipeline(pipeline, params, text, unbuilt)
 
 
-def compile_pipeline(pipeline: ir.Pipeline, params: dict[str, str] | None = None, source: str = "") -> Program:
-    """Validate and complete an already built IR (what `load_program_text` does after parsing)."""
+def compile_pipeline(pipeline: ir.Pipeline, params: dict[str, str] | None = None, source: str = "",
+                     unbuilt: Unbuilt = BUILT_IN_FULL) -> Program:
+    """Validate and complete an already built IR (what `load_program_text` does after parsing).
+    A pipeline built in part comes with what could not be built (`unbuilt`): its construction
+    problems are reported with the passes' diagnostics, less those that only repeat them."""
     from .passes import run_passes
 
     pipeline, diagnostics = apply_overrides(pipeline, params or {})
     pipeline, found = run_passes(pipeline)
-    diagnostics = sort_diagnostics(diagnostics + found)
+    diagnostics = sort_diagnostics([*unbuilt.problems, *without_echoes(diagnostics + found, pipeline, unbuilt)])
     if any(d.is_error for d in diagnostics):
         raise SpecError(diagnostics, source=source)
     return Program(pipeline=pipeline, graph=PipelineGraph(pipeline),

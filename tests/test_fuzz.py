@@ -1,5 +1,6 @@
 """No input gives a traceback: random and mutated specs either parse or raise SpecError, and
-whatever parses also formats, with the same IR and idempotently.
+whatever parses also formats, with the same IR and idempotently. What is built of a spec with
+construction errors goes through the passes, which must report, never fail.
 
 Mutations start from the examples in specs/ (token and character deletions, insertions, swaps);
 hypothesis is derandomized so a CI failure reproduces.
@@ -9,11 +10,13 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from mlopsc.compiler.errors import SpecError
 from mlopsc.compiler.fmt import format_spec
-from mlopsc.compiler.parser import parse
+from mlopsc.compiler.parser import build, parse
+from mlopsc.compiler.program import compile_pipeline
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = [p.read_text(encoding="utf-8") for p in sorted((ROOT / "specs").glob("*.mlops"))]
@@ -30,7 +33,10 @@ BASE = settings(deadline=None, derandomize=True, suppress_health_check=[HealthCh
 def check(text: str) -> None:
     """The property: SpecError or a pipeline; and what parses formats to the same meaning."""
     try:
-        pipeline = parse(text, "fuzz.mlops")
+        pipeline, unbuilt = build(text, "fuzz.mlops")
+        if unbuilt.problems:
+            compile_pipeline(pipeline, source=text, unbuilt=unbuilt)
+            pytest.fail("a spec with construction errors compiled")
     except SpecError as exc:
         assert exc.diagnostics, "a SpecError must carry diagnostics"
         for diag in exc.diagnostics:
