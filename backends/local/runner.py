@@ -26,59 +26,12 @@ from mlopsc.compiler import ir
 from mlopsc.runtime.core import StepError, os_user
 
 from ..cli import EXIT
-from . import cache, champion
+from . import cache, store
+from .order import dependencies, with_upstream
 from .pool import WorkerPool
+from .preload import tracking_modules, warm_modules
 from .state import StateDir, write_json_atomic
 
-# What a step kind imports, so that the workers' zygote can import it before the step arrives
-# (measured: a module missing here costs every worker its own import). Submodules count: after
-# pandas, sklearn and mlflow, a train step still imports ~0.7 s of model_selection, compose,
-# skops.io and mlflow.sklearn, and evaluate a bare matplotlib Figure.
-COMMON = ("pandas", "pyarrow.parquet", "fsspec", "mlopsc.runtime.artifacts", "mlopsc.runtime.tracking")
-WARM = {"source": ("mlopsc.runtime.sources",),
-        "check": ("pandera.pandas", "mlopsc.runtime.checks"),
-        "split": ("sklearn.model_selection", "mlopsc.runtime.split"),
-        "train": ("sklearn.model_selection", "sklearn.compose", "skops.io", "mlflow.sklearn",
-                  "mlopsc.runtime.train", "mlopsc.runtime.artifacts:fill_caches"),
-        "evaluate": ("sklearn.metrics", "matplotlib.figure", "matplotlib.backends.backend_agg",
-                     "mlopsc.runtime.evaluate"),
-        "gate": ("mlopsc.runtime.gate",), "deploy": ("mlopsc.runtime.deploy",),
-        "score": ("mlopsc.runtime.deploy",), "monitor": ("scipy.stats", "mlopsc.runtime.monitor")}
-
-
-def tracking_modules(uri: str) -> tuple[str, ...]:
-    """What opening the MLflow store at `uri` and a run in it imports (about 0.5 s for a database
-    store; GitPython is MLflow's, for the run's source version)."""
-    modules = ("mlflow", "git")
-    if uri.split(":", 1)[0].split("+", 1)[0] in ("sqlite", "postgresql", "mysql", "mssql"):
-        modules += ("mlflow.store.tracking.sqlalchemy_store", "mlflow.store.model_registry.sqlalchemy_store")
-    return modules
-
-
-def unreachable_server(uri: str) -> str | None:
-    """Why an http(s) tracking server cannot be reached (connection refused, DNS, timeout), or
-    None. Any HTTP answer, even an error status, means it is there."""
-    if not uri.startswith(("http://", "https://")):
-        return None
-    import urllib.error
-    import urllib.request
-
-    try:
-        urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=10).close()
-    except urllib.error.HTTPError:
-        return None
-    except (OSError, ValueError) as exc:
-        return str(getattr(exc, "reason", None) or exc)
-    return None
-
-
-def warm_modules(node: Any) -> tuple[str, ...]:
-    """What a step will import: its kind's modules, and for a train step its scikit-learn
-    estimator's module (only scikit-learn's: warming must never run a spec-named import first)."""
-    modules = COMMON + WARM.get(node.kind, ())
-    if node.kind == "train" and node.estimator.name.startswith("sklearn."):
-        modules += (node.estimator.name.rpartition(".")[0],)
-    return modules
 Observer = Callable[[str, str, dict[str, Any]], None]
 
 
@@ -118,37 +71,6 @@ class StepState:
 
 def new_run_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(3)
-
-
-def dependencies(pipeline: ir.Pipeline) -> dict[str, tuple[str, ...]]:
-    """step -> the steps whose outputs it reads or that it must wait for (`after`)."""
-    return {s.name: tuple(sorted({ref.step for _, ref in s.refs()})) for s in pipeline.steps}
-
-
-def downstream(deps: dict[str, tuple[str, ...]], name: str) -> set[str]:
-    consumers: dict[str, set[str]] = {}
-    for step, producers in deps.items():
-        for producer in producers:
-            consumers.setdefault(producer, set()).add(step)
-    found, todo = set(), [name]
-    while todo:
-        for consumer in consumers.get(todo.pop(), ()):
-            if consumer not in found:
-                found.add(consumer)
-                todo.append(consumer)
-    return found
-
-
-def with_upstream(deps: dict[str, tuple[str, ...]], names: list[str]) -> list[str]:
-    """names plus everything they depend on, in topological order."""
-    needed, todo = set(), list(names)
-    while todo:
-        name = todo.pop()
-        if name not in needed:
-            needed.add(name)
-            todo.extend(deps[name])
-    order = graphlib.TopologicalSorter({n: deps[n] for n in needed}).static_order()
-    return list(order)
 
 
 class Runner:
@@ -312,8 +234,8 @@ class Runner:
         if not node.registry or not any(isinstance(r, ir.ChampionRule) for r in node.rules):
             return None
         try:
-            step.observed = {"champion": champion.holder(self.context["tracking_uri"], node.registry, node.alias)}
-        except champion.Unavailable as exc:
+            step.observed = {"champion": store.holder(self.context["tracking_uri"], node.registry, node.alias)}
+        except store.Unavailable as exc:
             return f"compares with {node.registry}@{node.alias}, which cannot be looked up here ({exc})"
         return None
 
@@ -454,7 +376,7 @@ class Runner:
         self.mlflow_started = True
         uri = self.context["tracking_uri"]
         self.observe("mlflow", "", {"tracking_uri": uri})
-        unreachable = unreachable_server(uri)
+        unreachable = store.unreachable(uri)
         if unreachable:   # MLflow's client would retry for minutes before saying so
             raise StepError(f"cannot reach the MLflow tracking server: {unreachable}",
                             expected="a running MLflow server at MLFLOW_TRACKING_URI", found=uri)

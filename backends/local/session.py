@@ -12,8 +12,9 @@ import sys
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from .order import dependencies, downstream
 from .progress import progress_for, summary_lines
-from .runner import EXIT, RunOptions, dependencies, downstream, run_steps
+from .runner import EXIT, RunOptions, run_steps
 from .state import StateBusy, StateDir, write_json_atomic
 
 

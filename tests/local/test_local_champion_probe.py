@@ -11,7 +11,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from mlopsc.backends.local import champion
+from mlopsc.backends.local import store
 
 BIN = Path(sys.executable).parent
 
@@ -26,12 +26,12 @@ def _free_port() -> int:
 def server(tmp_path_factory):
     """`mlflow server` on loopback over a SQLite store in a temp folder: (its URL, the store's URI)."""
     folder = tmp_path_factory.mktemp("mlflow-server")
-    store, port = f"sqlite:///{folder / 'mlflow.db'}", _free_port()
+    database, port = f"sqlite:///{folder / 'mlflow.db'}", _free_port()
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}   # it runs uvicorn
     env = {k: v for k, v in env.items() if not k.startswith("MLFLOW_")}
     with open(folder / "server.log", "wb") as log:
         process = subprocess.Popen(
-            [str(BIN / "mlflow"), "server", "--backend-store-uri", store, "--host", "127.0.0.1",
+            [str(BIN / "mlflow"), "server", "--backend-store-uri", database, "--host", "127.0.0.1",
              "--port", str(port), "--artifacts-destination", str(folder / "artifacts"), "--workers", "1"],
             stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
@@ -46,7 +46,7 @@ def server(tmp_path_factory):
                 time.sleep(0.5)
         else:
             raise AssertionError("mlflow server did not answer /health:\n" + (folder / "server.log").read_text())
-        yield url, store
+        yield url, database
     finally:
         os.killpg(process.pid, 15)
         try:
@@ -59,29 +59,29 @@ def server(tmp_path_factory):
 def test_rest_and_sqlite_readers_agree_with_mlflow(server):
     import mlflow
 
-    url, store = server
+    url, database = server
     client = mlflow.MlflowClient(url, registry_uri=url)
     client.create_registered_model("probe-model")
     run = client.create_run("0").info
     source = f"{run.artifact_uri}/model"
-    one = client.create_model_version("probe-model", source, run_id=run.run_id, tags={champion.SHA_TAG: "a" * 64})
+    one = client.create_model_version("probe-model", source, run_id=run.run_id, tags={store.SHA_TAG: "a" * 64})
     two = client.create_model_version("probe-model", source, run_id=run.run_id)      # by hand: no sha tag
     client.set_registered_model_alias("probe-model", "champion", one.version)
     client.set_registered_model_alias("probe-model", "staging", two.version)
 
-    for uri in (url, store):
-        assert champion.holder(uri, "probe-model", "champion") == {"version": "1", "model_sha256": "a" * 64}
-        assert champion.holder(uri, "probe-model", "staging") == {"version": "2", "model_sha256": None}
-        assert champion.holder(uri, "probe-model", "nobody") is None
-        assert champion.holder(uri, "no-such-model", "champion") is None
+    for uri in (url, database):
+        assert store.holder(uri, "probe-model", "champion") == {"version": "1", "model_sha256": "a" * 64}
+        assert store.holder(uri, "probe-model", "staging") == {"version": "2", "model_sha256": None}
+        assert store.holder(uri, "probe-model", "nobody") is None
+        assert store.holder(uri, "no-such-model", "champion") is None
 
 
 def test_a_store_it_cannot_read_is_unavailable_not_empty(tmp_path):
-    with pytest.raises(champion.Unavailable):
-        champion.holder("postgresql://user@localhost/mlflow", "m", "champion")
-    with pytest.raises(champion.Unavailable):    # nothing listens there
-        champion.holder(f"http://127.0.0.1:{_free_port()}", "m", "champion")
-    assert champion.holder(f"sqlite:///{tmp_path / 'absent.db'}", "m", "champion") is None
+    with pytest.raises(store.Unavailable):
+        store.holder("postgresql://user@localhost/mlflow", "m", "champion")
+    with pytest.raises(store.Unavailable):    # nothing listens there
+        store.holder(f"http://127.0.0.1:{_free_port()}", "m", "champion")
+    assert store.holder(f"sqlite:///{tmp_path / 'absent.db'}", "m", "champion") is None
 
 
 def test_a_run_against_the_server_reuses_its_gate_after_checking_the_champion_over_rest(server, tmp_path):
@@ -96,7 +96,7 @@ def test_a_run_against_the_server_reuses_its_gate_after_checking_the_champion_ov
     env = clean_env(MLFLOW_TRACKING_URI=url)
     first = run_json("quick.mlops", cwd=project, env=env)
     assert first["steps"]["species_service"]["result"]["version"] == "1"
-    assert champion.holder(url, "served-species", "champion")["version"] == "1"
+    assert store.holder(url, "served-species", "champion")["version"] == "1"
     again = run_json("quick.mlops", cwd=project, env=env)
     assert ran(again) == set() and statuses(again)["release"] == "cached"
     assert not (project / ".mlops" / "mlflow.db").exists()      # everything went to the server

@@ -1,4 +1,5 @@
-"""Who holds a registry alias, read without importing MLflow.
+"""What the local runner learns of the MLflow store without importing MLflow: whether a tracking
+server answers at all, and who holds a registry alias.
 
 A gate that compares with the champion is only as current as the champion it saw. Before reusing
 a cached gate, the runner looks the alias up again; importing MLflow for that would cost a fully
@@ -29,6 +30,20 @@ SHA_TAG = "mlopsc.model_sha256"     # set on every version a deploy step registe
 
 class Unavailable(Exception):
     pass
+
+
+def unreachable(uri: str) -> str | None:
+    """Why an http(s) tracking server cannot be reached (connection refused, DNS, timeout), or
+    None. Any HTTP answer, even an error status, means it is there."""
+    if not uri.startswith(("http://", "https://")):
+        return None
+    try:
+        urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=10).close()
+    except urllib.error.HTTPError:
+        return None
+    except (OSError, ValueError) as exc:
+        return str(getattr(exc, "reason", None) or exc)
+    return None
 
 
 def holder(tracking_uri: str, name: str, alias: str) -> dict[str, Any] | None:
