@@ -25,8 +25,10 @@ def tracking_modules(uri: str) -> tuple[str, ...]:
     """What opening the MLflow store at `uri` and a run in it imports (about 0.5 s for a database
     store; GitPython is MLflow's, for the run's source version)."""
     modules = ("mlflow", "git")
-    if uri.split(":", 1)[0].split("+", 1)[0] in ("sqlite", "postgresql", "mysql", "mssql"):
-        modules += ("mlflow.store.tracking.sqlalchemy_store", "mlflow.store.model_registry.sqlalchemy_store")
+    dialect = uri.split(":", 1)[0].split("+", 1)[0]
+    if dialect in ("sqlite", "postgresql", "mysql", "mssql"):
+        modules += ("mlflow.store.tracking.sqlalchemy_store", "mlflow.store.model_registry.sqlalchemy_store",
+                    "mlflow.store.db.utils", "alembic.config", "alembic.command", f"sqlalchemy.dialects.{dialect}")
     return modules
 
 
