@@ -17,6 +17,7 @@ which is slower but never stale.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import sqlite3
@@ -61,7 +62,10 @@ def _sqlite(path: str, name: str, alias: str) -> dict[str, Any] | None:
     if not os.path.exists(path):
         return None      # no store yet: nothing was ever registered
     try:
-        with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5) as db:
+        # closing(): a sqlite3 connection's own `with` ends a transaction, it does not close.
+        # quote(): a `?` or `#` in the path must not end it inside the URI.
+        with contextlib.closing(sqlite3.connect(f"file:{urllib.parse.quote(path)}?mode=ro", uri=True,
+                                                timeout=5)) as db:
             rows = db.execute(
                 "SELECT a.version, t.value FROM registered_model_aliases a LEFT JOIN model_version_tags t"
                 " ON t.name = a.name AND t.version = a.version AND t.key = ?"
