@@ -39,16 +39,22 @@ def lookup(name: str, allowed: tuple[str, ...] = ()) -> EstimatorInfo | None:
 
 
 def _public_module(cls: type) -> str:
-    """`sklearn.ensemble._forest` -> `sklearn.ensemble`: the module users import the class from."""
+    """The module scikit-learn documents the class under, which is the one users import it from:
+    `sklearn.ensemble._hist_gradient_boosting.gradient_boosting` -> `sklearn.ensemble`.
+
+    Everything from the first private part on is an implementation detail (stripping only trailing
+    private parts kept `sklearn.ensemble._hist_gradient_boosting.gradient_boosting`); of the public
+    prefixes left, the longest that exports the very class is the one (`sklearn.feature_extraction.text`
+    for TfidfVectorizer, where `sklearn.feature_extraction` does not export it)."""
     import importlib
 
     parts = cls.__module__.split(".")
-    while len(parts) > 1 and parts[-1].startswith("_"):
-        parts.pop()
-    module = ".".join(parts)
-    if getattr(importlib.import_module(module), cls.__name__, None) is not cls:
-        raise LookupError(f"{cls.__name__} is not exported by {module}")
-    return module
+    public = next((i for i, part in enumerate(parts) if part.startswith("_")), len(parts))
+    for end in range(public, 0, -1):
+        module = ".".join(parts[:end])
+        if getattr(importlib.import_module(module), cls.__name__, None) is cls:
+            return module
+    raise LookupError(f"no public module of {cls.__module__} exports {cls.__name__}")
 
 
 def generate() -> dict:

@@ -301,6 +301,64 @@ def test_shipped_estimator_list_matches_installed_sklearn():
     assert shipped == estimators.generate(), "compiler/sklearn_estimators.json is stale: regenerate it"
 
 
+def _private_modules(text: str) -> list[str]:
+    """The dotted names in `text` with a part that starts with `_` (a module users must not import)."""
+    return [name for name in re.findall(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+", text)
+            if any(part.startswith("_") for part in name.split("."))]
+
+
+def test_every_shipped_estimator_name_is_the_public_path_scikit_learn_exports():
+    """Each name in sklearn_estimators.json imports, and gives the very class scikit-learn lists
+    (`sklearn.ensemble.HistGradientBoostingClassifier`, not its private module's path)."""
+    import importlib
+
+    pytest.importorskip("sklearn")
+    from mlopsc.compiler.estimators import sklearn_estimators
+    from sklearn.utils import all_estimators
+
+    listed = dict(all_estimators())
+    for name in sklearn_estimators():
+        module, _, cls_name = name.rpartition(".")
+        assert not _private_modules(name), name
+        assert getattr(importlib.import_module(module), cls_name) is listed[cls_name], name
+    assert "sklearn.ensemble.HistGradientBoostingClassifier" in sklearn_estimators()
+    assert "sklearn.linear_model.PoissonRegressor" in sklearn_estimators()
+
+
+def test_every_estimator_scikit_learn_lists_has_a_public_path():
+    pytest.importorskip("sklearn")
+    from mlopsc.compiler.estimators import _public_module
+    from sklearn.utils import all_estimators
+
+    for name, cls in all_estimators():
+        assert not _private_modules(f"{_public_module(cls)}.{name}"), (name, cls.__module__)
+
+
+def test_no_estimator_hint_names_a_private_module():
+    """Whatever near miss a user writes (the class's private module, no module, another module, a
+    typo), the hint offers a name they can import."""
+    pytest.importorskip("sklearn")
+    from mlopsc.compiler.estimators import sklearn_estimators
+    from mlopsc.compiler.passes.estimator_names import _estimator_hint
+    from sklearn.utils import all_estimators
+
+    modules = {cls_name: cls.__module__ for cls_name, cls in all_estimators()}
+    for name in sklearn_estimators():
+        cls_name = name.rpartition(".")[2]
+        for written in (f"{modules[cls_name]}.{cls_name}", cls_name, f"sklearn.tree.{cls_name}",
+                        f"sklearn.{cls_name[:-1]}", name[:-1]):
+            hint = _estimator_hint(written, ())
+            assert not _private_modules(hint), (written, hint)
+    private = "sklearn.ensemble._hist_gradient_boosting.gradient_boosting.HistGradientBoostingClassifier"
+    assert _estimator_hint(private, ()) == "did you mean 'sklearn.ensemble.HistGradientBoostingClassifier'?"
+
+
+def test_hist_gradient_boosting_by_its_documented_name():
+    steps = replace(penguins_steps(), "species_model", tune=None, estimator=ir.Estimator(
+        name="sklearn.ensemble.HistGradientBoostingClassifier", params={"max_iter": 50}))
+    assert diagnostics(penguins(steps)) == []
+
+
 def test_a_time_split_cannot_stratify():
     steps = replace(penguins_steps(), "penguins_split", time_column="year")
     assert "exclude each other" in only(penguins(steps), "E303").message
