@@ -35,16 +35,17 @@ def in_docstring(text: str) -> str:
 def node_config(node: ir.Node, spec_file: str | None = None) -> dict[str, Any]:
     """An IR node (a step, the pipeline) as generated code embeds it, JSON-able data that the
     node's model reads back (`ir.step_from_json` for a step): fields left at their defaults are
-    left out, but every `kind` stays (it selects the model); field positions (`spans`) are
-    dropped everywhere, node positions (`span`) kept, so a runtime error still names the spec
-    line. `spec_file` replaces the file name in those positions (a build that must not depend
-    on where the spec lies)."""
+    left out, but every `kind` stays (it selects the model). Positions stay, the node's (`span`)
+    and its fields' (`spans`): a runtime error then names the same spec position on every
+    backend as under `mlopsc run` (a missing target points at `target = ...`, not at the step).
+    `spec_file` replaces the file name in those positions (a build that must not depend on
+    where the spec lies)."""
     return _config(node, spec_file)
 
 
 def _config(value: Any, spec_file: str | None) -> Any:
-    # Walks the models, not their JSON: a user's key named "spans" (a column, an estimator
-    # param) is data and stays; only the `spans` field of a node goes.
+    # Walks the models, not their JSON: a position is known by its type, so `spec_file` never
+    # rewrites a user's value that merely looks like one (a dict param with a "file" key).
     if isinstance(value, ir.Span):
         data = value.model_dump(mode="json")
         return {**data, "file": spec_file} if spec_file is not None else data
@@ -52,7 +53,7 @@ def _config(value: Any, spec_file: str | None) -> Any:
         out = {}
         for name, info in type(value).model_fields.items():
             item = getattr(value, name)
-            if name == "spans" or (name != "kind" and item == info.get_default(call_default_factory=True)):
+            if name != "kind" and item == info.get_default(call_default_factory=True):
                 continue
             out[name] = _config(item, spec_file)
         return out

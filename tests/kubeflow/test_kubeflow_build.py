@@ -142,7 +142,8 @@ def without_positions(value):
 
 @pytest.mark.parametrize("spec", SPECS, ids=lambda p: p.stem)
 def test_step_config_round_trips_through_the_runtime_loader(spec):
-    """What a component hands to the runtime loads back as the same step (positions aside)."""
+    """What a component hands to the runtime loads back as the same step, positions included
+    (in the spec file's name alone)."""
     from mlopsc.backends.base import node_config
     from mlopsc.compiler import ir, load
 
@@ -150,6 +151,7 @@ def test_step_config_round_trips_through_the_runtime_loader(spec):
         loaded = ir.step_from_json(node_config(step, spec.name))
         assert without_positions(loaded.model_dump(mode="json")) == without_positions(step.model_dump(mode="json"))
         assert loaded.span.line == step.span.line and loaded.span.file == spec.name
+        assert loaded.spans == {k: v.model_copy(update={"file": spec.name}) for k, v in step.spans.items()}
 
 
 def test_spec_strings_are_escaped_in_the_generated_module(tmp_path):

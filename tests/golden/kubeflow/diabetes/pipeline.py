@@ -45,6 +45,14 @@ def source_patients(
         'name': 'patients',
         'path': 'data/diabetes.csv',
         'span': {'col': 3, 'end_col': 4, 'end_line': 17, 'file': 'diabetes.mlops', 'line': 12},
+        'spans': {
+            'format': {'col': 5, 'end_col': 8, 'end_line': 13, 'file': 'diabetes.mlops', 'line': 13},
+            'kind': {'col': 3, 'end_col': 9, 'end_line': 12, 'file': 'diabetes.mlops', 'line': 12},
+            'name': {'col': 10, 'end_col': 18, 'end_line': 12, 'file': 'diabetes.mlops', 'line': 12},
+            'path': {'col': 11, 'end_col': 30, 'end_line': 13, 'file': 'diabetes.mlops', 'line': 13},
+            'types': {'col': 5, 'end_col': 6, 'end_line': 16, 'file': 'diabetes.mlops', 'line': 14},
+            'types.sex': {'col': 12, 'end_col': 20, 'end_line': 15, 'file': 'diabetes.mlops', 'line': 15},
+        },
         'types': {'sex': 'category'},
     }
     return task.run_step(
@@ -89,6 +97,13 @@ def check_patients_quality(
                 'max_null_fraction': 0.0,
                 'min': 18,
                 'span': {'col': 5, 'end_col': 52, 'end_line': 21, 'file': 'diabetes.mlops', 'line': 21},
+                'spans': {
+                    'column': {'col': 12, 'end_col': 15, 'end_line': 21, 'file': 'diabetes.mlops', 'line': 21},
+                    'dtype': {'col': 17, 'end_col': 22, 'end_line': 21, 'file': 'diabetes.mlops', 'line': 21},
+                    'max': {'col': 38, 'end_col': 40, 'end_line': 21, 'file': 'diabetes.mlops', 'line': 21},
+                    'max_null_fraction': {'col': 51, 'end_col': 52, 'end_line': 21, 'file': 'diabetes.mlops', 'line': 21},
+                    'min': {'col': 31, 'end_col': 33, 'end_line': 21, 'file': 'diabetes.mlops', 'line': 21},
+                },
             },
             {
                 'allowed': ['a', 'b'],
@@ -96,6 +111,11 @@ def check_patients_quality(
                 'dtype': 'category',
                 'kind': 'column',
                 'span': {'col': 5, 'end_col': 39, 'end_line': 22, 'file': 'diabetes.mlops', 'line': 22},
+                'spans': {
+                    'allowed': {'col': 29, 'end_col': 39, 'end_line': 22, 'file': 'diabetes.mlops', 'line': 22},
+                    'column': {'col': 12, 'end_col': 15, 'end_line': 22, 'file': 'diabetes.mlops', 'line': 22},
+                    'dtype': {'col': 17, 'end_col': 25, 'end_line': 22, 'file': 'diabetes.mlops', 'line': 22},
+                },
             },
             {
                 'column': 'bmi',
@@ -104,6 +124,12 @@ def check_patients_quality(
                 'max': 60,
                 'min': 10,
                 'span': {'col': 5, 'end_col': 40, 'end_line': 23, 'file': 'diabetes.mlops', 'line': 23},
+                'spans': {
+                    'column': {'col': 12, 'end_col': 15, 'end_line': 23, 'file': 'diabetes.mlops', 'line': 23},
+                    'dtype': {'col': 17, 'end_col': 22, 'end_line': 23, 'file': 'diabetes.mlops', 'line': 23},
+                    'max': {'col': 38, 'end_col': 40, 'end_line': 23, 'file': 'diabetes.mlops', 'line': 23},
+                    'min': {'col': 31, 'end_col': 33, 'end_line': 23, 'file': 'diabetes.mlops', 'line': 23},
+                },
             },
             {
                 'column': 'progression',
@@ -112,6 +138,12 @@ def check_patients_quality(
                 'min': 0,
                 'nullable': False,
                 'span': {'col': 5, 'end_col': 49, 'end_line': 24, 'file': 'diabetes.mlops', 'line': 24},
+                'spans': {
+                    'column': {'col': 12, 'end_col': 23, 'end_line': 24, 'file': 'diabetes.mlops', 'line': 24},
+                    'dtype': {'col': 25, 'end_col': 30, 'end_line': 24, 'file': 'diabetes.mlops', 'line': 24},
+                    'min': {'col': 34, 'end_col': 35, 'end_line': 24, 'file': 'diabetes.mlops', 'line': 24},
+                    'nullable': {'col': 37, 'end_col': 49, 'end_line': 24, 'file': 'diabetes.mlops', 'line': 24},
+                },
             },
             {
                 'expression': 's1 >= s2',
@@ -120,6 +152,12 @@ def check_patients_quality(
             },
         ],
         'span': {'col': 3, 'end_col': 4, 'end_line': 27, 'file': 'diabetes.mlops', 'line': 19},
+        'spans': {
+            'data': {'col': 29, 'end_col': 37, 'end_line': 19, 'file': 'diabetes.mlops', 'line': 19},
+            'kind': {'col': 3, 'end_col': 8, 'end_line': 19, 'file': 'diabetes.mlops', 'line': 19},
+            'name': {'col': 9, 'end_col': 25, 'end_line': 19, 'file': 'diabetes.mlops', 'line': 19},
+            'on_fail': {'col': 15, 'end_col': 19, 'end_line': 26, 'file': 'diabetes.mlops', 'line': 26},
+        },
     }
     return task.run_step(
         step, context,
@@ -150,6 +188,13 @@ def split_patients_split(
         'name': 'patients_split',
         'seed': 42,
         'span': {'col': 3, 'end_col': 4, 'end_line': 32, 'file': 'diabetes.mlops', 'line': 29},
+        'spans': {
+            'data': {'col': 29, 'end_col': 37, 'end_line': 29, 'file': 'diabetes.mlops', 'line': 29},
+            'kind': {'col': 3, 'end_col': 8, 'end_line': 29, 'file': 'diabetes.mlops', 'line': 29},
+            'name': {'col': 9, 'end_col': 23, 'end_line': 29, 'file': 'diabetes.mlops', 'line': 29},
+            'seed': {'col': 12, 'end_col': 14, 'end_line': 31, 'file': 'diabetes.mlops', 'line': 31},
+            'test_size': {'col': 17, 'end_col': 33, 'end_line': 30, 'file': 'diabetes.mlops', 'line': 30},
+        },
         'test_size': {
             'kind': 'param',
             'name': 'test_size',
@@ -183,13 +228,37 @@ def train_progression_model(
             'name': 'sklearn.linear_model.Ridge',
             'params': {'alpha': 1.0},
             'span': {'col': 17, 'end_col': 59, 'end_line': 37, 'file': 'diabetes.mlops', 'line': 37},
+            'spans': {
+                'alpha': {'col': 54, 'end_col': 57, 'end_line': 37, 'file': 'diabetes.mlops', 'line': 37},
+            },
         },
         'kind': 'train',
         'name': 'progression_model',
-        'preprocessing': {'categorical': ['sex'], 'numeric_impute': 'mean'},
+        'preprocessing': {
+            'categorical': ['sex'],
+            'numeric_impute': 'mean',
+            'spans': {
+                'categorical': {'col': 21, 'end_col': 26, 'end_line': 41, 'file': 'diabetes.mlops', 'line': 41},
+                'numeric_impute': {'col': 24, 'end_col': 28, 'end_line': 39, 'file': 'diabetes.mlops', 'line': 39},
+                'scale': {'col': 15, 'end_col': 19, 'end_line': 40, 'file': 'diabetes.mlops', 'line': 40},
+            },
+        },
         'retries': 1,
         'retry_delay': 5.0,
         'span': {'col': 3, 'end_col': 4, 'end_line': 49, 'file': 'diabetes.mlops', 'line': 34},
+        'spans': {
+            'data': {'col': 30, 'end_col': 50, 'end_line': 34, 'file': 'diabetes.mlops', 'line': 34},
+            'estimator': {'col': 17, 'end_col': 59, 'end_line': 37, 'file': 'diabetes.mlops', 'line': 37},
+            'kind': {'col': 3, 'end_col': 8, 'end_line': 34, 'file': 'diabetes.mlops', 'line': 34},
+            'name': {'col': 9, 'end_col': 26, 'end_line': 34, 'file': 'diabetes.mlops', 'line': 34},
+            'preprocessing': {'col': 5, 'end_col': 6, 'end_line': 42, 'file': 'diabetes.mlops', 'line': 38},
+            'retries': {'col': 15, 'end_col': 16, 'end_line': 47, 'file': 'diabetes.mlops', 'line': 47},
+            'retry_delay': {'col': 19, 'end_col': 20, 'end_line': 48, 'file': 'diabetes.mlops', 'line': 48},
+            'target': {'col': 14, 'end_col': 25, 'end_line': 35, 'file': 'diabetes.mlops', 'line': 35},
+            'task': {'col': 12, 'end_col': 22, 'end_line': 36, 'file': 'diabetes.mlops', 'line': 36},
+            'timeout': {'col': 15, 'end_col': 20, 'end_line': 46, 'file': 'diabetes.mlops', 'line': 46},
+            'tune': {'col': 5, 'end_col': 6, 'end_line': 45, 'file': 'diabetes.mlops', 'line': 43},
+        },
         'target': 'progression',
         'task': 'regression',
         'timeout': 600.0,
@@ -200,6 +269,14 @@ def train_progression_model(
             'seed': 1,
             'space': {'alpha': [0.01, 0.1, 1.0, 10.0, 100.0]},
             'span': {'col': 5, 'end_col': 51, 'end_line': 45, 'file': 'diabetes.mlops', 'line': 43},
+            'spans': {
+                'cv': {'col': 13, 'end_col': 14, 'end_line': 45, 'file': 'diabetes.mlops', 'line': 45},
+                'method': {'col': 10, 'end_col': 16, 'end_line': 43, 'file': 'diabetes.mlops', 'line': 43},
+                'metric': {'col': 25, 'end_col': 29, 'end_line': 45, 'file': 'diabetes.mlops', 'line': 45},
+                'n_iter': {'col': 40, 'end_col': 41, 'end_line': 45, 'file': 'diabetes.mlops', 'line': 45},
+                'seed': {'col': 50, 'end_col': 51, 'end_line': 45, 'file': 'diabetes.mlops', 'line': 45},
+                'space.alpha': {'col': 15, 'end_col': 44, 'end_line': 44, 'file': 'diabetes.mlops', 'line': 44},
+            },
         },
     }
     return task.run_step(
@@ -237,6 +314,16 @@ def evaluate_progression_eval(
         },
         'name': 'progression_eval',
         'span': {'col': 3, 'end_col': 4, 'end_line': 55, 'file': 'diabetes.mlops', 'line': 51},
+        'spans': {
+            'data': {'col': 12, 'end_col': 31, 'end_line': 53, 'file': 'diabetes.mlops', 'line': 53},
+            'kind': {'col': 3, 'end_col': 11, 'end_line': 51, 'file': 'diabetes.mlops', 'line': 51},
+            'metrics': {'col': 15, 'end_col': 30, 'end_line': 54, 'file': 'diabetes.mlops', 'line': 54},
+            'metrics.0': {'col': 16, 'end_col': 20, 'end_line': 54, 'file': 'diabetes.mlops', 'line': 54},
+            'metrics.1': {'col': 22, 'end_col': 25, 'end_line': 54, 'file': 'diabetes.mlops', 'line': 54},
+            'metrics.2': {'col': 27, 'end_col': 29, 'end_line': 54, 'file': 'diabetes.mlops', 'line': 54},
+            'model': {'col': 13, 'end_col': 30, 'end_line': 52, 'file': 'diabetes.mlops', 'line': 52},
+            'name': {'col': 12, 'end_col': 28, 'end_line': 51, 'file': 'diabetes.mlops', 'line': 51},
+        },
     }
     return task.run_step(
         step, context,
@@ -286,6 +373,12 @@ def gate_progression_gate(
             },
         ],
         'span': {'col': 3, 'end_col': 4, 'end_line': 61, 'file': 'diabetes.mlops', 'line': 57},
+        'spans': {
+            'kind': {'col': 3, 'end_col': 7, 'end_line': 57, 'file': 'diabetes.mlops', 'line': 57},
+            'metrics': {'col': 28, 'end_col': 44, 'end_line': 57, 'file': 'diabetes.mlops', 'line': 57},
+            'name': {'col': 8, 'end_col': 24, 'end_line': 57, 'file': 'diabetes.mlops', 'line': 57},
+            'no_champion': {'col': 19, 'end_col': 23, 'end_line': 60, 'file': 'diabetes.mlops', 'line': 60},
+        },
     }
     return task.run_step(
         step, context,
@@ -323,8 +416,27 @@ def deploy_progression_service(
         },
         'name': 'progression_service',
         'registry': 'diabetes-progression',
-        'serving': {'cpu': 1.0, 'memory': '1Gi', 'replicas': 2},
+        'serving': {
+            'cpu': 1.0,
+            'memory': '1Gi',
+            'replicas': 2,
+            'spans': {
+                'cpu': {'col': 48, 'end_col': 49, 'end_line': 68, 'file': 'diabetes.mlops', 'line': 68},
+                'memory': {'col': 60, 'end_col': 65, 'end_line': 68, 'file': 'diabetes.mlops', 'line': 68},
+                'port': {'col': 36, 'end_col': 40, 'end_line': 68, 'file': 'diabetes.mlops', 'line': 68},
+                'replicas': {'col': 26, 'end_col': 27, 'end_line': 68, 'file': 'diabetes.mlops', 'line': 68},
+            },
+        },
         'span': {'col': 3, 'end_col': 4, 'end_line': 69, 'file': 'diabetes.mlops', 'line': 63},
+        'spans': {
+            'after': {'col': 13, 'end_col': 29, 'end_line': 65, 'file': 'diabetes.mlops', 'line': 65},
+            'alias': {'col': 13, 'end_col': 23, 'end_line': 67, 'file': 'diabetes.mlops', 'line': 67},
+            'kind': {'col': 3, 'end_col': 9, 'end_line': 63, 'file': 'diabetes.mlops', 'line': 63},
+            'model': {'col': 13, 'end_col': 30, 'end_line': 64, 'file': 'diabetes.mlops', 'line': 64},
+            'name': {'col': 10, 'end_col': 29, 'end_line': 63, 'file': 'diabetes.mlops', 'line': 63},
+            'registry': {'col': 16, 'end_col': 38, 'end_line': 66, 'file': 'diabetes.mlops', 'line': 66},
+            'serving': {'col': 5, 'end_col': 67, 'end_line': 68, 'file': 'diabetes.mlops', 'line': 68},
+        },
     }
     return task.run_step(
         step, context,
@@ -362,6 +474,14 @@ def score_progression_scores(
         'name': 'progression_scores',
         'output': 'out/progression_scores.parquet',
         'span': {'col': 3, 'end_col': 4, 'end_line': 75, 'file': 'diabetes.mlops', 'line': 71},
+        'spans': {
+            'cache': {'col': 13, 'end_col': 16, 'end_line': 74, 'file': 'diabetes.mlops', 'line': 74},
+            'data': {'col': 31, 'end_col': 50, 'end_line': 71, 'file': 'diabetes.mlops', 'line': 71},
+            'kind': {'col': 3, 'end_col': 8, 'end_line': 71, 'file': 'diabetes.mlops', 'line': 71},
+            'model': {'col': 13, 'end_col': 30, 'end_line': 72, 'file': 'diabetes.mlops', 'line': 72},
+            'name': {'col': 9, 'end_col': 27, 'end_line': 71, 'file': 'diabetes.mlops', 'line': 71},
+            'output': {'col': 14, 'end_col': 46, 'end_line': 73, 'file': 'diabetes.mlops', 'line': 73},
+        },
     }
     return task.run_step(
         step, context,

@@ -48,6 +48,13 @@ def source_penguins(
         'name': 'penguins',
         'path': 'data/penguins.csv',
         'span': {'col': 3, 'end_col': 4, 'end_line': 14, 'file': 'penguins.mlops', 'line': 11},
+        'spans': {
+            'filter': {'col': 14, 'end_col': 27, 'end_line': 13, 'file': 'penguins.mlops', 'line': 13},
+            'format': {'col': 5, 'end_col': 8, 'end_line': 12, 'file': 'penguins.mlops', 'line': 12},
+            'kind': {'col': 3, 'end_col': 9, 'end_line': 11, 'file': 'penguins.mlops', 'line': 11},
+            'name': {'col': 10, 'end_col': 18, 'end_line': 11, 'file': 'penguins.mlops', 'line': 11},
+            'path': {'col': 11, 'end_col': 30, 'end_line': 12, 'file': 'penguins.mlops', 'line': 12},
+        },
     }
     return task.run_step(
         step, context,
@@ -71,6 +78,13 @@ def source_penguins_2009(
         'name': 'penguins_2009',
         'path': 'data/penguins.csv',
         'span': {'col': 3, 'end_col': 4, 'end_line': 19, 'file': 'penguins.mlops', 'line': 16},
+        'spans': {
+            'filter': {'col': 14, 'end_col': 28, 'end_line': 18, 'file': 'penguins.mlops', 'line': 18},
+            'format': {'col': 5, 'end_col': 8, 'end_line': 17, 'file': 'penguins.mlops', 'line': 17},
+            'kind': {'col': 3, 'end_col': 9, 'end_line': 16, 'file': 'penguins.mlops', 'line': 16},
+            'name': {'col': 10, 'end_col': 23, 'end_line': 16, 'file': 'penguins.mlops', 'line': 16},
+            'path': {'col': 11, 'end_col': 30, 'end_line': 17, 'file': 'penguins.mlops', 'line': 17},
+        },
     }
     return task.run_step(
         step, context,
@@ -110,6 +124,10 @@ def check_penguins_quality(
                 'column': 'species',
                 'kind': 'column',
                 'span': {'col': 5, 'end_col': 56, 'end_line': 23, 'file': 'penguins.mlops', 'line': 23},
+                'spans': {
+                    'allowed': {'col': 23, 'end_col': 56, 'end_line': 23, 'file': 'penguins.mlops', 'line': 23},
+                    'column': {'col': 12, 'end_col': 19, 'end_line': 23, 'file': 'penguins.mlops', 'line': 23},
+                },
             },
             {
                 'column': 'bill_length_mm',
@@ -119,6 +137,13 @@ def check_penguins_quality(
                 'max_null_fraction': 0.02,
                 'min': 25,
                 'span': {'col': 5, 'end_col': 66, 'end_line': 24, 'file': 'penguins.mlops', 'line': 24},
+                'spans': {
+                    'column': {'col': 12, 'end_col': 26, 'end_line': 24, 'file': 'penguins.mlops', 'line': 24},
+                    'dtype': {'col': 28, 'end_col': 33, 'end_line': 24, 'file': 'penguins.mlops', 'line': 24},
+                    'max': {'col': 49, 'end_col': 51, 'end_line': 24, 'file': 'penguins.mlops', 'line': 24},
+                    'max_null_fraction': {'col': 62, 'end_col': 66, 'end_line': 24, 'file': 'penguins.mlops', 'line': 24},
+                    'min': {'col': 42, 'end_col': 44, 'end_line': 24, 'file': 'penguins.mlops', 'line': 24},
+                },
             },
             {
                 'column': 'sex',
@@ -126,9 +151,20 @@ def check_penguins_quality(
                 'kind': 'column',
                 'nullable': True,
                 'span': {'col': 5, 'end_col': 34, 'end_line': 25, 'file': 'penguins.mlops', 'line': 25},
+                'spans': {
+                    'column': {'col': 12, 'end_col': 15, 'end_line': 25, 'file': 'penguins.mlops', 'line': 25},
+                    'dtype': {'col': 17, 'end_col': 25, 'end_line': 25, 'file': 'penguins.mlops', 'line': 25},
+                    'nullable': {'col': 26, 'end_col': 34, 'end_line': 25, 'file': 'penguins.mlops', 'line': 25},
+                },
             },
         ],
         'span': {'col': 3, 'end_col': 4, 'end_line': 27, 'file': 'penguins.mlops', 'line': 21},
+        'spans': {
+            'data': {'col': 29, 'end_col': 37, 'end_line': 21, 'file': 'penguins.mlops', 'line': 21},
+            'kind': {'col': 3, 'end_col': 8, 'end_line': 21, 'file': 'penguins.mlops', 'line': 21},
+            'name': {'col': 9, 'end_col': 25, 'end_line': 21, 'file': 'penguins.mlops', 'line': 21},
+            'on_fail': {'col': 15, 'end_col': 19, 'end_line': 26, 'file': 'penguins.mlops', 'line': 26},
+        },
     }
     return task.run_step(
         step, context,
@@ -167,6 +203,14 @@ def split_penguins_split(
         'name': 'penguins_split',
         'seed': 7,
         'span': {'col': 3, 'end_col': 4, 'end_line': 33, 'file': 'penguins.mlops', 'line': 29},
+        'spans': {
+            'data': {'col': 29, 'end_col': 37, 'end_line': 29, 'file': 'penguins.mlops', 'line': 29},
+            'kind': {'col': 3, 'end_col': 8, 'end_line': 29, 'file': 'penguins.mlops', 'line': 29},
+            'name': {'col': 9, 'end_col': 23, 'end_line': 29, 'file': 'penguins.mlops', 'line': 29},
+            'seed': {'col': 12, 'end_col': 13, 'end_line': 32, 'file': 'penguins.mlops', 'line': 32},
+            'stratify': {'col': 16, 'end_col': 23, 'end_line': 31, 'file': 'penguins.mlops', 'line': 31},
+            'test_size': {'col': 17, 'end_col': 33, 'end_line': 30, 'file': 'penguins.mlops', 'line': 30},
+        },
         'stratify': 'species',
         'test_size': {
             'kind': 'param',
@@ -235,6 +279,14 @@ def monitor_species_drift(
         'registry': 'penguins-species',
         'schedule': '0 * * * *',
         'span': {'col': 3, 'end_col': 4, 'end_line': 70, 'file': 'penguins.mlops', 'line': 63},
+        'spans': {
+            'current': {'col': 15, 'end_col': 28, 'end_line': 66, 'file': 'penguins.mlops', 'line': 66},
+            'kind': {'col': 3, 'end_col': 10, 'end_line': 63, 'file': 'penguins.mlops', 'line': 63},
+            'model': {'col': 13, 'end_col': 26, 'end_line': 64, 'file': 'penguins.mlops', 'line': 64},
+            'name': {'col': 11, 'end_col': 24, 'end_line': 63, 'file': 'penguins.mlops', 'line': 63},
+            'reference': {'col': 17, 'end_col': 37, 'end_line': 65, 'file': 'penguins.mlops', 'line': 65},
+            'schedule': {'col': 16, 'end_col': 27, 'end_line': 69, 'file': 'penguins.mlops', 'line': 69},
+        },
     }
     return task.run_step(
         step, context,

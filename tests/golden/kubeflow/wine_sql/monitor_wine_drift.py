@@ -62,6 +62,27 @@ def source_wines(
         'name': 'wines',
         'query': 'SELECT alcohol, malic_acid, ash, magnesium, total_phenols, flavanoids, color_intensity, hue, proline, cultivar FROM wines',
         'span': {'col': 3, 'end_col': 4, 'end_line': 15, 'file': 'wine_sql.mlops', 'line': 7},
+        'spans': {
+            'columns': {'col': 15, 'end_col': 120, 'end_line': 10, 'file': 'wine_sql.mlops', 'line': 10},
+            'columns.0': {'col': 16, 'end_col': 23, 'end_line': 10, 'file': 'wine_sql.mlops', 'line': 10},
+            'columns.1': {'col': 25, 'end_col': 35, 'end_line': 10, 'file': 'wine_sql.mlops', 'line': 10},
+            'columns.2': {'col': 37, 'end_col': 40, 'end_line': 10, 'file': 'wine_sql.mlops', 'line': 10},
+            'columns.3': {'col': 42, 'end_col': 51, 'end_line': 10, 'file': 'wine_sql.mlops', 'line': 10},
+            'columns.4': {'col': 53, 'end_col': 66, 'end_line': 10, 'file': 'wine_sql.mlops', 'line': 10},
+            'columns.5': {'col': 68, 'end_col': 78, 'end_line': 10, 'file': 'wine_sql.mlops', 'line': 10},
+            'columns.6': {'col': 80, 'end_col': 95, 'end_line': 10, 'file': 'wine_sql.mlops', 'line': 10},
+            'columns.7': {'col': 97, 'end_col': 100, 'end_line': 10, 'file': 'wine_sql.mlops', 'line': 10},
+            'columns.8': {'col': 102, 'end_col': 109, 'end_line': 10, 'file': 'wine_sql.mlops', 'line': 10},
+            'columns.9': {'col': 111, 'end_col': 119, 'end_line': 10, 'file': 'wine_sql.mlops', 'line': 10},
+            'connection': {'col': 11, 'end_col': 29, 'end_line': 8, 'file': 'wine_sql.mlops', 'line': 8},
+            'format': {'col': 5, 'end_col': 8, 'end_line': 8, 'file': 'wine_sql.mlops', 'line': 8},
+            'kind': {'col': 3, 'end_col': 9, 'end_line': 7, 'file': 'wine_sql.mlops', 'line': 7},
+            'name': {'col': 10, 'end_col': 15, 'end_line': 7, 'file': 'wine_sql.mlops', 'line': 7},
+            'query': {'col': 13, 'end_col': 136, 'end_line': 9, 'file': 'wine_sql.mlops', 'line': 9},
+            'types': {'col': 5, 'end_col': 6, 'end_line': 14, 'file': 'wine_sql.mlops', 'line': 11},
+            'types.cultivar': {'col': 17, 'end_col': 25, 'end_line': 12, 'file': 'wine_sql.mlops', 'line': 12},
+            'types.magnesium': {'col': 18, 'end_col': 23, 'end_line': 13, 'file': 'wine_sql.mlops', 'line': 13},
+        },
         'types': {'cultivar': 'category', 'magnesium': 'float'},
     }
     return task.run_step(
@@ -102,6 +123,10 @@ def check_wines_quality(
                 'column': 'cultivar',
                 'kind': 'column',
                 'span': {'col': 5, 'end_col': 57, 'end_line': 19, 'file': 'wine_sql.mlops', 'line': 19},
+                'spans': {
+                    'allowed': {'col': 24, 'end_col': 57, 'end_line': 19, 'file': 'wine_sql.mlops', 'line': 19},
+                    'column': {'col': 12, 'end_col': 20, 'end_line': 19, 'file': 'wine_sql.mlops', 'line': 19},
+                },
             },
             {
                 'column': 'alcohol',
@@ -111,6 +136,13 @@ def check_wines_quality(
                 'max_null_fraction': 0.01,
                 'min': 10,
                 'span': {'col': 5, 'end_col': 59, 'end_line': 20, 'file': 'wine_sql.mlops', 'line': 20},
+                'spans': {
+                    'column': {'col': 12, 'end_col': 19, 'end_line': 20, 'file': 'wine_sql.mlops', 'line': 20},
+                    'dtype': {'col': 21, 'end_col': 26, 'end_line': 20, 'file': 'wine_sql.mlops', 'line': 20},
+                    'max': {'col': 42, 'end_col': 44, 'end_line': 20, 'file': 'wine_sql.mlops', 'line': 20},
+                    'max_null_fraction': {'col': 55, 'end_col': 59, 'end_line': 20, 'file': 'wine_sql.mlops', 'line': 20},
+                    'min': {'col': 35, 'end_col': 37, 'end_line': 20, 'file': 'wine_sql.mlops', 'line': 20},
+                },
             },
             {
                 'column': 'proline',
@@ -118,9 +150,20 @@ def check_wines_quality(
                 'kind': 'column',
                 'min': 0,
                 'span': {'col': 5, 'end_col': 31, 'end_line': 21, 'file': 'wine_sql.mlops', 'line': 21},
+                'spans': {
+                    'column': {'col': 12, 'end_col': 19, 'end_line': 21, 'file': 'wine_sql.mlops', 'line': 21},
+                    'dtype': {'col': 21, 'end_col': 26, 'end_line': 21, 'file': 'wine_sql.mlops', 'line': 21},
+                    'min': {'col': 30, 'end_col': 31, 'end_line': 21, 'file': 'wine_sql.mlops', 'line': 21},
+                },
             },
         ],
         'span': {'col': 3, 'end_col': 4, 'end_line': 23, 'file': 'wine_sql.mlops', 'line': 17},
+        'spans': {
+            'data': {'col': 26, 'end_col': 31, 'end_line': 17, 'file': 'wine_sql.mlops', 'line': 17},
+            'kind': {'col': 3, 'end_col': 8, 'end_line': 17, 'file': 'wine_sql.mlops', 'line': 17},
+            'name': {'col': 9, 'end_col': 22, 'end_line': 17, 'file': 'wine_sql.mlops', 'line': 17},
+            'on_fail': {'col': 15, 'end_col': 19, 'end_line': 22, 'file': 'wine_sql.mlops', 'line': 22},
+        },
     }
     return task.run_step(
         step, context,
@@ -159,6 +202,14 @@ def split_wines_split(
         'name': 'wines_split',
         'seed': 3,
         'span': {'col': 3, 'end_col': 4, 'end_line': 29, 'file': 'wine_sql.mlops', 'line': 25},
+        'spans': {
+            'data': {'col': 26, 'end_col': 31, 'end_line': 25, 'file': 'wine_sql.mlops', 'line': 25},
+            'kind': {'col': 3, 'end_col': 8, 'end_line': 25, 'file': 'wine_sql.mlops', 'line': 25},
+            'name': {'col': 9, 'end_col': 20, 'end_line': 25, 'file': 'wine_sql.mlops', 'line': 25},
+            'seed': {'col': 12, 'end_col': 13, 'end_line': 28, 'file': 'wine_sql.mlops', 'line': 28},
+            'stratify': {'col': 16, 'end_col': 24, 'end_line': 27, 'file': 'wine_sql.mlops', 'line': 27},
+            'test_size': {'col': 17, 'end_col': 20, 'end_line': 26, 'file': 'wine_sql.mlops', 'line': 26},
+        },
         'stratify': 'cultivar',
         'test_size': 0.3,
     }
@@ -232,6 +283,14 @@ def monitor_wine_drift(
         'registry': 'wine-cultivar',
         'schedule': '0 */6 * * *',
         'span': {'col': 3, 'end_col': 4, 'end_line': 65, 'file': 'wine_sql.mlops', 'line': 57},
+        'spans': {
+            'current': {'col': 15, 'end_col': 31, 'end_line': 60, 'file': 'wine_sql.mlops', 'line': 60},
+            'kind': {'col': 3, 'end_col': 10, 'end_line': 57, 'file': 'wine_sql.mlops', 'line': 57},
+            'model': {'col': 13, 'end_col': 27, 'end_line': 58, 'file': 'wine_sql.mlops', 'line': 58},
+            'name': {'col': 11, 'end_col': 21, 'end_line': 57, 'file': 'wine_sql.mlops', 'line': 57},
+            'reference': {'col': 17, 'end_col': 34, 'end_line': 59, 'file': 'wine_sql.mlops', 'line': 59},
+            'schedule': {'col': 16, 'end_col': 29, 'end_line': 64, 'file': 'wine_sql.mlops', 'line': 64},
+        },
     }
     return task.run_step(
         step, context,

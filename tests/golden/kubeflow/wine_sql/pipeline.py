@@ -60,6 +60,27 @@ def source_wines(
         'name': 'wines',
         'query': 'SELECT alcohol, malic_acid, ash, magnesium, total_phenols, flavanoids, color_intensity, hue, proline, cultivar FROM wines',
         'span': {'col': 3, 'end_col': 4, 'end_line': 15, 'file': 'wine_sql.mlops', 'line': 7},
+        'spans': {
+            'columns': {'col': 15, 'end_col': 120, 'end_line': 10, 'file': 'wine_sql.mlops', 'line': 10},
+            'columns.0': {'col': 16, 'end_col': 23, 'end_line': 10, 'file': 'wine_sql.mlops', 'line': 10},
+            'columns.1': {'col': 25, 'end_col': 35, 'end_line': 10, 'file': 'wine_sql.mlops', 'line': 10},
+            'columns.2': {'col': 37, 'end_col': 40, 'end_line': 10, 'file': 'wine_sql.mlops', 'line': 10},
+            'columns.3': {'col': 42, 'end_col': 51, 'end_line': 10, 'file': 'wine_sql.mlops', 'line': 10},
+            'columns.4': {'col': 53, 'end_col': 66, 'end_line': 10, 'file': 'wine_sql.mlops', 'line': 10},
+            'columns.5': {'col': 68, 'end_col': 78, 'end_line': 10, 'file': 'wine_sql.mlops', 'line': 10},
+            'columns.6': {'col': 80, 'end_col': 95, 'end_line': 10, 'file': 'wine_sql.mlops', 'line': 10},
+            'columns.7': {'col': 97, 'end_col': 100, 'end_line': 10, 'file': 'wine_sql.mlops', 'line': 10},
+            'columns.8': {'col': 102, 'end_col': 109, 'end_line': 10, 'file': 'wine_sql.mlops', 'line': 10},
+            'columns.9': {'col': 111, 'end_col': 119, 'end_line': 10, 'file': 'wine_sql.mlops', 'line': 10},
+            'connection': {'col': 11, 'end_col': 29, 'end_line': 8, 'file': 'wine_sql.mlops', 'line': 8},
+            'format': {'col': 5, 'end_col': 8, 'end_line': 8, 'file': 'wine_sql.mlops', 'line': 8},
+            'kind': {'col': 3, 'end_col': 9, 'end_line': 7, 'file': 'wine_sql.mlops', 'line': 7},
+            'name': {'col': 10, 'end_col': 15, 'end_line': 7, 'file': 'wine_sql.mlops', 'line': 7},
+            'query': {'col': 13, 'end_col': 136, 'end_line': 9, 'file': 'wine_sql.mlops', 'line': 9},
+            'types': {'col': 5, 'end_col': 6, 'end_line': 14, 'file': 'wine_sql.mlops', 'line': 11},
+            'types.cultivar': {'col': 17, 'end_col': 25, 'end_line': 12, 'file': 'wine_sql.mlops', 'line': 12},
+            'types.magnesium': {'col': 18, 'end_col': 23, 'end_line': 13, 'file': 'wine_sql.mlops', 'line': 13},
+        },
         'types': {'cultivar': 'category', 'magnesium': 'float'},
     }
     return task.run_step(
@@ -100,6 +121,10 @@ def check_wines_quality(
                 'column': 'cultivar',
                 'kind': 'column',
                 'span': {'col': 5, 'end_col': 57, 'end_line': 19, 'file': 'wine_sql.mlops', 'line': 19},
+                'spans': {
+                    'allowed': {'col': 24, 'end_col': 57, 'end_line': 19, 'file': 'wine_sql.mlops', 'line': 19},
+                    'column': {'col': 12, 'end_col': 20, 'end_line': 19, 'file': 'wine_sql.mlops', 'line': 19},
+                },
             },
             {
                 'column': 'alcohol',
@@ -109,6 +134,13 @@ def check_wines_quality(
                 'max_null_fraction': 0.01,
                 'min': 10,
                 'span': {'col': 5, 'end_col': 59, 'end_line': 20, 'file': 'wine_sql.mlops', 'line': 20},
+                'spans': {
+                    'column': {'col': 12, 'end_col': 19, 'end_line': 20, 'file': 'wine_sql.mlops', 'line': 20},
+                    'dtype': {'col': 21, 'end_col': 26, 'end_line': 20, 'file': 'wine_sql.mlops', 'line': 20},
+                    'max': {'col': 42, 'end_col': 44, 'end_line': 20, 'file': 'wine_sql.mlops', 'line': 20},
+                    'max_null_fraction': {'col': 55, 'end_col': 59, 'end_line': 20, 'file': 'wine_sql.mlops', 'line': 20},
+                    'min': {'col': 35, 'end_col': 37, 'end_line': 20, 'file': 'wine_sql.mlops', 'line': 20},
+                },
             },
             {
                 'column': 'proline',
@@ -116,9 +148,20 @@ def check_wines_quality(
                 'kind': 'column',
                 'min': 0,
                 'span': {'col': 5, 'end_col': 31, 'end_line': 21, 'file': 'wine_sql.mlops', 'line': 21},
+                'spans': {
+                    'column': {'col': 12, 'end_col': 19, 'end_line': 21, 'file': 'wine_sql.mlops', 'line': 21},
+                    'dtype': {'col': 21, 'end_col': 26, 'end_line': 21, 'file': 'wine_sql.mlops', 'line': 21},
+                    'min': {'col': 30, 'end_col': 31, 'end_line': 21, 'file': 'wine_sql.mlops', 'line': 21},
+                },
             },
         ],
         'span': {'col': 3, 'end_col': 4, 'end_line': 23, 'file': 'wine_sql.mlops', 'line': 17},
+        'spans': {
+            'data': {'col': 26, 'end_col': 31, 'end_line': 17, 'file': 'wine_sql.mlops', 'line': 17},
+            'kind': {'col': 3, 'end_col': 8, 'end_line': 17, 'file': 'wine_sql.mlops', 'line': 17},
+            'name': {'col': 9, 'end_col': 22, 'end_line': 17, 'file': 'wine_sql.mlops', 'line': 17},
+            'on_fail': {'col': 15, 'end_col': 19, 'end_line': 22, 'file': 'wine_sql.mlops', 'line': 22},
+        },
     }
     return task.run_step(
         step, context,
@@ -157,6 +200,14 @@ def split_wines_split(
         'name': 'wines_split',
         'seed': 3,
         'span': {'col': 3, 'end_col': 4, 'end_line': 29, 'file': 'wine_sql.mlops', 'line': 25},
+        'spans': {
+            'data': {'col': 26, 'end_col': 31, 'end_line': 25, 'file': 'wine_sql.mlops', 'line': 25},
+            'kind': {'col': 3, 'end_col': 8, 'end_line': 25, 'file': 'wine_sql.mlops', 'line': 25},
+            'name': {'col': 9, 'end_col': 20, 'end_line': 25, 'file': 'wine_sql.mlops', 'line': 25},
+            'seed': {'col': 12, 'end_col': 13, 'end_line': 28, 'file': 'wine_sql.mlops', 'line': 28},
+            'stratify': {'col': 16, 'end_col': 24, 'end_line': 27, 'file': 'wine_sql.mlops', 'line': 27},
+            'test_size': {'col': 17, 'end_col': 20, 'end_line': 26, 'file': 'wine_sql.mlops', 'line': 26},
+        },
         'stratify': 'cultivar',
         'test_size': 0.3,
     }
@@ -187,6 +238,9 @@ def train_cultivar_model(
             'name': 'sklearn.linear_model.LogisticRegression',
             'params': {'max_iter': 1000},
             'span': {'col': 17, 'end_col': 76, 'end_line': 35, 'file': 'wine_sql.mlops', 'line': 35},
+            'spans': {
+                'max_iter': {'col': 70, 'end_col': 74, 'end_line': 35, 'file': 'wine_sql.mlops', 'line': 35},
+            },
         },
         'features': [
             'alcohol',
@@ -201,8 +255,35 @@ def train_cultivar_model(
         ],
         'kind': 'train',
         'name': 'cultivar_model',
-        'resources': {'cpu': 1.0, 'memory': '2Gi'},
+        'resources': {
+            'cpu': 1.0,
+            'memory': '2Gi',
+            'spans': {
+                'cpu': {'col': 23, 'end_col': 24, 'end_line': 37, 'file': 'wine_sql.mlops', 'line': 37},
+                'memory': {'col': 35, 'end_col': 40, 'end_line': 37, 'file': 'wine_sql.mlops', 'line': 37},
+            },
+        },
         'span': {'col': 3, 'end_col': 4, 'end_line': 38, 'file': 'wine_sql.mlops', 'line': 31},
+        'spans': {
+            'data': {'col': 27, 'end_col': 44, 'end_line': 31, 'file': 'wine_sql.mlops', 'line': 31},
+            'estimator': {'col': 17, 'end_col': 76, 'end_line': 35, 'file': 'wine_sql.mlops', 'line': 35},
+            'features': {'col': 16, 'end_col': 111, 'end_line': 33, 'file': 'wine_sql.mlops', 'line': 33},
+            'features.0': {'col': 17, 'end_col': 24, 'end_line': 33, 'file': 'wine_sql.mlops', 'line': 33},
+            'features.1': {'col': 26, 'end_col': 36, 'end_line': 33, 'file': 'wine_sql.mlops', 'line': 33},
+            'features.2': {'col': 38, 'end_col': 41, 'end_line': 33, 'file': 'wine_sql.mlops', 'line': 33},
+            'features.3': {'col': 43, 'end_col': 52, 'end_line': 33, 'file': 'wine_sql.mlops', 'line': 33},
+            'features.4': {'col': 54, 'end_col': 67, 'end_line': 33, 'file': 'wine_sql.mlops', 'line': 33},
+            'features.5': {'col': 69, 'end_col': 79, 'end_line': 33, 'file': 'wine_sql.mlops', 'line': 33},
+            'features.6': {'col': 81, 'end_col': 96, 'end_line': 33, 'file': 'wine_sql.mlops', 'line': 33},
+            'features.7': {'col': 98, 'end_col': 101, 'end_line': 33, 'file': 'wine_sql.mlops', 'line': 33},
+            'features.8': {'col': 103, 'end_col': 110, 'end_line': 33, 'file': 'wine_sql.mlops', 'line': 33},
+            'kind': {'col': 3, 'end_col': 8, 'end_line': 31, 'file': 'wine_sql.mlops', 'line': 31},
+            'name': {'col': 9, 'end_col': 23, 'end_line': 31, 'file': 'wine_sql.mlops', 'line': 31},
+            'resources': {'col': 5, 'end_col': 42, 'end_line': 37, 'file': 'wine_sql.mlops', 'line': 37},
+            'target': {'col': 14, 'end_col': 22, 'end_line': 32, 'file': 'wine_sql.mlops', 'line': 32},
+            'task': {'col': 12, 'end_col': 26, 'end_line': 34, 'file': 'wine_sql.mlops', 'line': 34},
+            'tune': {'col': 5, 'end_col': 39, 'end_line': 36, 'file': 'wine_sql.mlops', 'line': 36},
+        },
         'target': 'cultivar',
         'task': 'classification',
         'tune': {
@@ -211,6 +292,12 @@ def train_cultivar_model(
             'metric': 'f1_macro',
             'space': {'C': [0.1, 1.0, 10.0]},
             'span': {'col': 5, 'end_col': 66, 'end_line': 36, 'file': 'wine_sql.mlops', 'line': 36},
+            'spans': {
+                'cv': {'col': 46, 'end_col': 47, 'end_line': 36, 'file': 'wine_sql.mlops', 'line': 36},
+                'method': {'col': 10, 'end_col': 14, 'end_line': 36, 'file': 'wine_sql.mlops', 'line': 36},
+                'metric': {'col': 58, 'end_col': 66, 'end_line': 36, 'file': 'wine_sql.mlops', 'line': 36},
+                'space.C': {'col': 21, 'end_col': 37, 'end_line': 36, 'file': 'wine_sql.mlops', 'line': 36},
+            },
         },
     }
     return task.run_step(
@@ -248,6 +335,15 @@ def evaluate_cultivar_eval(
         },
         'name': 'cultivar_eval',
         'span': {'col': 3, 'end_col': 4, 'end_line': 44, 'file': 'wine_sql.mlops', 'line': 40},
+        'spans': {
+            'data': {'col': 12, 'end_col': 28, 'end_line': 42, 'file': 'wine_sql.mlops', 'line': 42},
+            'kind': {'col': 3, 'end_col': 11, 'end_line': 40, 'file': 'wine_sql.mlops', 'line': 40},
+            'metrics': {'col': 15, 'end_col': 35, 'end_line': 43, 'file': 'wine_sql.mlops', 'line': 43},
+            'metrics.0': {'col': 16, 'end_col': 24, 'end_line': 43, 'file': 'wine_sql.mlops', 'line': 43},
+            'metrics.1': {'col': 26, 'end_col': 34, 'end_line': 43, 'file': 'wine_sql.mlops', 'line': 43},
+            'model': {'col': 13, 'end_col': 27, 'end_line': 41, 'file': 'wine_sql.mlops', 'line': 41},
+            'name': {'col': 12, 'end_col': 25, 'end_line': 40, 'file': 'wine_sql.mlops', 'line': 40},
+        },
     }
     return task.run_step(
         step, context,
@@ -285,6 +381,12 @@ def gate_cultivar_gate(
             },
         ],
         'span': {'col': 3, 'end_col': 4, 'end_line': 49, 'file': 'wine_sql.mlops', 'line': 46},
+        'spans': {
+            'kind': {'col': 3, 'end_col': 7, 'end_line': 46, 'file': 'wine_sql.mlops', 'line': 46},
+            'metrics': {'col': 25, 'end_col': 38, 'end_line': 46, 'file': 'wine_sql.mlops', 'line': 46},
+            'name': {'col': 8, 'end_col': 21, 'end_line': 46, 'file': 'wine_sql.mlops', 'line': 46},
+            'no_champion': {'col': 19, 'end_col': 23, 'end_line': 48, 'file': 'wine_sql.mlops', 'line': 48},
+        },
     }
     return task.run_step(
         step, context,
@@ -323,6 +425,13 @@ def deploy_cultivar_service(
         'name': 'cultivar_service',
         'registry': 'wine-cultivar',
         'span': {'col': 3, 'end_col': 4, 'end_line': 55, 'file': 'wine_sql.mlops', 'line': 51},
+        'spans': {
+            'after': {'col': 13, 'end_col': 26, 'end_line': 53, 'file': 'wine_sql.mlops', 'line': 53},
+            'kind': {'col': 3, 'end_col': 9, 'end_line': 51, 'file': 'wine_sql.mlops', 'line': 51},
+            'model': {'col': 13, 'end_col': 27, 'end_line': 52, 'file': 'wine_sql.mlops', 'line': 52},
+            'name': {'col': 10, 'end_col': 26, 'end_line': 51, 'file': 'wine_sql.mlops', 'line': 51},
+            'registry': {'col': 16, 'end_col': 31, 'end_line': 54, 'file': 'wine_sql.mlops', 'line': 54},
+        },
     }
     return task.run_step(
         step, context,

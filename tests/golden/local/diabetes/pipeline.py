@@ -46,8 +46,8 @@ PIPELINE_STEPS = [
 MONITORS = {
 }
 
-# The validated IR of the spec, then each step's config (fields at their defaults and field
-# positions left out; mlopsc.compiler.ir reads them back).
+# The validated IR of the spec, then each step's config (fields at their defaults left out;
+# mlopsc.compiler.ir reads them back).
 IR = {
     'description': 'Predict diabetes progression from baseline measurements',
     'name': 'diabetes',
@@ -70,6 +70,11 @@ IR = {
     'schedule': '30 2 * * *',
     'source_file': 'specs/diabetes.mlops',
     'span': {'col': 1, 'end_col': 2, 'end_line': 76, 'file': 'specs/diabetes.mlops', 'line': 3},
+    'spans': {
+        'description': {'col': 17, 'end_col': 74, 'end_line': 4, 'file': 'specs/diabetes.mlops', 'line': 4},
+        'name': {'col': 10, 'end_col': 18, 'end_line': 3, 'file': 'specs/diabetes.mlops', 'line': 3},
+        'schedule': {'col': 14, 'end_col': 26, 'end_line': 5, 'file': 'specs/diabetes.mlops', 'line': 5},
+    },
     'spec_hash': 'cdde2958424125c584a7e6e74eacd0ddcee8506f8b3af18605c6414f80801ede',
 }
 IR["steps"] = [
@@ -79,6 +84,14 @@ IR["steps"] = [
         'name': 'patients',
         'path': 'data/diabetes.csv',
         'span': {'col': 3, 'end_col': 4, 'end_line': 17, 'file': 'specs/diabetes.mlops', 'line': 12},
+        'spans': {
+            'format': {'col': 5, 'end_col': 8, 'end_line': 13, 'file': 'specs/diabetes.mlops', 'line': 13},
+            'kind': {'col': 3, 'end_col': 9, 'end_line': 12, 'file': 'specs/diabetes.mlops', 'line': 12},
+            'name': {'col': 10, 'end_col': 18, 'end_line': 12, 'file': 'specs/diabetes.mlops', 'line': 12},
+            'path': {'col': 11, 'end_col': 30, 'end_line': 13, 'file': 'specs/diabetes.mlops', 'line': 13},
+            'types': {'col': 5, 'end_col': 6, 'end_line': 16, 'file': 'specs/diabetes.mlops', 'line': 14},
+            'types.sex': {'col': 12, 'end_col': 20, 'end_line': 15, 'file': 'specs/diabetes.mlops', 'line': 15},
+        },
         'types': {'sex': 'category'},
     },
     {
@@ -106,6 +119,13 @@ IR["steps"] = [
                 'max_null_fraction': 0.0,
                 'min': 18,
                 'span': {'col': 5, 'end_col': 52, 'end_line': 21, 'file': 'specs/diabetes.mlops', 'line': 21},
+                'spans': {
+                    'column': {'col': 12, 'end_col': 15, 'end_line': 21, 'file': 'specs/diabetes.mlops', 'line': 21},
+                    'dtype': {'col': 17, 'end_col': 22, 'end_line': 21, 'file': 'specs/diabetes.mlops', 'line': 21},
+                    'max': {'col': 38, 'end_col': 40, 'end_line': 21, 'file': 'specs/diabetes.mlops', 'line': 21},
+                    'max_null_fraction': {'col': 51, 'end_col': 52, 'end_line': 21, 'file': 'specs/diabetes.mlops', 'line': 21},
+                    'min': {'col': 31, 'end_col': 33, 'end_line': 21, 'file': 'specs/diabetes.mlops', 'line': 21},
+                },
             },
             {
                 'allowed': ['a', 'b'],
@@ -113,6 +133,11 @@ IR["steps"] = [
                 'dtype': 'category',
                 'kind': 'column',
                 'span': {'col': 5, 'end_col': 39, 'end_line': 22, 'file': 'specs/diabetes.mlops', 'line': 22},
+                'spans': {
+                    'allowed': {'col': 29, 'end_col': 39, 'end_line': 22, 'file': 'specs/diabetes.mlops', 'line': 22},
+                    'column': {'col': 12, 'end_col': 15, 'end_line': 22, 'file': 'specs/diabetes.mlops', 'line': 22},
+                    'dtype': {'col': 17, 'end_col': 25, 'end_line': 22, 'file': 'specs/diabetes.mlops', 'line': 22},
+                },
             },
             {
                 'column': 'bmi',
@@ -121,6 +146,12 @@ IR["steps"] = [
                 'max': 60,
                 'min': 10,
                 'span': {'col': 5, 'end_col': 40, 'end_line': 23, 'file': 'specs/diabetes.mlops', 'line': 23},
+                'spans': {
+                    'column': {'col': 12, 'end_col': 15, 'end_line': 23, 'file': 'specs/diabetes.mlops', 'line': 23},
+                    'dtype': {'col': 17, 'end_col': 22, 'end_line': 23, 'file': 'specs/diabetes.mlops', 'line': 23},
+                    'max': {'col': 38, 'end_col': 40, 'end_line': 23, 'file': 'specs/diabetes.mlops', 'line': 23},
+                    'min': {'col': 31, 'end_col': 33, 'end_line': 23, 'file': 'specs/diabetes.mlops', 'line': 23},
+                },
             },
             {
                 'column': 'progression',
@@ -129,6 +160,12 @@ IR["steps"] = [
                 'min': 0,
                 'nullable': False,
                 'span': {'col': 5, 'end_col': 49, 'end_line': 24, 'file': 'specs/diabetes.mlops', 'line': 24},
+                'spans': {
+                    'column': {'col': 12, 'end_col': 23, 'end_line': 24, 'file': 'specs/diabetes.mlops', 'line': 24},
+                    'dtype': {'col': 25, 'end_col': 30, 'end_line': 24, 'file': 'specs/diabetes.mlops', 'line': 24},
+                    'min': {'col': 34, 'end_col': 35, 'end_line': 24, 'file': 'specs/diabetes.mlops', 'line': 24},
+                    'nullable': {'col': 37, 'end_col': 49, 'end_line': 24, 'file': 'specs/diabetes.mlops', 'line': 24},
+                },
             },
             {
                 'expression': 's1 >= s2',
@@ -137,6 +174,12 @@ IR["steps"] = [
             },
         ],
         'span': {'col': 3, 'end_col': 4, 'end_line': 27, 'file': 'specs/diabetes.mlops', 'line': 19},
+        'spans': {
+            'data': {'col': 29, 'end_col': 37, 'end_line': 19, 'file': 'specs/diabetes.mlops', 'line': 19},
+            'kind': {'col': 3, 'end_col': 8, 'end_line': 19, 'file': 'specs/diabetes.mlops', 'line': 19},
+            'name': {'col': 9, 'end_col': 25, 'end_line': 19, 'file': 'specs/diabetes.mlops', 'line': 19},
+            'on_fail': {'col': 15, 'end_col': 19, 'end_line': 26, 'file': 'specs/diabetes.mlops', 'line': 26},
+        },
     },
     {
         'data': {
@@ -149,6 +192,13 @@ IR["steps"] = [
         'name': 'patients_split',
         'seed': 42,
         'span': {'col': 3, 'end_col': 4, 'end_line': 32, 'file': 'specs/diabetes.mlops', 'line': 29},
+        'spans': {
+            'data': {'col': 29, 'end_col': 37, 'end_line': 29, 'file': 'specs/diabetes.mlops', 'line': 29},
+            'kind': {'col': 3, 'end_col': 8, 'end_line': 29, 'file': 'specs/diabetes.mlops', 'line': 29},
+            'name': {'col': 9, 'end_col': 23, 'end_line': 29, 'file': 'specs/diabetes.mlops', 'line': 29},
+            'seed': {'col': 12, 'end_col': 14, 'end_line': 31, 'file': 'specs/diabetes.mlops', 'line': 31},
+            'test_size': {'col': 17, 'end_col': 33, 'end_line': 30, 'file': 'specs/diabetes.mlops', 'line': 30},
+        },
         'test_size': {
             'kind': 'param',
             'name': 'test_size',
@@ -166,13 +216,37 @@ IR["steps"] = [
             'name': 'sklearn.linear_model.Ridge',
             'params': {'alpha': 1.0},
             'span': {'col': 17, 'end_col': 59, 'end_line': 37, 'file': 'specs/diabetes.mlops', 'line': 37},
+            'spans': {
+                'alpha': {'col': 54, 'end_col': 57, 'end_line': 37, 'file': 'specs/diabetes.mlops', 'line': 37},
+            },
         },
         'kind': 'train',
         'name': 'progression_model',
-        'preprocessing': {'categorical': ['sex'], 'numeric_impute': 'mean'},
+        'preprocessing': {
+            'categorical': ['sex'],
+            'numeric_impute': 'mean',
+            'spans': {
+                'categorical': {'col': 21, 'end_col': 26, 'end_line': 41, 'file': 'specs/diabetes.mlops', 'line': 41},
+                'numeric_impute': {'col': 24, 'end_col': 28, 'end_line': 39, 'file': 'specs/diabetes.mlops', 'line': 39},
+                'scale': {'col': 15, 'end_col': 19, 'end_line': 40, 'file': 'specs/diabetes.mlops', 'line': 40},
+            },
+        },
         'retries': 1,
         'retry_delay': 5.0,
         'span': {'col': 3, 'end_col': 4, 'end_line': 49, 'file': 'specs/diabetes.mlops', 'line': 34},
+        'spans': {
+            'data': {'col': 30, 'end_col': 50, 'end_line': 34, 'file': 'specs/diabetes.mlops', 'line': 34},
+            'estimator': {'col': 17, 'end_col': 59, 'end_line': 37, 'file': 'specs/diabetes.mlops', 'line': 37},
+            'kind': {'col': 3, 'end_col': 8, 'end_line': 34, 'file': 'specs/diabetes.mlops', 'line': 34},
+            'name': {'col': 9, 'end_col': 26, 'end_line': 34, 'file': 'specs/diabetes.mlops', 'line': 34},
+            'preprocessing': {'col': 5, 'end_col': 6, 'end_line': 42, 'file': 'specs/diabetes.mlops', 'line': 38},
+            'retries': {'col': 15, 'end_col': 16, 'end_line': 47, 'file': 'specs/diabetes.mlops', 'line': 47},
+            'retry_delay': {'col': 19, 'end_col': 20, 'end_line': 48, 'file': 'specs/diabetes.mlops', 'line': 48},
+            'target': {'col': 14, 'end_col': 25, 'end_line': 35, 'file': 'specs/diabetes.mlops', 'line': 35},
+            'task': {'col': 12, 'end_col': 22, 'end_line': 36, 'file': 'specs/diabetes.mlops', 'line': 36},
+            'timeout': {'col': 15, 'end_col': 20, 'end_line': 46, 'file': 'specs/diabetes.mlops', 'line': 46},
+            'tune': {'col': 5, 'end_col': 6, 'end_line': 45, 'file': 'specs/diabetes.mlops', 'line': 43},
+        },
         'target': 'progression',
         'task': 'regression',
         'timeout': 600.0,
@@ -183,6 +257,14 @@ IR["steps"] = [
             'seed': 1,
             'space': {'alpha': [0.01, 0.1, 1.0, 10.0, 100.0]},
             'span': {'col': 5, 'end_col': 51, 'end_line': 45, 'file': 'specs/diabetes.mlops', 'line': 43},
+            'spans': {
+                'cv': {'col': 13, 'end_col': 14, 'end_line': 45, 'file': 'specs/diabetes.mlops', 'line': 45},
+                'method': {'col': 10, 'end_col': 16, 'end_line': 43, 'file': 'specs/diabetes.mlops', 'line': 43},
+                'metric': {'col': 25, 'end_col': 29, 'end_line': 45, 'file': 'specs/diabetes.mlops', 'line': 45},
+                'n_iter': {'col': 40, 'end_col': 41, 'end_line': 45, 'file': 'specs/diabetes.mlops', 'line': 45},
+                'seed': {'col': 50, 'end_col': 51, 'end_line': 45, 'file': 'specs/diabetes.mlops', 'line': 45},
+                'space.alpha': {'col': 15, 'end_col': 44, 'end_line': 44, 'file': 'specs/diabetes.mlops', 'line': 44},
+            },
         },
     },
     {
@@ -202,6 +284,16 @@ IR["steps"] = [
         },
         'name': 'progression_eval',
         'span': {'col': 3, 'end_col': 4, 'end_line': 55, 'file': 'specs/diabetes.mlops', 'line': 51},
+        'spans': {
+            'data': {'col': 12, 'end_col': 31, 'end_line': 53, 'file': 'specs/diabetes.mlops', 'line': 53},
+            'kind': {'col': 3, 'end_col': 11, 'end_line': 51, 'file': 'specs/diabetes.mlops', 'line': 51},
+            'metrics': {'col': 15, 'end_col': 30, 'end_line': 54, 'file': 'specs/diabetes.mlops', 'line': 54},
+            'metrics.0': {'col': 16, 'end_col': 20, 'end_line': 54, 'file': 'specs/diabetes.mlops', 'line': 54},
+            'metrics.1': {'col': 22, 'end_col': 25, 'end_line': 54, 'file': 'specs/diabetes.mlops', 'line': 54},
+            'metrics.2': {'col': 27, 'end_col': 29, 'end_line': 54, 'file': 'specs/diabetes.mlops', 'line': 54},
+            'model': {'col': 13, 'end_col': 30, 'end_line': 52, 'file': 'specs/diabetes.mlops', 'line': 52},
+            'name': {'col': 12, 'end_col': 28, 'end_line': 51, 'file': 'specs/diabetes.mlops', 'line': 51},
+        },
     },
     {
         'kind': 'gate',
@@ -234,6 +326,12 @@ IR["steps"] = [
             },
         ],
         'span': {'col': 3, 'end_col': 4, 'end_line': 61, 'file': 'specs/diabetes.mlops', 'line': 57},
+        'spans': {
+            'kind': {'col': 3, 'end_col': 7, 'end_line': 57, 'file': 'specs/diabetes.mlops', 'line': 57},
+            'metrics': {'col': 28, 'end_col': 44, 'end_line': 57, 'file': 'specs/diabetes.mlops', 'line': 57},
+            'name': {'col': 8, 'end_col': 24, 'end_line': 57, 'file': 'specs/diabetes.mlops', 'line': 57},
+            'no_champion': {'col': 19, 'end_col': 23, 'end_line': 60, 'file': 'specs/diabetes.mlops', 'line': 60},
+        },
     },
     {
         'after': [
@@ -253,8 +351,27 @@ IR["steps"] = [
         },
         'name': 'progression_service',
         'registry': 'diabetes-progression',
-        'serving': {'cpu': 1.0, 'memory': '1Gi', 'replicas': 2},
+        'serving': {
+            'cpu': 1.0,
+            'memory': '1Gi',
+            'replicas': 2,
+            'spans': {
+                'cpu': {'col': 48, 'end_col': 49, 'end_line': 68, 'file': 'specs/diabetes.mlops', 'line': 68},
+                'memory': {'col': 60, 'end_col': 65, 'end_line': 68, 'file': 'specs/diabetes.mlops', 'line': 68},
+                'port': {'col': 36, 'end_col': 40, 'end_line': 68, 'file': 'specs/diabetes.mlops', 'line': 68},
+                'replicas': {'col': 26, 'end_col': 27, 'end_line': 68, 'file': 'specs/diabetes.mlops', 'line': 68},
+            },
+        },
         'span': {'col': 3, 'end_col': 4, 'end_line': 69, 'file': 'specs/diabetes.mlops', 'line': 63},
+        'spans': {
+            'after': {'col': 13, 'end_col': 29, 'end_line': 65, 'file': 'specs/diabetes.mlops', 'line': 65},
+            'alias': {'col': 13, 'end_col': 23, 'end_line': 67, 'file': 'specs/diabetes.mlops', 'line': 67},
+            'kind': {'col': 3, 'end_col': 9, 'end_line': 63, 'file': 'specs/diabetes.mlops', 'line': 63},
+            'model': {'col': 13, 'end_col': 30, 'end_line': 64, 'file': 'specs/diabetes.mlops', 'line': 64},
+            'name': {'col': 10, 'end_col': 29, 'end_line': 63, 'file': 'specs/diabetes.mlops', 'line': 63},
+            'registry': {'col': 16, 'end_col': 38, 'end_line': 66, 'file': 'specs/diabetes.mlops', 'line': 66},
+            'serving': {'col': 5, 'end_col': 67, 'end_line': 68, 'file': 'specs/diabetes.mlops', 'line': 68},
+        },
     },
     {
         'cache': False,
@@ -274,6 +391,14 @@ IR["steps"] = [
         'name': 'progression_scores',
         'output': 'out/progression_scores.parquet',
         'span': {'col': 3, 'end_col': 4, 'end_line': 75, 'file': 'specs/diabetes.mlops', 'line': 71},
+        'spans': {
+            'cache': {'col': 13, 'end_col': 16, 'end_line': 74, 'file': 'specs/diabetes.mlops', 'line': 74},
+            'data': {'col': 31, 'end_col': 50, 'end_line': 71, 'file': 'specs/diabetes.mlops', 'line': 71},
+            'kind': {'col': 3, 'end_col': 8, 'end_line': 71, 'file': 'specs/diabetes.mlops', 'line': 71},
+            'model': {'col': 13, 'end_col': 30, 'end_line': 72, 'file': 'specs/diabetes.mlops', 'line': 72},
+            'name': {'col': 9, 'end_col': 27, 'end_line': 71, 'file': 'specs/diabetes.mlops', 'line': 71},
+            'output': {'col': 14, 'end_col': 46, 'end_line': 73, 'file': 'specs/diabetes.mlops', 'line': 73},
+        },
     },
 ]
 # The runner reads the IR with its defaults filled in, as `mlopsc run` does: a step's cache key

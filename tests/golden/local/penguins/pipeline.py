@@ -45,8 +45,8 @@ MONITORS = {
     'species_drift': ['penguins', 'penguins_2009', 'penguins_quality', 'penguins_split', 'species_drift'],
 }
 
-# The validated IR of the spec, then each step's config (fields at their defaults and field
-# positions left out; mlopsc.compiler.ir reads them back).
+# The validated IR of the spec, then each step's config (fields at their defaults left out;
+# mlopsc.compiler.ir reads them back).
 IR = {
     'description': 'Classify penguin species from body measurements',
     'name': 'penguins',
@@ -67,6 +67,11 @@ IR = {
     'schedule': '0 6 * * 1',
     'source_file': 'specs/penguins.mlops',
     'span': {'col': 1, 'end_col': 2, 'end_line': 71, 'file': 'specs/penguins.mlops', 'line': 2},
+    'spans': {
+        'description': {'col': 17, 'end_col': 66, 'end_line': 3, 'file': 'specs/penguins.mlops', 'line': 3},
+        'name': {'col': 10, 'end_col': 18, 'end_line': 2, 'file': 'specs/penguins.mlops', 'line': 2},
+        'schedule': {'col': 14, 'end_col': 25, 'end_line': 4, 'file': 'specs/penguins.mlops', 'line': 4},
+    },
     'spec_hash': '9cb0d3fcededb1d3e8a6e7bd48aeb71ed31aa7f409dcdec0580e22ce598a4ecd',
 }
 IR["steps"] = [
@@ -77,6 +82,13 @@ IR["steps"] = [
         'name': 'penguins',
         'path': 'data/penguins.csv',
         'span': {'col': 3, 'end_col': 4, 'end_line': 14, 'file': 'specs/penguins.mlops', 'line': 11},
+        'spans': {
+            'filter': {'col': 14, 'end_col': 27, 'end_line': 13, 'file': 'specs/penguins.mlops', 'line': 13},
+            'format': {'col': 5, 'end_col': 8, 'end_line': 12, 'file': 'specs/penguins.mlops', 'line': 12},
+            'kind': {'col': 3, 'end_col': 9, 'end_line': 11, 'file': 'specs/penguins.mlops', 'line': 11},
+            'name': {'col': 10, 'end_col': 18, 'end_line': 11, 'file': 'specs/penguins.mlops', 'line': 11},
+            'path': {'col': 11, 'end_col': 30, 'end_line': 12, 'file': 'specs/penguins.mlops', 'line': 12},
+        },
     },
     {
         'filter': 'year == 2009',
@@ -85,6 +97,13 @@ IR["steps"] = [
         'name': 'penguins_2009',
         'path': 'data/penguins.csv',
         'span': {'col': 3, 'end_col': 4, 'end_line': 19, 'file': 'specs/penguins.mlops', 'line': 16},
+        'spans': {
+            'filter': {'col': 14, 'end_col': 28, 'end_line': 18, 'file': 'specs/penguins.mlops', 'line': 18},
+            'format': {'col': 5, 'end_col': 8, 'end_line': 17, 'file': 'specs/penguins.mlops', 'line': 17},
+            'kind': {'col': 3, 'end_col': 9, 'end_line': 16, 'file': 'specs/penguins.mlops', 'line': 16},
+            'name': {'col': 10, 'end_col': 23, 'end_line': 16, 'file': 'specs/penguins.mlops', 'line': 16},
+            'path': {'col': 11, 'end_col': 30, 'end_line': 17, 'file': 'specs/penguins.mlops', 'line': 17},
+        },
     },
     {
         'data': {
@@ -107,6 +126,10 @@ IR["steps"] = [
                 'column': 'species',
                 'kind': 'column',
                 'span': {'col': 5, 'end_col': 56, 'end_line': 23, 'file': 'specs/penguins.mlops', 'line': 23},
+                'spans': {
+                    'allowed': {'col': 23, 'end_col': 56, 'end_line': 23, 'file': 'specs/penguins.mlops', 'line': 23},
+                    'column': {'col': 12, 'end_col': 19, 'end_line': 23, 'file': 'specs/penguins.mlops', 'line': 23},
+                },
             },
             {
                 'column': 'bill_length_mm',
@@ -116,6 +139,13 @@ IR["steps"] = [
                 'max_null_fraction': 0.02,
                 'min': 25,
                 'span': {'col': 5, 'end_col': 66, 'end_line': 24, 'file': 'specs/penguins.mlops', 'line': 24},
+                'spans': {
+                    'column': {'col': 12, 'end_col': 26, 'end_line': 24, 'file': 'specs/penguins.mlops', 'line': 24},
+                    'dtype': {'col': 28, 'end_col': 33, 'end_line': 24, 'file': 'specs/penguins.mlops', 'line': 24},
+                    'max': {'col': 49, 'end_col': 51, 'end_line': 24, 'file': 'specs/penguins.mlops', 'line': 24},
+                    'max_null_fraction': {'col': 62, 'end_col': 66, 'end_line': 24, 'file': 'specs/penguins.mlops', 'line': 24},
+                    'min': {'col': 42, 'end_col': 44, 'end_line': 24, 'file': 'specs/penguins.mlops', 'line': 24},
+                },
             },
             {
                 'column': 'sex',
@@ -123,9 +153,20 @@ IR["steps"] = [
                 'kind': 'column',
                 'nullable': True,
                 'span': {'col': 5, 'end_col': 34, 'end_line': 25, 'file': 'specs/penguins.mlops', 'line': 25},
+                'spans': {
+                    'column': {'col': 12, 'end_col': 15, 'end_line': 25, 'file': 'specs/penguins.mlops', 'line': 25},
+                    'dtype': {'col': 17, 'end_col': 25, 'end_line': 25, 'file': 'specs/penguins.mlops', 'line': 25},
+                    'nullable': {'col': 26, 'end_col': 34, 'end_line': 25, 'file': 'specs/penguins.mlops', 'line': 25},
+                },
             },
         ],
         'span': {'col': 3, 'end_col': 4, 'end_line': 27, 'file': 'specs/penguins.mlops', 'line': 21},
+        'spans': {
+            'data': {'col': 29, 'end_col': 37, 'end_line': 21, 'file': 'specs/penguins.mlops', 'line': 21},
+            'kind': {'col': 3, 'end_col': 8, 'end_line': 21, 'file': 'specs/penguins.mlops', 'line': 21},
+            'name': {'col': 9, 'end_col': 25, 'end_line': 21, 'file': 'specs/penguins.mlops', 'line': 21},
+            'on_fail': {'col': 15, 'end_col': 19, 'end_line': 26, 'file': 'specs/penguins.mlops', 'line': 26},
+        },
     },
     {
         'after': [
@@ -146,6 +187,14 @@ IR["steps"] = [
         'name': 'penguins_split',
         'seed': 7,
         'span': {'col': 3, 'end_col': 4, 'end_line': 33, 'file': 'specs/penguins.mlops', 'line': 29},
+        'spans': {
+            'data': {'col': 29, 'end_col': 37, 'end_line': 29, 'file': 'specs/penguins.mlops', 'line': 29},
+            'kind': {'col': 3, 'end_col': 8, 'end_line': 29, 'file': 'specs/penguins.mlops', 'line': 29},
+            'name': {'col': 9, 'end_col': 23, 'end_line': 29, 'file': 'specs/penguins.mlops', 'line': 29},
+            'seed': {'col': 12, 'end_col': 13, 'end_line': 32, 'file': 'specs/penguins.mlops', 'line': 32},
+            'stratify': {'col': 16, 'end_col': 23, 'end_line': 31, 'file': 'specs/penguins.mlops', 'line': 31},
+            'test_size': {'col': 17, 'end_col': 33, 'end_line': 30, 'file': 'specs/penguins.mlops', 'line': 30},
+        },
         'stratify': 'species',
         'test_size': {
             'kind': 'param',
@@ -164,6 +213,10 @@ IR["steps"] = [
             'name': 'sklearn.ensemble.RandomForestClassifier',
             'params': {'max_depth': 6, 'n_estimators': 300},
             'span': {'col': 17, 'end_col': 94, 'end_line': 38, 'file': 'specs/penguins.mlops', 'line': 38},
+            'spans': {
+                'max_depth': {'col': 91, 'end_col': 92, 'end_line': 38, 'file': 'specs/penguins.mlops', 'line': 38},
+                'n_estimators': {'col': 74, 'end_col': 77, 'end_line': 38, 'file': 'specs/penguins.mlops', 'line': 38},
+            },
         },
         'features': [
             'bill_length_mm',
@@ -175,15 +228,45 @@ IR["steps"] = [
         ],
         'kind': 'train',
         'name': 'species_model',
-        'resources': {'cpu': 2.0, 'memory': '4Gi'},
+        'resources': {
+            'cpu': 2.0,
+            'memory': '4Gi',
+            'spans': {
+                'cpu': {'col': 23, 'end_col': 24, 'end_line': 40, 'file': 'specs/penguins.mlops', 'line': 40},
+                'memory': {'col': 35, 'end_col': 40, 'end_line': 40, 'file': 'specs/penguins.mlops', 'line': 40},
+            },
+        },
         'retries': 2,
         'span': {'col': 3, 'end_col': 4, 'end_line': 42, 'file': 'specs/penguins.mlops', 'line': 35},
+        'spans': {
+            'data': {'col': 26, 'end_col': 46, 'end_line': 35, 'file': 'specs/penguins.mlops', 'line': 35},
+            'estimator': {'col': 17, 'end_col': 94, 'end_line': 38, 'file': 'specs/penguins.mlops', 'line': 38},
+            'features': {'col': 16, 'end_col': 92, 'end_line': 37, 'file': 'specs/penguins.mlops', 'line': 37},
+            'features.0': {'col': 17, 'end_col': 31, 'end_line': 37, 'file': 'specs/penguins.mlops', 'line': 37},
+            'features.1': {'col': 33, 'end_col': 46, 'end_line': 37, 'file': 'specs/penguins.mlops', 'line': 37},
+            'features.2': {'col': 48, 'end_col': 65, 'end_line': 37, 'file': 'specs/penguins.mlops', 'line': 37},
+            'features.3': {'col': 67, 'end_col': 78, 'end_line': 37, 'file': 'specs/penguins.mlops', 'line': 37},
+            'features.4': {'col': 80, 'end_col': 86, 'end_line': 37, 'file': 'specs/penguins.mlops', 'line': 37},
+            'features.5': {'col': 88, 'end_col': 91, 'end_line': 37, 'file': 'specs/penguins.mlops', 'line': 37},
+            'kind': {'col': 3, 'end_col': 8, 'end_line': 35, 'file': 'specs/penguins.mlops', 'line': 35},
+            'name': {'col': 9, 'end_col': 22, 'end_line': 35, 'file': 'specs/penguins.mlops', 'line': 35},
+            'resources': {'col': 5, 'end_col': 42, 'end_line': 40, 'file': 'specs/penguins.mlops', 'line': 40},
+            'retries': {'col': 15, 'end_col': 16, 'end_line': 41, 'file': 'specs/penguins.mlops', 'line': 41},
+            'target': {'col': 14, 'end_col': 21, 'end_line': 36, 'file': 'specs/penguins.mlops', 'line': 36},
+            'tune': {'col': 5, 'end_col': 40, 'end_line': 39, 'file': 'specs/penguins.mlops', 'line': 39},
+        },
         'target': 'species',
         'tune': {
             'method': 'grid',
             'metric': 'accuracy',
             'space': {'max_depth': [4, 6, 8]},
             'span': {'col': 5, 'end_col': 67, 'end_line': 39, 'file': 'specs/penguins.mlops', 'line': 39},
+            'spans': {
+                'cv': {'col': 47, 'end_col': 48, 'end_line': 39, 'file': 'specs/penguins.mlops', 'line': 39},
+                'method': {'col': 10, 'end_col': 14, 'end_line': 39, 'file': 'specs/penguins.mlops', 'line': 39},
+                'metric': {'col': 59, 'end_col': 67, 'end_line': 39, 'file': 'specs/penguins.mlops', 'line': 39},
+                'space.max_depth': {'col': 29, 'end_col': 38, 'end_line': 39, 'file': 'specs/penguins.mlops', 'line': 39},
+            },
         },
     },
     {
@@ -203,6 +286,15 @@ IR["steps"] = [
         },
         'name': 'species_eval',
         'span': {'col': 3, 'end_col': 4, 'end_line': 48, 'file': 'specs/penguins.mlops', 'line': 44},
+        'spans': {
+            'data': {'col': 12, 'end_col': 31, 'end_line': 46, 'file': 'specs/penguins.mlops', 'line': 46},
+            'kind': {'col': 3, 'end_col': 11, 'end_line': 44, 'file': 'specs/penguins.mlops', 'line': 44},
+            'metrics': {'col': 15, 'end_col': 35, 'end_line': 47, 'file': 'specs/penguins.mlops', 'line': 47},
+            'metrics.0': {'col': 16, 'end_col': 24, 'end_line': 47, 'file': 'specs/penguins.mlops', 'line': 47},
+            'metrics.1': {'col': 26, 'end_col': 34, 'end_line': 47, 'file': 'specs/penguins.mlops', 'line': 47},
+            'model': {'col': 13, 'end_col': 26, 'end_line': 45, 'file': 'specs/penguins.mlops', 'line': 45},
+            'name': {'col': 12, 'end_col': 24, 'end_line': 44, 'file': 'specs/penguins.mlops', 'line': 44},
+        },
     },
     {
         'kind': 'gate',
@@ -235,6 +327,12 @@ IR["steps"] = [
             },
         ],
         'span': {'col': 3, 'end_col': 4, 'end_line': 54, 'file': 'specs/penguins.mlops', 'line': 50},
+        'spans': {
+            'kind': {'col': 3, 'end_col': 7, 'end_line': 50, 'file': 'specs/penguins.mlops', 'line': 50},
+            'metrics': {'col': 19, 'end_col': 31, 'end_line': 50, 'file': 'specs/penguins.mlops', 'line': 50},
+            'name': {'col': 8, 'end_col': 15, 'end_line': 50, 'file': 'specs/penguins.mlops', 'line': 50},
+            'no_champion': {'col': 19, 'end_col': 23, 'end_line': 53, 'file': 'specs/penguins.mlops', 'line': 53},
+        },
     },
     {
         'after': [
@@ -255,6 +353,14 @@ IR["steps"] = [
         'name': 'species_service',
         'registry': 'penguins-species',
         'span': {'col': 3, 'end_col': 4, 'end_line': 61, 'file': 'specs/penguins.mlops', 'line': 56},
+        'spans': {
+            'after': {'col': 13, 'end_col': 20, 'end_line': 58, 'file': 'specs/penguins.mlops', 'line': 58},
+            'alias': {'col': 13, 'end_col': 23, 'end_line': 60, 'file': 'specs/penguins.mlops', 'line': 60},
+            'kind': {'col': 3, 'end_col': 9, 'end_line': 56, 'file': 'specs/penguins.mlops', 'line': 56},
+            'model': {'col': 13, 'end_col': 26, 'end_line': 57, 'file': 'specs/penguins.mlops', 'line': 57},
+            'name': {'col': 10, 'end_col': 25, 'end_line': 56, 'file': 'specs/penguins.mlops', 'line': 56},
+            'registry': {'col': 16, 'end_col': 34, 'end_line': 59, 'file': 'specs/penguins.mlops', 'line': 59},
+        },
     },
     {
         'current': {
@@ -299,6 +405,14 @@ IR["steps"] = [
         'registry': 'penguins-species',
         'schedule': '0 * * * *',
         'span': {'col': 3, 'end_col': 4, 'end_line': 70, 'file': 'specs/penguins.mlops', 'line': 63},
+        'spans': {
+            'current': {'col': 15, 'end_col': 28, 'end_line': 66, 'file': 'specs/penguins.mlops', 'line': 66},
+            'kind': {'col': 3, 'end_col': 10, 'end_line': 63, 'file': 'specs/penguins.mlops', 'line': 63},
+            'model': {'col': 13, 'end_col': 26, 'end_line': 64, 'file': 'specs/penguins.mlops', 'line': 64},
+            'name': {'col': 11, 'end_col': 24, 'end_line': 63, 'file': 'specs/penguins.mlops', 'line': 63},
+            'reference': {'col': 17, 'end_col': 37, 'end_line': 65, 'file': 'specs/penguins.mlops', 'line': 65},
+            'schedule': {'col': 16, 'end_col': 27, 'end_line': 69, 'file': 'specs/penguins.mlops', 'line': 69},
+        },
     },
 ]
 # The runner reads the IR with its defaults filled in, as `mlopsc run` does: a step's cache key

@@ -23,8 +23,8 @@ PIPELINE = 'penguins'
 SPEC_FILE = '<ROOT>/specs/penguins.mlops'
 SPEC_HASH = '9cb0d3fcededb1d3e8a6e7bd48aeb71ed31aa7f409dcdec0580e22ce598a4ecd'
 
-# The IR of each step, fields at their defaults and field positions left out
-# (mlopsc.compiler.ir.step_from_json reads it back).
+# The IR of each step, fields at their defaults left out, positions kept so that an error names
+# the option at fault (mlopsc.compiler.ir.step_from_json reads it back).
 STEP_CONFIGS: dict[str, dict[str, Any]] = {
     'penguins': {
         'filter': 'year < 2009',
@@ -33,6 +33,13 @@ STEP_CONFIGS: dict[str, dict[str, Any]] = {
         'name': 'penguins',
         'path': 'data/penguins.csv',
         'span': {'col': 3, 'end_col': 4, 'end_line': 14, 'file': 'specs/penguins.mlops', 'line': 11},
+        'spans': {
+            'filter': {'col': 14, 'end_col': 27, 'end_line': 13, 'file': 'specs/penguins.mlops', 'line': 13},
+            'format': {'col': 5, 'end_col': 8, 'end_line': 12, 'file': 'specs/penguins.mlops', 'line': 12},
+            'kind': {'col': 3, 'end_col': 9, 'end_line': 11, 'file': 'specs/penguins.mlops', 'line': 11},
+            'name': {'col': 10, 'end_col': 18, 'end_line': 11, 'file': 'specs/penguins.mlops', 'line': 11},
+            'path': {'col': 11, 'end_col': 30, 'end_line': 12, 'file': 'specs/penguins.mlops', 'line': 12},
+        },
     },
     'penguins_2009': {
         'filter': 'year == 2009',
@@ -41,6 +48,13 @@ STEP_CONFIGS: dict[str, dict[str, Any]] = {
         'name': 'penguins_2009',
         'path': 'data/penguins.csv',
         'span': {'col': 3, 'end_col': 4, 'end_line': 19, 'file': 'specs/penguins.mlops', 'line': 16},
+        'spans': {
+            'filter': {'col': 14, 'end_col': 28, 'end_line': 18, 'file': 'specs/penguins.mlops', 'line': 18},
+            'format': {'col': 5, 'end_col': 8, 'end_line': 17, 'file': 'specs/penguins.mlops', 'line': 17},
+            'kind': {'col': 3, 'end_col': 9, 'end_line': 16, 'file': 'specs/penguins.mlops', 'line': 16},
+            'name': {'col': 10, 'end_col': 23, 'end_line': 16, 'file': 'specs/penguins.mlops', 'line': 16},
+            'path': {'col': 11, 'end_col': 30, 'end_line': 17, 'file': 'specs/penguins.mlops', 'line': 17},
+        },
     },
     'penguins_quality': {
         'data': {
@@ -63,6 +77,10 @@ STEP_CONFIGS: dict[str, dict[str, Any]] = {
                 'column': 'species',
                 'kind': 'column',
                 'span': {'col': 5, 'end_col': 56, 'end_line': 23, 'file': 'specs/penguins.mlops', 'line': 23},
+                'spans': {
+                    'allowed': {'col': 23, 'end_col': 56, 'end_line': 23, 'file': 'specs/penguins.mlops', 'line': 23},
+                    'column': {'col': 12, 'end_col': 19, 'end_line': 23, 'file': 'specs/penguins.mlops', 'line': 23},
+                },
             },
             {
                 'column': 'bill_length_mm',
@@ -72,6 +90,13 @@ STEP_CONFIGS: dict[str, dict[str, Any]] = {
                 'max_null_fraction': 0.02,
                 'min': 25,
                 'span': {'col': 5, 'end_col': 66, 'end_line': 24, 'file': 'specs/penguins.mlops', 'line': 24},
+                'spans': {
+                    'column': {'col': 12, 'end_col': 26, 'end_line': 24, 'file': 'specs/penguins.mlops', 'line': 24},
+                    'dtype': {'col': 28, 'end_col': 33, 'end_line': 24, 'file': 'specs/penguins.mlops', 'line': 24},
+                    'max': {'col': 49, 'end_col': 51, 'end_line': 24, 'file': 'specs/penguins.mlops', 'line': 24},
+                    'max_null_fraction': {'col': 62, 'end_col': 66, 'end_line': 24, 'file': 'specs/penguins.mlops', 'line': 24},
+                    'min': {'col': 42, 'end_col': 44, 'end_line': 24, 'file': 'specs/penguins.mlops', 'line': 24},
+                },
             },
             {
                 'column': 'sex',
@@ -79,9 +104,20 @@ STEP_CONFIGS: dict[str, dict[str, Any]] = {
                 'kind': 'column',
                 'nullable': True,
                 'span': {'col': 5, 'end_col': 34, 'end_line': 25, 'file': 'specs/penguins.mlops', 'line': 25},
+                'spans': {
+                    'column': {'col': 12, 'end_col': 15, 'end_line': 25, 'file': 'specs/penguins.mlops', 'line': 25},
+                    'dtype': {'col': 17, 'end_col': 25, 'end_line': 25, 'file': 'specs/penguins.mlops', 'line': 25},
+                    'nullable': {'col': 26, 'end_col': 34, 'end_line': 25, 'file': 'specs/penguins.mlops', 'line': 25},
+                },
             },
         ],
         'span': {'col': 3, 'end_col': 4, 'end_line': 27, 'file': 'specs/penguins.mlops', 'line': 21},
+        'spans': {
+            'data': {'col': 29, 'end_col': 37, 'end_line': 21, 'file': 'specs/penguins.mlops', 'line': 21},
+            'kind': {'col': 3, 'end_col': 8, 'end_line': 21, 'file': 'specs/penguins.mlops', 'line': 21},
+            'name': {'col': 9, 'end_col': 25, 'end_line': 21, 'file': 'specs/penguins.mlops', 'line': 21},
+            'on_fail': {'col': 15, 'end_col': 19, 'end_line': 26, 'file': 'specs/penguins.mlops', 'line': 26},
+        },
     },
     'penguins_split': {
         'after': [
@@ -102,6 +138,14 @@ STEP_CONFIGS: dict[str, dict[str, Any]] = {
         'name': 'penguins_split',
         'seed': 7,
         'span': {'col': 3, 'end_col': 4, 'end_line': 33, 'file': 'specs/penguins.mlops', 'line': 29},
+        'spans': {
+            'data': {'col': 29, 'end_col': 37, 'end_line': 29, 'file': 'specs/penguins.mlops', 'line': 29},
+            'kind': {'col': 3, 'end_col': 8, 'end_line': 29, 'file': 'specs/penguins.mlops', 'line': 29},
+            'name': {'col': 9, 'end_col': 23, 'end_line': 29, 'file': 'specs/penguins.mlops', 'line': 29},
+            'seed': {'col': 12, 'end_col': 13, 'end_line': 32, 'file': 'specs/penguins.mlops', 'line': 32},
+            'stratify': {'col': 16, 'end_col': 23, 'end_line': 31, 'file': 'specs/penguins.mlops', 'line': 31},
+            'test_size': {'col': 17, 'end_col': 33, 'end_line': 30, 'file': 'specs/penguins.mlops', 'line': 30},
+        },
         'stratify': 'species',
         'test_size': {
             'kind': 'param',
@@ -120,6 +164,10 @@ STEP_CONFIGS: dict[str, dict[str, Any]] = {
             'name': 'sklearn.ensemble.RandomForestClassifier',
             'params': {'max_depth': 6, 'n_estimators': 300},
             'span': {'col': 17, 'end_col': 94, 'end_line': 38, 'file': 'specs/penguins.mlops', 'line': 38},
+            'spans': {
+                'max_depth': {'col': 91, 'end_col': 92, 'end_line': 38, 'file': 'specs/penguins.mlops', 'line': 38},
+                'n_estimators': {'col': 74, 'end_col': 77, 'end_line': 38, 'file': 'specs/penguins.mlops', 'line': 38},
+            },
         },
         'features': [
             'bill_length_mm',
@@ -131,15 +179,45 @@ STEP_CONFIGS: dict[str, dict[str, Any]] = {
         ],
         'kind': 'train',
         'name': 'species_model',
-        'resources': {'cpu': 2.0, 'memory': '4Gi'},
+        'resources': {
+            'cpu': 2.0,
+            'memory': '4Gi',
+            'spans': {
+                'cpu': {'col': 23, 'end_col': 24, 'end_line': 40, 'file': 'specs/penguins.mlops', 'line': 40},
+                'memory': {'col': 35, 'end_col': 40, 'end_line': 40, 'file': 'specs/penguins.mlops', 'line': 40},
+            },
+        },
         'retries': 2,
         'span': {'col': 3, 'end_col': 4, 'end_line': 42, 'file': 'specs/penguins.mlops', 'line': 35},
+        'spans': {
+            'data': {'col': 26, 'end_col': 46, 'end_line': 35, 'file': 'specs/penguins.mlops', 'line': 35},
+            'estimator': {'col': 17, 'end_col': 94, 'end_line': 38, 'file': 'specs/penguins.mlops', 'line': 38},
+            'features': {'col': 16, 'end_col': 92, 'end_line': 37, 'file': 'specs/penguins.mlops', 'line': 37},
+            'features.0': {'col': 17, 'end_col': 31, 'end_line': 37, 'file': 'specs/penguins.mlops', 'line': 37},
+            'features.1': {'col': 33, 'end_col': 46, 'end_line': 37, 'file': 'specs/penguins.mlops', 'line': 37},
+            'features.2': {'col': 48, 'end_col': 65, 'end_line': 37, 'file': 'specs/penguins.mlops', 'line': 37},
+            'features.3': {'col': 67, 'end_col': 78, 'end_line': 37, 'file': 'specs/penguins.mlops', 'line': 37},
+            'features.4': {'col': 80, 'end_col': 86, 'end_line': 37, 'file': 'specs/penguins.mlops', 'line': 37},
+            'features.5': {'col': 88, 'end_col': 91, 'end_line': 37, 'file': 'specs/penguins.mlops', 'line': 37},
+            'kind': {'col': 3, 'end_col': 8, 'end_line': 35, 'file': 'specs/penguins.mlops', 'line': 35},
+            'name': {'col': 9, 'end_col': 22, 'end_line': 35, 'file': 'specs/penguins.mlops', 'line': 35},
+            'resources': {'col': 5, 'end_col': 42, 'end_line': 40, 'file': 'specs/penguins.mlops', 'line': 40},
+            'retries': {'col': 15, 'end_col': 16, 'end_line': 41, 'file': 'specs/penguins.mlops', 'line': 41},
+            'target': {'col': 14, 'end_col': 21, 'end_line': 36, 'file': 'specs/penguins.mlops', 'line': 36},
+            'tune': {'col': 5, 'end_col': 40, 'end_line': 39, 'file': 'specs/penguins.mlops', 'line': 39},
+        },
         'target': 'species',
         'tune': {
             'method': 'grid',
             'metric': 'accuracy',
             'space': {'max_depth': [4, 6, 8]},
             'span': {'col': 5, 'end_col': 67, 'end_line': 39, 'file': 'specs/penguins.mlops', 'line': 39},
+            'spans': {
+                'cv': {'col': 47, 'end_col': 48, 'end_line': 39, 'file': 'specs/penguins.mlops', 'line': 39},
+                'method': {'col': 10, 'end_col': 14, 'end_line': 39, 'file': 'specs/penguins.mlops', 'line': 39},
+                'metric': {'col': 59, 'end_col': 67, 'end_line': 39, 'file': 'specs/penguins.mlops', 'line': 39},
+                'space.max_depth': {'col': 29, 'end_col': 38, 'end_line': 39, 'file': 'specs/penguins.mlops', 'line': 39},
+            },
         },
     },
     'species_eval': {
@@ -159,6 +237,15 @@ STEP_CONFIGS: dict[str, dict[str, Any]] = {
         },
         'name': 'species_eval',
         'span': {'col': 3, 'end_col': 4, 'end_line': 48, 'file': 'specs/penguins.mlops', 'line': 44},
+        'spans': {
+            'data': {'col': 12, 'end_col': 31, 'end_line': 46, 'file': 'specs/penguins.mlops', 'line': 46},
+            'kind': {'col': 3, 'end_col': 11, 'end_line': 44, 'file': 'specs/penguins.mlops', 'line': 44},
+            'metrics': {'col': 15, 'end_col': 35, 'end_line': 47, 'file': 'specs/penguins.mlops', 'line': 47},
+            'metrics.0': {'col': 16, 'end_col': 24, 'end_line': 47, 'file': 'specs/penguins.mlops', 'line': 47},
+            'metrics.1': {'col': 26, 'end_col': 34, 'end_line': 47, 'file': 'specs/penguins.mlops', 'line': 47},
+            'model': {'col': 13, 'end_col': 26, 'end_line': 45, 'file': 'specs/penguins.mlops', 'line': 45},
+            'name': {'col': 12, 'end_col': 24, 'end_line': 44, 'file': 'specs/penguins.mlops', 'line': 44},
+        },
     },
     'release': {
         'kind': 'gate',
@@ -191,6 +278,12 @@ STEP_CONFIGS: dict[str, dict[str, Any]] = {
             },
         ],
         'span': {'col': 3, 'end_col': 4, 'end_line': 54, 'file': 'specs/penguins.mlops', 'line': 50},
+        'spans': {
+            'kind': {'col': 3, 'end_col': 7, 'end_line': 50, 'file': 'specs/penguins.mlops', 'line': 50},
+            'metrics': {'col': 19, 'end_col': 31, 'end_line': 50, 'file': 'specs/penguins.mlops', 'line': 50},
+            'name': {'col': 8, 'end_col': 15, 'end_line': 50, 'file': 'specs/penguins.mlops', 'line': 50},
+            'no_champion': {'col': 19, 'end_col': 23, 'end_line': 53, 'file': 'specs/penguins.mlops', 'line': 53},
+        },
     },
     'species_service': {
         'after': [
@@ -211,6 +304,14 @@ STEP_CONFIGS: dict[str, dict[str, Any]] = {
         'name': 'species_service',
         'registry': 'penguins-species',
         'span': {'col': 3, 'end_col': 4, 'end_line': 61, 'file': 'specs/penguins.mlops', 'line': 56},
+        'spans': {
+            'after': {'col': 13, 'end_col': 20, 'end_line': 58, 'file': 'specs/penguins.mlops', 'line': 58},
+            'alias': {'col': 13, 'end_col': 23, 'end_line': 60, 'file': 'specs/penguins.mlops', 'line': 60},
+            'kind': {'col': 3, 'end_col': 9, 'end_line': 56, 'file': 'specs/penguins.mlops', 'line': 56},
+            'model': {'col': 13, 'end_col': 26, 'end_line': 57, 'file': 'specs/penguins.mlops', 'line': 57},
+            'name': {'col': 10, 'end_col': 25, 'end_line': 56, 'file': 'specs/penguins.mlops', 'line': 56},
+            'registry': {'col': 16, 'end_col': 34, 'end_line': 59, 'file': 'specs/penguins.mlops', 'line': 59},
+        },
     },
     'species_drift': {
         'current': {
@@ -255,6 +356,14 @@ STEP_CONFIGS: dict[str, dict[str, Any]] = {
         'registry': 'penguins-species',
         'schedule': '0 * * * *',
         'span': {'col': 3, 'end_col': 4, 'end_line': 70, 'file': 'specs/penguins.mlops', 'line': 63},
+        'spans': {
+            'current': {'col': 15, 'end_col': 28, 'end_line': 66, 'file': 'specs/penguins.mlops', 'line': 66},
+            'kind': {'col': 3, 'end_col': 10, 'end_line': 63, 'file': 'specs/penguins.mlops', 'line': 63},
+            'model': {'col': 13, 'end_col': 26, 'end_line': 64, 'file': 'specs/penguins.mlops', 'line': 64},
+            'name': {'col': 11, 'end_col': 24, 'end_line': 63, 'file': 'specs/penguins.mlops', 'line': 63},
+            'reference': {'col': 17, 'end_col': 37, 'end_line': 65, 'file': 'specs/penguins.mlops', 'line': 65},
+            'schedule': {'col': 16, 'end_col': 27, 'end_line': 69, 'file': 'specs/penguins.mlops', 'line': 69},
+        },
     },
 }
 
