@@ -250,6 +250,9 @@ class Train(Step):
     preprocessing: Preprocessing = Preprocessing()
     tune: Tune | None = None
     seed: int | ParamRef = 0
+    # Rows whose target is missing: fail the step, or drop them (counted in the result; an
+    # evaluate step of the model then drops them too, as the model's metadata says).
+    missing_target: Literal["fail", "drop"] = "fail"
 
 
 class Evaluate(Step):

@@ -293,7 +293,7 @@ STEP_OPTIONS: dict[str, dict[str, Callable]] = {
     "check": {"data": ref, "on_fail": word},
     "split": {"data": ref, "test_size": number, "seed": integer, "stratify": word, "time_column": word},
     "train": {"data": ref, "target": word, "features": listed(word), "task": word, "estimator": estimator,
-              "seed": integer},
+              "seed": integer, "missing_target": word},
     "evaluate": {"model": ref, "data": ref, "metrics": listed(word)},
     "gate": {"metrics": ref, "no_champion": word, "registry": text, "alias": text},
     "deploy": {"model": ref, "registry": text, "alias": text},

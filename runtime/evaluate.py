@@ -28,6 +28,19 @@ def model_info(step: ir.Evaluate, uri: str) -> dict[str, Any]:
     return info
 
 
+def drop_missing_target(step: ir.Evaluate, info: dict[str, Any], df: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    """The rows that have a target, and how many had none, when the model was trained with
+    `missing_target = drop`: a metric over rows without a truth would be no metric at all."""
+    target = info["target"]
+    if info.get("missing_target") != "drop" or target not in df.columns:
+        return df, 0
+    has_target = df[target].notna()
+    if not has_target.any():
+        raise step_error(step, f"no row has a value for the target {target!r}", "data",
+                         expected="some rows with a target to evaluate on", found=f"all {len(df)} rows without one")
+    return df[has_target].reset_index(drop=True), int((~has_target).sum())
+
+
 def predict(step: ir.Evaluate, model: Any, info: dict[str, Any], df: pd.DataFrame) -> pd.DataFrame:
     """The data plus `y_true`, `y_pred` and, for classifiers with probabilities, `proba_<class>`."""
     target, features = info["target"], info["features"]
@@ -36,7 +49,9 @@ def predict(step: ir.Evaluate, model: Any, info: dict[str, Any], df: pd.DataFram
     missing = int(df[target].isna().sum())
     if missing:
         raise step_error(step, f"the target {target!r} has {missing} missing value(s)", "data",
-                         expected="a target value on every evaluated row", found=f"{missing} of {len(df)} rows")
+                         expected="a target value on every evaluated row (or `missing_target = drop` in the "
+                                  f"train step {info.get('step') or 'of the model'}: it drops them there and here)",
+                         found=f"{missing} of {len(df)} rows")
     X = df[features]
     try:
         y_pred = model.predict(X)
@@ -104,14 +119,15 @@ def run(step: ir.Evaluate, inputs: dict[str, str], outputs: dict[str, str],
         ctx: RunContext) -> dict[str, Any]:
     info = model_info(step, inputs["model"])
     model = artifacts.load_model(inputs["model"])
-    df = artifacts.read_parquet(inputs["data"])
+    df, without_target = drop_missing_target(step, info, artifacts.read_parquet(inputs["data"]))
+    dropped = {"rows_without_target": without_target} if info.get("missing_target") == "drop" else {}
     preds = predict(step, model, info, df)
     metrics = score(step, info, preds)
     plot_name, fig = figure(info, preds)
     document = {"metrics": metrics, "task": info["task"], "rows": len(df), "target": info["target"],
                 "classes": info.get("classes") or [], "model_sha256": artifacts.sha256_of(inputs["model"]),
                 "data_sha256": artifacts.sha256_of(inputs["data"]),
-                "train_mlflow_run_id": info.get("mlflow_run_id")}
+                "train_mlflow_run_id": info.get("mlflow_run_id"), **dropped}
     # Both outputs are computed before either is written.
     hashes = {"predictions": artifacts.write_parquet(preds, outputs["predictions"]),
               "metrics": artifacts.write_json(document, outputs["metrics"])}
@@ -131,7 +147,7 @@ def run(step: ir.Evaluate, inputs: dict[str, str], outputs: dict[str, str],
             for name, value in metrics.items():
                 client.log_metric(train_run, name, value)
     return step_result(step, {port: (outputs[port], hashes[port]) for port in ("metrics", "predictions")},
-                       metrics=metrics, task=info["task"], rows=len(df),
+                       metrics=metrics, task=info["task"], rows=len(df), **dropped,
                        model_sha256=document["model_sha256"], data_sha256=document["data_sha256"],
                        mlflow_run_id=mlrun.info.run_id,
                        train_mlflow_run_id=info.get("mlflow_run_id"))

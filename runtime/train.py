@@ -111,9 +111,9 @@ def features_and_target(step: ir.Train, df: pd.DataFrame, task: str) -> tuple[pd
     missing = int(y.isna().sum())
     if missing:
         raise step_error(step, f"the target {step.target!r} has {missing} missing value(s)", "target",
-                         expected="a target value on every row",
-                         found=f"{missing} of {len(y)} rows without one (filter them in the source: "
-                           f'filter = "{step.target} == {step.target}")')
+                         expected="a target value on every row (or `missing_target = drop` in this "
+                                  "train step: it drops the rows without one and counts them)",
+                         found=f"{missing} of {len(y)} rows without one")
     if task == "classification":
         kind = type_of_target(y)
         if kind == "continuous":
@@ -127,6 +127,18 @@ def features_and_target(step: ir.Train, df: pd.DataFrame, task: str) -> tuple[pd
         raise step_error(step, f"the target {step.target!r} is not numeric; a regressor needs numbers", "target",
                          expected="a numeric column", found=f"dtype {y.dtype}, e.g. {y.iloc[0]!r}")
     return df[features], y
+
+
+def drop_missing_target(step: ir.Train, df: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    """`missing_target = drop`: the rows that have a target, and how many had none. A row without
+    a target teaches the model nothing, and imputing one would invent labels."""
+    if step.missing_target != "drop" or step.target not in df.columns:
+        return df, 0
+    has_target = df[step.target].notna()
+    if not has_target.any():
+        raise step_error(step, f"no row has a value for the target {step.target!r}", "target",
+                         expected="some rows with a target", found=f"all {len(df)} rows without one")
+    return df[has_target].reset_index(drop=True), int((~has_target).sum())
 
 
 def column_kinds(step: ir.Train, X: pd.DataFrame) -> tuple[list[str], list[str]]:
@@ -286,6 +298,7 @@ def run(step: ir.Train, inputs: dict[str, str], outputs: dict[str, str], ctx: Ru
     data_sha = artifacts.sha256_of(inputs["data"])
     estimator = make_estimator(step, estimator_class(step))
     task = infer_task(step, estimator)
+    df, without_target = drop_missing_target(step, df)
     X, y = features_and_target(step, df, task)
     numeric, categorical = column_kinds(step, X)
     # Numbers as float: the signature then declares double, so a served request with a missing
@@ -315,12 +328,13 @@ def run(step: ir.Train, inputs: dict[str, str], outputs: dict[str, str], ctx: Ru
         # What consumers of the model (evaluate, score, monitor) need without the train step's config.
         metadata = {"mlopsc": {"step": step.name, "target": step.target, "task": task, "classes": classes,
                                "features": [str(c) for c in X.columns], "data_sha256": data_sha,
-                               "mlflow_run_id": mlrun.info.run_id}}
+                               "missing_target": step.missing_target, "mlflow_run_id": mlrun.info.run_id}}
         model_sha = artifacts.save_model(model, outputs["model"], signature=signature, input_example=example,
                                          trusted_types=trusted, metadata=metadata)
         mlflow.log_params({"estimator": step.estimator.name, "task": task, "target": step.target,
                            # MLflow caps a param at 6000 characters; wide data has long lists.
                            "features": ",".join(map(str, X.columns))[:6000], "rows": len(X),
+                           **({"rows_without_target": without_target} if step.missing_target == "drop" else {}),
                            **{f"estimator.{k}": v for k, v in params.items()}})
         if summary:
             mlflow.log_params({"tune.method": step.tune.method, "tune.cv": step.tune.cv,
@@ -341,5 +355,6 @@ def run(step: ir.Train, inputs: dict[str, str], outputs: dict[str, str], ctx: Ru
                        estimator=step.estimator.name, params=params, target=step.target,
                        features=[str(c) for c in X.columns],
                        numeric=numeric, categorical=categorical, classes=classes, rows=len(X),
+                       **({"rows_without_target": without_target} if step.missing_target == "drop" else {}),
                        data_sha256=data_sha, mlflow_run_id=mlrun.info.run_id, model_uri=info.model_uri,
                        model_id=getattr(info, "model_id", None), warnings=fit_warnings, **summary)

@@ -81,7 +81,9 @@ pipeline everything {
     tune random { max_depth = [4, 6, 8]  criterion = ["gini", "entropy"] } cv = 3 metric = f1_macro n_iter = 20 seed = 1
     retries = 2
   }
-  train plain on parts.train { target = species  estimator = sklearn.linear_model.LogisticRegression }
+  train plain on parts.train {
+    target = species  estimator = sklearn.linear_model.LogisticRegression  missing_target = drop
+  }
 
   evaluate scores { model = model  data = parts.test  metrics = [accuracy, f1_macro] }
 
@@ -265,6 +267,7 @@ def test_split_and_train(everything):
     assert (tune.method, tune.cv, tune.metric, tune.n_iter, tune.seed) == ("random", 3, "f1_macro", 20, 1)
     assert tune.space == {"max_depth": (4, 6, 8), "criterion": ("gini", "entropy")}
     assert model.retries == 2 and everything.step("plain").estimator.params == {}
+    assert model.missing_target == "fail" and everything.step("plain").missing_target == "drop"
 
 
 def test_gate_rules(everything):
@@ -353,6 +356,8 @@ def test_grammar_has_no_lalr_conflicts(caplog):
     ("pipeline p {\n  split s from a { seed = x }\n}", "E350", 2, 27, None),
     ("pipeline p {\n  train t on a { target = y }\n}", "E351", 2, 9, "add `estimator = ...`"),
     ("pipeline p {\n  check c on a { on_fail = stpo }\n}", "E352", 2, 28, "did you mean 'stop'"),
+    ("pipeline p {\n  train t on a { target = y  estimator = a.B  missing_target = skip }\n}", "E352", 2, 64,
+     "one of fail, drop"),
     ("pipeline p {\n  train t on a { target = y  estimator = a.B  rows >= 1 }\n}", "E252", 2, 47, None),
     ("pipeline p {\n  monitor m on a { reference = a  current = b }\n}", "E253", 2, 13, "reference = "),
     ("pipeline p {\n  source a { }\n}", "E351", 2, 10, "csv = "),

@@ -70,6 +70,7 @@ def run_step(step: dict[str, Any], context: str, inputs: dict[str, Any], outputs
         except StepError as exc:
             _fail(exc, EXIT["step"])
         _guard(node.name, lambda: _publish_all(node, out_uris, outputs, result), doing="write its outputs")
+        _log_notes(node, result)
         _write_summary(summary, node.name, result)
         return json.dumps(result, sort_keys=True, default=str)
     finally:
@@ -186,6 +187,16 @@ def _log_metrics(artifact: Any, result: dict[str, Any]) -> None:
     for name, value in sorted((result.get("metrics") or {}).items()):
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             artifact.log_metric(name, float(value))
+
+
+def _log_notes(node: Any, result: dict[str, Any]) -> None:
+    """The task log's lines for what the step did that its user should know of though it succeeded
+    (the StepResult, the task's output, holds them too), as the local summary shows them."""
+    if result.get("rows_without_target"):
+        print(f"mlopsc: {node.kind} {node.name}: dropped {result['rows_without_target']} row(s) without a "
+              "target (missing_target = drop)", file=sys.stderr, flush=True)
+    for warning in result.get("warnings") or []:
+        print(f"mlopsc: warning: {node.kind} {node.name}: {warning}", file=sys.stderr, flush=True)
 
 
 def _write_summary(summary: Any, step: str, result: dict[str, Any]) -> None:

@@ -2,8 +2,8 @@
 
 During: a live table (rich) of every step's state, elapsed time and cache hits when stderr is a
 terminal; one plain line per event when it is not (CI logs, pipes). After: a summary of the run
-record — checks, metrics, the gate decision and its reasons, the registered model, and the
-`mlflow ui` command for this store. Progress goes to stderr, the summary to stdout.
+record — checks, metrics, the gate decision and its reasons, the registered model, rows dropped
+and warnings, and the `mlflow ui` command for this store. Progress goes to stderr, the summary to stdout.
 """
 from __future__ import annotations
 
@@ -155,6 +155,7 @@ def summary_lines(record: dict[str, Any]) -> list[str]:
                          f"alias {result['alias']}")
         elif kind == "monitor" and result:
             lines += monitor_lines(name, result)
+        lines += note_lines(name, result)
     for name, step in steps.items():
         if step["status"] == "failed" and step.get("error"):
             lines.append(format_error(name, step["error"]))
@@ -176,6 +177,16 @@ def summary_lines(record: dict[str, Any]) -> list[str]:
     if record.get("tracking_uri") and not record.get("error"):
         lines.append(f"  see      mlflow ui --backend-store-uri {record['tracking_uri']}")
     return lines
+
+
+def note_lines(name: str, result: dict[str, Any]) -> list[str]:
+    """What a step did that the user should know of though it succeeded: rows it dropped as the
+    spec asked, and its warnings (a column that is mostly numbers, a fit that did not converge)."""
+    lines = []
+    if result.get("rows_without_target"):
+        lines.append(f"  dropped  {name}: {result['rows_without_target']} row(s) without a target "
+                     "(missing_target = drop)")
+    return lines + [f"  warning  {name}: {warning}" for warning in result.get("warnings") or []]
 
 
 def gate_reasons(result: dict[str, Any]) -> list[str]:

@@ -10,6 +10,9 @@ from mlopsc.runtime import RunContext
 REPO = Path(__file__).resolve().parents[2]
 SPEC = REPO / "specs" / "penguins.mlops"
 PENGUINS = REPO / "specs" / "data" / "penguins.csv"
+# A cars-like table written for the tests: 40 rows, 3 without Miles_per_Gallon, one Horsepower
+# that reads "ninety" and one that is missing.
+CARS = REPO / "tests" / "data" / "cars.csv"
 
 
 @pytest.fixture(scope="session")
@@ -41,6 +44,22 @@ def out(ctx):
 @pytest.fixture(scope="session")
 def penguins_csv() -> Path:
     return PENGUINS
+
+
+@pytest.fixture(scope="session")
+def cars_csv() -> Path:
+    return CARS
+
+
+@pytest.fixture
+def cars_data(cars_csv, ctx) -> str:
+    """tests/data/cars.csv as a Dataset artifact of the run (what a source step would write)."""
+    import pandas as pd
+    from mlopsc.runtime import artifacts
+
+    uri = f"{ctx.artifact_root}/cars/data.parquet"
+    artifacts.write_parquet(pd.read_csv(cars_csv), uri)
+    return uri
 
 
 @pytest.fixture

@@ -111,3 +111,28 @@ def test_probability_metric_for_a_model_without_probabilities(ctx, out, penguins
     inputs = {"model": trained["outputs"]["model"]["uri"], "data": data}
     assert_fails(evaluate(["accuracy", "roc_auc"], name="svm_eval"), ctx, out, inputs,
                  "roc_auc needs class probabilities")
+
+
+def test_a_model_trained_with_missing_target_drop_is_evaluated_on_rows_with_a_target(ctx, out, cars_data):
+    """The test split of data with gaps in the target has gaps too: the model's metadata says to
+    drop them, and the result counts them."""
+    train = ir.Train(name="mpg_model", data=ir.Ref(step="cars"), target="Miles_per_Gallon",
+                     features=("Cylinders", "Weight_in_lbs"), missing_target="drop",
+                     estimator=ir.Estimator(name="sklearn.linear_model.Ridge"))
+    model = execute(train, {"data": cars_data}, out(train), ctx)["outputs"]["model"]["uri"]
+    step = evaluate(["rmse", "r2"], name="mpg_eval")
+    result = execute(step, {"model": model, "data": cars_data}, out(step), ctx)
+    assert result["rows"] == 37 and result["rows_without_target"] == 3 and result["metrics"]["r2"] > 0.5
+    assert artifacts.read_json(result["outputs"]["metrics"]["uri"])["rows_without_target"] == 3
+    assert len(artifacts.read_parquet(result["outputs"]["predictions"]["uri"])) == 37
+
+
+def test_a_missing_target_in_evaluation_names_the_train_option(ctx, out, cars_data):
+    clean = f"{ctx.artifact_root}/cars/clean.parquet"
+    artifacts.write_parquet(artifacts.read_parquet(cars_data).dropna(subset=["Miles_per_Gallon"]), clean)
+    train = ir.Train(name="mpg_model", data=ir.Ref(step="cars"), target="Miles_per_Gallon",
+                     features=("Cylinders", "Weight_in_lbs"),
+                     estimator=ir.Estimator(name="sklearn.linear_model.Ridge"))
+    model = execute(train, {"data": clean}, out(train), ctx)["outputs"]["model"]["uri"]
+    assert_fails(evaluate(["rmse"], name="mpg_eval"), ctx, out, {"model": model, "data": cars_data},
+                 "'Miles_per_Gallon' has 3 missing value(s)", "`missing_target = drop` in the train step mpg_model")

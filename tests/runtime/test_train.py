@@ -150,3 +150,32 @@ def test_columns_of_the_wrong_type(ctx, out, penguins):
 def test_task_that_contradicts_the_estimator(ctx, out, penguins_split):
     assert_fails(forest(task="regression"), ctx, out, penguins_split["train"],
                  "is a classification estimator but task = regression")
+
+
+def mpg_model(**kw) -> ir.Train:
+    return ir.Train(**{"name": "mpg_model", "data": ir.Ref(step="cars"), "target": "Miles_per_Gallon",
+                       "features": ("Cylinders", "Displacement", "Weight_in_lbs", "Origin"),
+                       "estimator": ir.Estimator(name="sklearn.linear_model.Ridge"), **kw})
+
+
+def test_a_missing_target_fails_and_the_message_names_the_option(ctx, out, cars_data):
+    text = assert_fails(mpg_model(), ctx, out, cars_data, "'Miles_per_Gallon' has 3 missing value(s)",
+                        "3 of 40 rows without one", "missing_target = drop")
+    assert "filter" not in text
+
+
+def test_missing_target_drop_trains_on_the_rows_that_have_one(ctx, out, cars_data):
+    result = execute(mpg_model(missing_target="drop"), {"data": cars_data}, out(mpg_model()), ctx)
+    assert result["status"] == "ok" and result["rows"] == 37 and result["rows_without_target"] == 3
+    assert artifacts.model_metadata(result["outputs"]["model"]["uri"])["mlopsc"]["missing_target"] == "drop"
+    assert tracking.client(ctx).get_run(result["mlflow_run_id"]).data.params["rows_without_target"] == "3"
+    # Without the option, nothing was dropped, and the result says nothing of it.
+    clean = f"{ctx.artifact_root}/cars/clean.parquet"
+    artifacts.write_parquet(artifacts.read_parquet(cars_data).dropna(subset=["Miles_per_Gallon"]), clean)
+    assert "rows_without_target" not in execute(mpg_model(), {"data": clean}, out(mpg_model()), ctx)
+
+
+def test_a_target_missing_on_every_row(ctx, out, cars_data, tmp_path):
+    data = str(tmp_path / "no_target.parquet")
+    artifacts.write_parquet(artifacts.read_parquet(cars_data).assign(Miles_per_Gallon=float("nan")), data)
+    assert_fails(mpg_model(missing_target="drop"), ctx, out, data, "no row has a value for the target")
