@@ -24,4 +24,4 @@ bench: install
 	$(PY) bench/check_speed.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache specs/.mlops
+	rm -rf $(VENV) .pytest_cache specs/.mlopsc specs/.mlops

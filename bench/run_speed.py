@@ -33,6 +33,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from mlopsc.runtime.state_folder import STATE_FOLDERS, state_folder
+
 REPO = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
 MLOPSC = str(Path(sys.executable).parent / "mlopsc")
@@ -53,7 +55,7 @@ def timed(cmd: list[str], cwd: Path) -> tuple[float, float]:
 
 def project(root: Path) -> Path:
     """A throw-away copy of specs/ and bench/parallel_branches.mlops (runs never touch the repo)."""
-    shutil.copytree(REPO / "specs", root / "specs", ignore=shutil.ignore_patterns(".mlops", "out"))
+    shutil.copytree(REPO / "specs", root / "specs", ignore=shutil.ignore_patterns(*STATE_FOLDERS, "out"))
     (root / "bench").mkdir()
     shutil.copy(REPO / "bench" / "parallel_branches.mlops", root / "bench")
     return root
@@ -82,7 +84,8 @@ def parallel(runs: int, work: Path, trees: int = 250) -> dict[str, list[tuple[fl
             times[f"jobs{jobs}"].append(timed([MLOPSC, "run", spec, "--from", "penguins_split", "--no-cache",
                                                "--jobs", str(jobs)], root))
             # The branches alone, from the run record: first start to last end of the two trainings.
-            records = sorted((root / "bench" / ".mlops" / "runs").glob("*.json"), key=lambda p: p.stat().st_mtime)
+            runs = state_folder(root / "bench") / "runs"
+            records = sorted(runs.glob("*.json"), key=lambda p: p.stat().st_mtime)
             steps = json.loads(records[-1].read_text())["steps"]
             branches = [steps["forest_a"], steps["forest_b"]]
             span = max(b["ended_at"] for b in branches) - min(b["started_at"] for b in branches)

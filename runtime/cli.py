@@ -16,8 +16,10 @@ from typing import Any
 
 import click
 
-TRACKING_HELP = ("MLflow tracking URI (default: MLFLOW_TRACKING_URI, else .mlops/mlflow.db in the current "
-                 "folder, where `mlopsc run` keeps it).")
+from .state_folder import STATE_FOLDER, state_folder
+
+TRACKING_HELP = (f"MLflow tracking URI (default: MLFLOW_TRACKING_URI, else {STATE_FOLDER}/mlflow.db in the "
+                 "current folder, where `mlopsc run` keeps it).")
 
 
 def _fail(message: str) -> None:
@@ -33,7 +35,7 @@ def _client(tracking_uri: str | None) -> Any:
 
     if not tracking_uri and not os.environ.get("MLFLOW_TRACKING_URI"):
         # Opening a missing SQLite store would create an empty one and then report "no such model".
-        store = os.path.join(os.getcwd(), ".mlops", "mlflow.db")
+        store = os.path.join(state_folder(os.getcwd()), "mlflow.db")
         if not os.path.exists(store):
             _fail(f"no MLflow store here ({store} does not exist): run the command in the folder of the "
                   "spec that deployed the model, or pass --tracking-uri")

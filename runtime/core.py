@@ -36,7 +36,7 @@ class RunContext:
     params: dict[str, Any] = field(default_factory=dict)   # bound pipeline params
     spec_path: str = ""                     # the spec file; relative source paths resolve beside it
     spec_hash: str = ""
-    tracking_uri: str | None = None         # None -> MLFLOW_TRACKING_URI or <spec dir>/.mlops/mlflow.db
+    tracking_uri: str | None = None         # None -> MLFLOW_TRACKING_URI or <spec dir>/.mlopsc/mlflow.db
     parent_run_id: str | None = None        # MLflow parent run of this pipeline run
     force_gate: bool = False
     forced_by: str | None = None            # who forced the gate (user name), recorded with the decision

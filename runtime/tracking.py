@@ -1,9 +1,9 @@
 """MLflow setup: one experiment per pipeline, one parent run per pipeline run, one nested run per step.
 
 Tracking URI, first found: `ctx.tracking_uri`, env `MLFLOW_TRACKING_URI`,
-`sqlite:///<spec dir>/.mlops/mlflow.db` (folder created). The registry URI is the same. For a
-SQLite store, artifacts go to `mlartifacts/` beside the database rather than MLflow's default
-`./mlruns` under whatever folder the process happens to run in.
+`sqlite:///<spec dir>/.mlopsc/mlflow.db` (in the state folder of `state_folder.py`, created). The
+registry URI is the same. For a SQLite store, artifacts go to `mlartifacts/` beside the database
+rather than MLflow's default `./mlruns` under whatever folder the process happens to run in.
 
 Steps may run in different processes: the parent run is passed by id (`ctx.parent_run_id`), and a
 step's run is opened with `parent_run_id=` (MLflow's `mlflow.parentRunId` tag), never by relying
@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 from mlopsc.compiler import ir
 
+from .state_folder import state_folder
+
 if TYPE_CHECKING:
     from .core import RunContext
 
@@ -33,7 +35,7 @@ def tracking_uri(ctx: RunContext) -> str:
     if os.environ.get("MLFLOW_TRACKING_URI"):
         return os.environ["MLFLOW_TRACKING_URI"]
     spec_dir = os.path.dirname(os.path.abspath(ctx.spec_path)) if ctx.spec_path else os.getcwd()
-    folder = os.path.join(spec_dir, ".mlops")
+    folder = state_folder(spec_dir)
     os.makedirs(folder, exist_ok=True)
     return f"sqlite:///{os.path.join(folder, 'mlflow.db')}"
 

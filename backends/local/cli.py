@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from mlopsc.runtime.state_folder import STATE_FOLDER, state_folder
 
 from .runner import RunOptions
 from .session import Layout, SelectionError, run_session, select
@@ -22,7 +23,7 @@ SPEC = click.argument("spec", type=click.Path(exists=True, dir_okay=False))
 PARAM = click.option("--param", "params", multiple=True, metavar="NAME=VALUE",
                      help="Override a pipeline param (repeatable).")
 STATE_DIR = click.option("--state-dir", type=click.Path(file_okay=False), default=None,
-                         help="Run state, cache and MLflow store [default: .mlops next to the spec].")
+                         help=f"Run state, cache and MLflow store [default: {STATE_FOLDER} next to the spec].")
 JOBS = click.option("--jobs", "-j", type=click.IntRange(min=1), default=None,
                     help="Steps run at the same time [default: the core count].")
 JSON = click.option("--json", "as_json", is_flag=True, help="Print one JSON document (the run record).")
@@ -44,7 +45,7 @@ def compile_spec(spec: str, params: tuple[str, ...]) -> tuple[Any, dict[str, Any
 
 
 def options_for(spec: str, state_dir: str | None, **kw: Any) -> RunOptions:
-    return RunOptions(state_dir=state_dir or Path(spec).resolve().parent / ".mlops", **kw)
+    return RunOptions(state_dir=state_dir or state_folder(Path(spec).resolve().parent), **kw)
 
 
 @click.command()

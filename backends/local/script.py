@@ -12,6 +12,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from mlopsc.runtime.state_folder import STATE_FOLDER, state_folder
+
 from .runner import EXIT, RunOptions
 from .session import Layout, run_session
 
@@ -56,7 +58,7 @@ def main(pipeline: dict[str, Any], layout: Layout, spec_file: str, argv: list[st
     parser.add_argument("--jobs", type=positive_int, default=0, help="parallel steps (default: core count)")
     parser.add_argument("--json", dest="as_json", action="store_true")
     parser.add_argument("--base-dir", default=".", help="folder relative source paths resolve from")
-    parser.add_argument("--state-dir", default=None, help="default: BASE_DIR/.mlops")
+    parser.add_argument("--state-dir", default=None, help=f"default: BASE_DIR/{STATE_FOLDER}")
     args = parser.parse_args(argv)
     try:
         params = parse_params(pipeline, args.param)
@@ -64,7 +66,7 @@ def main(pipeline: dict[str, Any], layout: Layout, spec_file: str, argv: list[st
         print(f"{parser.prog}: {exc}", file=sys.stderr)
         return EXIT["usage"]
     base = Path(args.base_dir).resolve()
-    options = RunOptions(state_dir=args.state_dir or base / ".mlops", no_cache=args.no_cache,
+    options = RunOptions(state_dir=args.state_dir or state_folder(base), no_cache=args.no_cache,
                          force_gate=args.force_gate, jobs=args.jobs)
     return run_session(pipeline, layout, params, os.fspath(base / spec_file), options, only=args.only,
                        from_step=args.from_step, monitors_only=args.monitor, as_json=args.as_json)

@@ -1,6 +1,7 @@
-"""The local runner's state folder (default `.mlops/` next to the spec) and its on-disk layout.
+"""The local runner's state folder (default `.mlopsc/` next to the spec, `runtime/state_folder.py`)
+and its on-disk layout.
 
-    .mlops/
+    .mlopsc/
       artifacts/<step>/<key>/<port><suffix>   content-addressed outputs (+ `<uri>.sha256` sidecars)
       artifacts/<step>/.staging-<run>-<n>/     one attempt's outputs while it runs; renamed or deleted
       artifacts/<step>/failed-<run>/          the report of a check or gate that stopped the run

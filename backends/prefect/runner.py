@@ -50,8 +50,10 @@ class PipelineRun:
 
 
 def default_storage(spec_file: str) -> str:
+    from mlopsc.runtime.state_folder import state_folder
+
     return os.environ.get("MLOPSC_STORAGE") or os.path.join(
-        os.path.dirname(os.path.abspath(spec_file)), ".mlops", "prefect")
+        state_folder(os.path.dirname(os.path.abspath(spec_file))), "prefect")
 
 
 def start_run(pipeline: str, spec_file: str, spec_hash: str, step_configs: dict[str, dict[str, Any]],

@@ -1,6 +1,6 @@
 """Helpers of the local runner's tests: real runs of the `mlopsc` command in subprocesses,
 on copies of the example specs and data in temp folders (runs never write into the repo), with
-the MLflow store in the copy's `.mlops/`.
+the MLflow store in the copy's state folder (`.mlopsc/`).
 """
 from __future__ import annotations
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from localrun import HERE, REPO, clean_env, copy_project, mlopsc, ran, run_json, statuses
+from mlopsc.runtime.state_folder import STATE_FOLDER
 
 ALL = {"penguins", "penguins_quality", "penguins_split", "species_model", "species_eval", "release",
        "species_service"}
@@ -90,7 +91,7 @@ def test_changed_runtime_version_reruns_everything(primed):
 
 
 def test_plan_predicts_without_executing(primed):
-    before = sorted((primed / ".mlops" / "runs").iterdir())
+    before = sorted((primed / STATE_FOLDER / "runs").iterdir())
     with edited(primed / "quick.mlops", lambda text: text.replace("max_iter = 500", "max_iter = 300")):
         done = mlopsc("plan", "quick.mlops", "--json", cwd=primed)
     assert done.returncode == 0, done.stderr
@@ -99,7 +100,7 @@ def test_plan_predicts_without_executing(primed):
     assert verdicts["penguins_split"][0] == "cached"
     assert verdicts["species_model"][0] == "run" and "config changed" in verdicts["species_model"][1]
     assert verdicts["species_eval"][0] == "may run"
-    assert sorted((primed / ".mlops" / "runs").iterdir()) == before   # nothing ran
+    assert sorted((primed / STATE_FOLDER / "runs").iterdir()) == before   # nothing ran
 
 
 def test_no_cache_and_from_select_what_executes(primed):
@@ -132,14 +133,14 @@ def test_plan_of_a_sql_source_says_it_always_reads(tmp_path):
     rows = {row["step"]: row for row in json.loads(done.stdout)}
     assert rows["wines"]["verdict"] == "run" and "always re-read" in rows["wines"]["reason"]
     assert rows["wines_split"]["verdict"] == "may run"
-    assert not (project / ".mlops").exists()       # planning writes nothing
+    assert not (project / STATE_FOLDER).exists()       # planning writes nothing
 
 
 def test_a_cached_result_is_the_result_the_step_returned(primed):
     """Cache hits hand lineage and the summary the same StepResult the runtime returned, every
     field of every output included (the port type, not only URI and hash)."""
     record = run_json("quick.mlops", cwd=primed)
-    entries = {p.parent.name: json.loads(p.read_text()) for p in (primed / ".mlops" / "cache").glob("*/*.json")
+    entries = {p.parent.name: json.loads(p.read_text()) for p in (primed / STATE_FOLDER / "cache").glob("*/*.json")
                if json.loads(p.read_text())["key"] == record["steps"][p.parent.name]["key"]}
     for name, step in record["steps"].items():
         assert step["status"] == "cached"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 from localrun import HERE, champion, copy_project, mlopsc, ran, run_json, statuses
+from mlopsc.runtime.state_folder import STATE_FOLDER
 
 RULE = "require accuracy >= params.min_accuracy"
 
@@ -21,13 +22,13 @@ def project(tmp_path):
 def _client(project):
     import mlflow
 
-    uri = f"sqlite:///{project / '.mlops' / 'mlflow.db'}"
+    uri = f"sqlite:///{project / STATE_FOLDER / 'mlflow.db'}"
     return mlflow.MlflowClient(uri, registry_uri=uri)
 
 
 def test_a_new_champion_from_elsewhere_makes_the_cached_gate_judge_again(project):
     first = run_json("quick.mlops", cwd=project)
-    assert str(champion(project / ".mlops", "quick-species").version) == "1"
+    assert str(champion(project / STATE_FOLDER, "quick-species").version) == "1"
 
     # Our own model is the champion now: the gate's decision still holds, nothing runs again.
     second = run_json("quick.mlops", cwd=project)
@@ -46,7 +47,7 @@ def test_a_new_champion_from_elsewhere_makes_the_cached_gate_judge_again(project
     third = run_json("quick.mlops", cwd=project, expect=4)
     assert ran(third) == set() and statuses(third)["release"] == "failed"
     assert "champion version 2" in third["steps"]["release"]["error"]["message"]
-    assert str(champion(project / ".mlops", "quick-species").version) == "2"   # untouched
+    assert str(champion(project / STATE_FOLDER, "quick-species").version) == "2"   # untouched
     assert first["steps"]["release"]["result"]["decision"]["passed"] is True
 
 
@@ -56,12 +57,12 @@ def test_a_rollback_is_not_undone_by_the_next_unchanged_run(project):
     assert newer["steps"]["species_service"]["result"]["version"] == "2"
 
     done = mlopsc("rollback", "quick-species", "--tracking-uri",
-                  f"sqlite:///{project / '.mlops' / 'mlflow.db'}", cwd=project)
+                  f"sqlite:///{project / STATE_FOLDER / 'mlflow.db'}", cwd=project)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert str(champion(project / ".mlops", "quick-species").version) == "1"
+    assert str(champion(project / STATE_FOLDER, "quick-species").version) == "1"
 
     # The gate compared version 2's model with version 1, which is the champion again: its
     # decision and the deploy are reused, and version 2 is not promoted back.
     again = run_json("quick.mlops", "--param", "test_size=0.3", cwd=project)
     assert ran(again) == set()
-    assert str(champion(project / ".mlops", "quick-species").version) == "1"
+    assert str(champion(project / STATE_FOLDER, "quick-species").version) == "1"

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from mlopsc.backends.local import store
+from mlopsc.runtime.state_folder import STATE_FOLDER
 
 BIN = Path(sys.executable).parent
 
@@ -99,4 +100,4 @@ def test_a_run_against_the_server_reuses_its_gate_after_checking_the_champion_ov
     assert store.holder(url, "served-species", "champion")["version"] == "1"
     again = run_json("quick.mlops", cwd=project, env=env)
     assert ran(again) == set() and statuses(again)["release"] == "cached"
-    assert not (project / ".mlops" / "mlflow.db").exists()      # everything went to the server
+    assert not (project / STATE_FOLDER / "mlflow.db").exists()      # everything went to the server

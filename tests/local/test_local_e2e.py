@@ -7,6 +7,7 @@ import sys
 
 import pytest
 from localrun import SPECS, champion, clean_env, copy_project, mlopsc, ran, run_json, statuses
+from mlopsc.runtime.state_folder import STATE_FOLDER
 
 EXAMPLES = sorted(p.name for p in SPECS.glob("*.mlops"))
 
@@ -25,7 +26,7 @@ def _assert_deployed(project, record):
     deploys = [s["result"] for s in record["steps"].values() if s["kind"] == "deploy"]
     assert deploys, "every example deploys a model"
     for release in deploys:
-        version = champion(project / ".mlops", release["registry"])
+        version = champion(project / STATE_FOLDER, release["registry"])
         assert version is not None and str(version.version) == release["version"]
         assert release["alias"] == "champion"
 
@@ -61,6 +62,6 @@ def test_what_a_person_sees_when_piped(penguins_runs):
     assert "metrics  species_eval: accuracy" in out
     assert "gate     release: passed" in out
     assert "model    penguins-species version 1 alias champion" in out
-    assert f"mlflow ui --backend-store-uri sqlite:///{project / '.mlops' / 'mlflow.db'}" in out
+    assert f"mlflow ui --backend-store-uri sqlite:///{project / STATE_FOLDER / 'mlflow.db'}" in out
     assert "cached   species_model  (cache hit)" in done.stderr      # plain progress, no escape codes
     assert "\x1b[" not in done.stderr

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from localrun import champion, clean_env, mlopsc, ran, run_json, statuses
+from mlopsc.runtime.state_folder import STATE_FOLDER
 
 
 def test_failing_check_stops_the_run_with_exit_3_before_training(quick):
@@ -23,7 +24,7 @@ def test_failing_check_stops_the_run_with_exit_3_before_training(quick):
     assert statuses(record)["species_model"] == "skipped"
     # A stopping verdict is never cached: the check runs again next time.
     assert record["steps"]["penguins_quality"]["reason"] == "no cache entry"
-    assert champion(quick / ".mlops", "quick-species") is None
+    assert champion(quick / STATE_FOLDER, "quick-species") is None
 
 
 def test_failing_gate_exits_4_deploys_nothing_and_is_reevaluated_next_run(quick):
@@ -36,7 +37,7 @@ def test_failing_gate_exits_4_deploys_nothing_and_is_reevaluated_next_run(quick)
     assert statuses(record)["release"] == "failed"
     assert statuses(record)["species_service"] == "skipped"
     assert "accuracy" in record["steps"]["release"]["error"]["message"]
-    assert champion(quick / ".mlops", "quick-species") is None
+    assert champion(quick / STATE_FOLDER, "quick-species") is None
 
     done = mlopsc("run", "quick.mlops", cwd=quick)
     assert done.returncode == 4
@@ -49,7 +50,7 @@ def test_failing_gate_exits_4_deploys_nothing_and_is_reevaluated_next_run(quick)
     forced = run_json("quick.mlops", "--force-gate", cwd=quick)
     assert ran(forced) == {"release", "species_service"}   # training came from the cache
     assert forced["steps"]["release"]["result"]["decision"]["forced"] is True
-    version = champion(quick / ".mlops", "quick-species")
+    version = champion(quick / STATE_FOLDER, "quick-species")
     assert version is not None and str(version.version) == "1"
 
 
@@ -61,7 +62,7 @@ def test_step_error_exits_5_naming_the_step_and_its_line(quick, tmp_path):
     assert "step penguins (quick.mlops:8:" in done.stdout and "penguins.csv" in done.stdout
     assert "Traceback" not in done.stdout + done.stderr
     assert f"mlflow ui --backend-store-uri {store}" in done.stdout
-    assert (tmp_path / "elsewhere.db").exists() and not (quick / ".mlops" / "mlflow.db").exists()
+    assert (tmp_path / "elsewhere.db").exists() and not (quick / STATE_FOLDER / "mlflow.db").exists()
 
 
 def test_timeout_kills_the_step_and_retries_it(quick):
@@ -72,7 +73,7 @@ def test_timeout_kills_the_step_and_retries_it(quick):
     train = record["steps"]["species_model"]
     assert train["status"] == "failed" and train["attempts"] == 2
     assert "timed out after 0.01 s" in train["error"]["message"]
-    assert not list((quick / ".mlops" / "cache").glob("species_model/*.json"))
+    assert not list((quick / STATE_FOLDER / "cache").glob("species_model/*.json"))
 
 
 def test_a_timeout_counts_from_when_the_worker_begins_the_step(quick):
@@ -90,7 +91,7 @@ def test_a_timeout_counts_from_when_the_worker_begins_the_step(quick):
 def test_a_second_run_on_the_same_state_folder_is_refused(quick):
     import fcntl
 
-    state = quick / ".mlops"
+    state = quick / STATE_FOLDER
     state.mkdir()
     with open(state / "lock", "a+") as held:
         fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)    # as a running `mlopsc run` holds it
@@ -113,7 +114,7 @@ def test_an_mlflow_store_that_cannot_be_opened_is_one_message_and_exit_5(quick):
     assert "cannot open the pipeline's MLflow run" in done.stdout and "bogus://nowhere" in done.stdout
     assert "internal error" not in done.stdout + done.stderr and "Traceback" not in done.stdout + done.stderr
     # The run record says the run failed (not that it was interrupted) and why.
-    record = json.loads(next((quick / ".mlops" / "runs").glob("*.json")).read_text())
+    record = json.loads(next((quick / STATE_FOLDER / "runs").glob("*.json")).read_text())
     assert (record["status"], record["exit_code"]) == ("failed", 5)
     assert "bogus://nowhere" in record["error"]["found"]
     assert {s["status"] for s in record["steps"].values()} <= {"not_run", "cached"}

@@ -7,6 +7,7 @@ import json
 
 import pandas as pd
 from localrun import mlopsc, run_json
+from mlopsc.runtime.state_folder import STATE_FOLDER
 
 MONITOR = """
   source penguins_2009 { csv = "data/penguins.csv"  filter = "year == 2009" }
@@ -40,7 +41,7 @@ def test_monitor_retrains_on_drifted_data(quick):
     assert record["steps"]["penguins_split"]["status"] == "cached"  # reference from the training run
     retrain = record["retrain"]
     assert retrain["monitors"] == ["species_drift"] and retrain["status"] == "ok"
-    retrain_record = json.loads((quick / ".mlops" / "runs" / f"{retrain['run_id']}.json").read_text())
+    retrain_record = json.loads((quick / STATE_FOLDER / "runs" / f"{retrain['run_id']}.json").read_text())
     assert retrain_record["options"]["retrain_of"] == record["run_id"]
     assert set(retrain_record["order"]) == set(trained["order"])
 

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 from localrun import MLOPSC, SPECS, clean_env, copy_project, ran, run_json, statuses
+from mlopsc.runtime.state_folder import STATE_FOLDER
 
 
 def _record(state: Path) -> dict | None:
@@ -36,7 +37,7 @@ def _alive(pid: int) -> bool:
 
 def test_kill_9_during_training_then_resume(tmp_path):
     project = copy_project(tmp_path / "p", SPECS / "penguins.mlops")
-    state = project / ".mlops"
+    state = project / STATE_FOLDER
     runner = subprocess.Popen([str(MLOPSC), "run", "penguins.mlops"], cwd=project, env=clean_env(),
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120

@@ -77,8 +77,8 @@ def test_default_tracking_store_beside_the_spec(tmp_path, monkeypatch):
     spec = tmp_path / "project" / "p.mlops"
     spec.parent.mkdir()
     context = RunContext(pipeline="p", run_id="r", spec_path=str(spec))
-    assert tracking.tracking_uri(context) == f"sqlite:///{spec.parent}/.mlops/mlflow.db"
-    assert os.path.isdir(spec.parent / ".mlops")
+    assert tracking.tracking_uri(context) == f"sqlite:///{spec.parent}/.mlopsc/mlflow.db"
+    assert os.path.isdir(spec.parent / ".mlopsc")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:///elsewhere.db")
     assert tracking.tracking_uri(context) == "sqlite:///elsewhere.db"
 

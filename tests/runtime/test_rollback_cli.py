@@ -11,6 +11,7 @@ from click.testing import CliRunner
 from mlopsc.compiler import ir
 from mlopsc.runtime import execute, tracking
 from mlopsc.runtime.cli import lineage, rollback
+from mlopsc.runtime.state_folder import STATE_FOLDER
 from release_fixtures import fit_model, penguins, registry_name
 
 
@@ -62,7 +63,7 @@ def test_rollback_without_a_store_here_says_so(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     shown = CliRunner().invoke(rollback, ["penguins-species"])
     assert shown.exit_code == 1 and "no MLflow store here" in shown.output
-    assert not (tmp_path / ".mlops").exists()       # a read-only command creates no empty store
+    assert not (tmp_path / STATE_FOLDER).exists()   # a read-only command creates no empty store
 
 
 @pytest.mark.parametrize("uri", ["bogus://nowhere", "sqlite:///{tmp}/a_file/mlflow.db"])
