@@ -13,9 +13,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from mlopsc.compiler.spec_files import specs_in
 
 ROOT = Path(__file__).resolve().parent.parent
-CASES = sorted((ROOT / "tests" / "errors").glob("*.mlops"))
+CASES = specs_in(ROOT / "tests" / "errors")
 RUN_CLI = "import sys; from mlopsc.backends.cli import main; sys.argv[0] = 'mlopsc'; main()"
 
 

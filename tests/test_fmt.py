@@ -8,9 +8,10 @@ import pytest
 from mlopsc.compiler.errors import SpecError
 from mlopsc.compiler.fmt import format_spec
 from mlopsc.compiler.parser import parse
+from mlopsc.compiler.spec_files import specs_in
 
 ROOT = Path(__file__).resolve().parent.parent
-SPECS = sorted((ROOT / "specs").glob("*.mlops"))
+SPECS = specs_in(ROOT / "specs")
 
 
 def meaning(text: str) -> dict:

@@ -17,9 +17,10 @@ from mlopsc.compiler.errors import SpecError
 from mlopsc.compiler.fmt import format_spec
 from mlopsc.compiler.parser import build, parse
 from mlopsc.compiler.program import compile_pipeline
+from mlopsc.compiler.spec_files import specs_in
 
 ROOT = Path(__file__).resolve().parent.parent
-EXAMPLES = [p.read_text(encoding="utf-8") for p in sorted((ROOT / "specs").glob("*.mlops"))]
+EXAMPLES = [p.read_text(encoding="utf-8") for p in specs_in(ROOT / "specs")]
 TOKEN = re.compile(r'"(?:[^"\\\n]|\\.)*"|#[^\n]*|[A-Za-z_][A-Za-z0-9_]*|\d+(?:\.\d+)?|->|[<>=!]=|\s+|.')
 TOKENS = [[t for t in TOKEN.findall(text)] for text in EXAMPLES]
 VOCABULARY = sorted({t for tokens in TOKENS for t in tokens if not t.isspace()} | {

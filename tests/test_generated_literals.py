@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 from mlopsc.backends.base import step_literal
 from mlopsc.compiler import ir, load, loads
+from mlopsc.compiler.spec_files import specs_in
 
 ROOT = Path(__file__).resolve().parents[1]
-SPECS = sorted((ROOT / "specs").glob("*.mlops"))
+SPECS = specs_in(ROOT / "specs")
 TARGETS = ("local", "prefect", "kubeflow")
 
 

@@ -10,10 +10,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from mlopsc.compiler.spec_files import specs_in
 
 ROOT = Path(__file__).resolve().parents[1]
 GOLDEN = ROOT / "tests" / "golden" / "ir"
-EXAMPLES = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "specs").glob("*.mlops"))
+EXAMPLES = [p.relative_to(ROOT).as_posix() for p in specs_in(ROOT / "specs")]
 
 
 def emit_ir(spec: str) -> str:

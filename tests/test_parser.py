@@ -10,9 +10,10 @@ import pytest
 from mlopsc.compiler import ir
 from mlopsc.compiler.errors import SpecError
 from mlopsc.compiler.parser import GRAMMAR, parse
+from mlopsc.compiler.spec_files import specs_in
 
 ROOT = Path(__file__).resolve().parent.parent
-SPECS = sorted((ROOT / "specs").glob("*.mlops"))
+SPECS = specs_in(ROOT / "specs")
 
 # Every construct of the language, once.
 EVERYTHING = r'''

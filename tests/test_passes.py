@@ -13,6 +13,7 @@ from mlopsc.compiler import ir, loads
 from mlopsc.compiler.errors import SpecError, render
 from mlopsc.compiler.passes import PASSES
 from mlopsc.compiler.program import compile_pipeline
+from mlopsc.compiler.spec_files import specs_in
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -364,7 +365,7 @@ def test_a_time_split_cannot_stratify():
     assert "exclude each other" in only(penguins(steps), "E303").message
 
 
-EXAMPLE_TEXTS = [p.read_text(encoding="utf-8") for p in sorted(ROOT.joinpath("specs").glob("*.mlops"))]
+EXAMPLE_TEXTS = [p.read_text(encoding="utf-8") for p in specs_in(ROOT / "specs")]
 WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*|\d+(?:\.\d+)?")
 WORDS = sorted({w for text in EXAMPLE_TEXTS for w in WORD.findall(text)} | {"0", "-1", "1.5", "99999", "nope"})
 

@@ -10,9 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from mlopsc.compiler.spec_files import specs_in
 
 REPO = Path(__file__).resolve().parents[2]
-SPECS = sorted((REPO / "specs").glob("*.mlops"))
+SPECS = specs_in(REPO / "specs")
 GOLDEN = REPO / "tests" / "golden" / "kubeflow"
 KFP_LOCAL_RUN = Path(__file__).with_name("kfp_local_run.py")
 

@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from mlopsc.compiler.spec_files import specs_in
+
 REPO = Path(__file__).resolve().parents[2]
 SPECS = REPO / "specs"
 HERE = Path(__file__).resolve().parent
@@ -27,7 +29,7 @@ def copy_project(dest: Path, spec: Path | None = None) -> Path:
     """Copy specs/data and the spec(s) into dest; return dest."""
     dest.mkdir(parents=True, exist_ok=True)
     shutil.copytree(SPECS / "data", dest / "data", dirs_exist_ok=True)
-    for path in [spec] if spec else sorted(SPECS.glob("*.mlops")):
+    for path in [spec] if spec else specs_in(SPECS):
         shutil.copy(path, dest / path.name)
     return dest
 

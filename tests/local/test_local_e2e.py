@@ -7,9 +7,10 @@ import sys
 
 import pytest
 from localrun import SPECS, champion, clean_env, copy_project, mlopsc, ran, run_json, statuses
+from mlopsc.compiler.spec_files import specs_in
 from mlopsc.runtime.state_folder import STATE_FOLDER
 
-EXAMPLES = sorted(p.name for p in SPECS.glob("*.mlops"))
+EXAMPLES = [p.name for p in specs_in(SPECS)]
 
 
 def _env_for(spec: str, project) -> dict[str, str]:

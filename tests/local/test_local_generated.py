@@ -14,9 +14,10 @@ import sys
 
 import pytest
 from localrun import REPO, clean_env, mlopsc
+from mlopsc.compiler.spec_files import specs_in
 
 GOLDEN = REPO / "tests" / "golden" / "local"
-EXAMPLES = sorted(p.name for p in (REPO / "specs").glob("*.mlops"))
+EXAMPLES = [p.name for p in specs_in(REPO / "specs")]
 
 # A generated module must run with mlopsc[runtime] alone: make the compiler's libraries vanish.
 BLOCKED_RUN = """

@@ -14,9 +14,11 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from mlopsc.compiler.spec_files import specs_in
+
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
-SPECS = sorted((ROOT / "specs").glob("*.mlops"))
+SPECS = specs_in(ROOT / "specs")
 POOL = "mlopsc-test"
 
 

@@ -16,10 +16,11 @@ import yaml
 from mlopsc.backends.prefect.generator import PrefectGenerator
 from mlopsc.compiler import load
 from mlopsc.compiler.errors import render
+from mlopsc.compiler.spec_files import specs_in
 
 ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = ROOT / "tests" / "golden" / "prefect"
-SPECS = sorted((ROOT / "specs").glob("*.mlops"))
+SPECS = specs_in(ROOT / "specs")
 
 
 def build(spec: str | Path, **options) -> tuple[dict[str, str], PrefectGenerator]:
