@@ -18,19 +18,22 @@ from pathlib import Path
 import click
 
 from .errors import Diagnostic, SpecError, render
+from .spec_files import SPEC_SUFFIX, specs_in
 
 EXISTING_FILE = click.Path(exists=True, dir_okay=False)
+FILES_OR_FOLDERS = click.Path(exists=True)
 
 
 @click.command()
-@click.argument("files", nargs=-1, required=True, type=EXISTING_FILE)
+@click.argument("paths", nargs=-1, required=True, type=FILES_OR_FOLDERS)
 @click.option("--emit-ir", is_flag=True, help="Print the validated IR as JSON on stdout.")
 @click.option("--param", "params", multiple=True, metavar="NAME=VALUE", help="Override a pipeline param.")
-def check(files: tuple[str, ...], emit_ir: bool, params: tuple[str, ...]) -> None:
-    """Validate spec FILES and report every error and warning."""
+def check(paths: tuple[str, ...], emit_ir: bool, params: tuple[str, ...]) -> None:
+    """Validate specs (files, or folders searched recursively) and report every error and warning."""
     from . import load
 
     overrides = parse_params(params)
+    files = spec_paths(paths)
     counts = {"error": 0, "warning": 0}
     documents = []
     for file in files:
@@ -89,12 +92,14 @@ def graph(file: str, fmt: str, out: str | None, params: tuple[str, ...]) -> None
 
 
 @click.command()
-@click.argument("files", nargs=-1, required=True, type=EXISTING_FILE)
+@click.argument("paths", nargs=-1, required=True, type=FILES_OR_FOLDERS)
 @click.option("--check", "check_only", is_flag=True, help="Write nothing; exit 1 if a file is not formatted.")
-def fmt(files: tuple[str, ...], check_only: bool) -> None:
-    """Rewrite spec FILES in canonical layout (comments kept; the IR does not change)."""
+def fmt(paths: tuple[str, ...], check_only: bool) -> None:
+    """Rewrite specs (files, or folders searched recursively) in canonical layout (comments kept;
+    the IR does not change)."""
     from .fmt import format_spec
 
+    files = spec_paths(paths)
     changed, failed = [], 0
     for file in files:
         try:
@@ -122,6 +127,21 @@ def fmt(files: tuple[str, ...], check_only: bool) -> None:
     click.echo(f"{_plural(len(changed), 'file')} {verb}, {len(files) - len(changed) - failed} unchanged"
                + (f", {failed} with errors" if failed else ""), err=True)
     sys.exit(1 if failed or (check_only and changed) else 0)
+
+
+def spec_paths(paths: tuple[str, ...]) -> list[str]:
+    """Files as given, folders replaced by the specs in them (`spec_files.py`: recursive, sorted,
+    skipping hidden and state folders and virtual environments), each file once. A folder with no
+    spec in it is a usage error, as a missing file is."""
+    files: dict[str, str] = {}                       # normalised path -> the path as shown
+    for path in paths:
+        found = [str(p) for p in specs_in(path)] if os.path.isdir(path) else [path]
+        if not found:
+            raise click.UsageError(f"no {SPEC_SUFFIX} spec in folder {path!r} (hidden folders, state folders "
+                                   "and virtual environments are not searched)")
+        for file in found:
+            files.setdefault(os.path.normpath(file), file)
+    return list(files.values())
 
 
 @contextlib.contextmanager

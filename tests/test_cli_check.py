@@ -148,3 +148,63 @@ def test_fmt_of_an_unreadable_file_exits_1(tmp_path):
     binary.write_bytes(b"\xff\xfe")
     done = mlopsc("fmt", str(binary))
     assert done.returncode == 1 and "error[E001]: cannot read" in done.stderr
+
+
+# A spec that checks clean but for one warning, which names the file it was found in.
+TINY = 'pipeline p {\n  source s {\n    csv = "a.csv"\n  }\n}\n'
+
+
+def spec_tree(root: Path) -> list[str]:
+    """Specs where a user keeps them, and where `check DIR` must not look; returns the specs to find."""
+    found = ["a/c.mlops", "a/deep/er/z.mlops", "b.mlops", "folder.mlops/inner.mlops"]
+    skipped = [".mlopsc/runs/x.mlops", ".mlops/y.mlops", ".git/g.mlops", ".venv/lib/v.mlops", "venv/v.mlops",
+               "env311/e.mlops", "node_modules/n.mlops", "__pycache__/p.mlops"]
+    for rel in found + skipped:
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(TINY)
+    (root / "env311" / "pyvenv.cfg").write_text("home = /usr/bin\n")     # a virtualenv by another name
+    (root / "a" / "notes.txt").write_text("not a spec\n")
+    return [str(root / rel) for rel in found]
+
+
+def checked_files(stderr: str) -> list[str]:
+    return [line.split(":")[0] for line in stderr.splitlines() if ": warning[W402]" in line]
+
+
+def test_check_of_the_examples_folder_checks_the_three_examples():
+    done = mlopsc("check", "specs")
+    assert (done.returncode, done.stderr) == (0, "0 errors, 0 warnings in 3 files\n")
+
+
+def test_check_dir_takes_its_specs_recursively_in_order_skipping_state_hidden_and_venv_folders(tmp_path):
+    expected = spec_tree(tmp_path)
+    done = mlopsc("check", str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    assert checked_files(done.stderr) == expected
+    assert done.stderr.endswith(f"0 errors, {len(expected)} warnings in {len(expected)} files\n")
+
+
+def test_check_takes_files_and_folders_together_each_file_once(tmp_path):
+    expected = spec_tree(tmp_path)
+    done = mlopsc("check", f"{tmp_path}/b.mlops", f"{tmp_path}/a", f"{tmp_path}/", "specs/penguins.mlops")
+    assert done.returncode == 0, done.stderr
+    assert checked_files(done.stderr) == [expected[2], expected[0], expected[1], expected[3]]
+    assert done.stderr.endswith("0 errors, 4 warnings in 5 files\n")
+
+
+@pytest.mark.parametrize("command", ["check", "fmt"])
+def test_a_folder_without_a_spec_is_a_usage_error(tmp_path, command):
+    (tmp_path / ".mlopsc").mkdir()
+    (tmp_path / ".mlopsc" / "x.mlops").write_text(TINY)     # only in a state folder: not searched
+    (tmp_path / "readme.txt").write_text("")
+    done = mlopsc(command, str(tmp_path))
+    assert done.returncode == 2, done.stderr
+    assert f"no .mlops spec in folder '{tmp_path}'" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_the_state_folders_are_among_the_skipped_folders():
+    """spec_files.py skips them as hidden folders; the compiler does not import the runtime's names."""
+    from mlopsc.compiler.spec_files import skipped_folder
+    from mlopsc.runtime.state_folder import STATE_FOLDERS
+
+    assert all(skipped_folder(f"specs/{name}") for name in STATE_FOLDERS)

@@ -5,6 +5,8 @@ import re
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
+from mlopsc.compiler.cli import fmt
 from mlopsc.compiler.errors import SpecError
 from mlopsc.compiler.fmt import format_spec
 from mlopsc.compiler.parser import parse
@@ -154,3 +156,15 @@ def test_deep_nesting_is_an_error_not_a_crash():
     with pytest.raises(SpecError) as caught:
         format_spec("pipeline p { x = " + "[" * 3000 + "]" * 3000 + " }")
     assert caught.value.diagnostics[0].code == "E107"
+
+
+def test_fmt_of_a_folder_rewrites_its_specs_and_leaves_state_hidden_and_venv_folders_alone(tmp_path):
+    messy = 'pipeline p{source a{csv="a.csv"}}'
+    rewritten, left_alone = ["p.mlops", "sub/q.mlops"], [".mlopsc/s.mlops", ".mlops/t.mlops", ".venv/u.mlops"]
+    for rel in rewritten + left_alone:
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(messy)
+    assert CliRunner().invoke(fmt, [str(tmp_path)]).exit_code == 0
+    assert [(tmp_path / rel).read_text() for rel in rewritten] == [format_spec(messy)] * 2
+    assert [(tmp_path / rel).read_text() for rel in left_alone] == [messy] * 3
+    assert CliRunner().invoke(fmt, ["--check", str(tmp_path)]).exit_code == 0
