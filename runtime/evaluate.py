@@ -121,6 +121,8 @@ def run(step: ir.Evaluate, inputs: dict[str, str], outputs: dict[str, str],
     model = artifacts.load_model(inputs["model"])
     df, without_target = drop_missing_target(step, info, artifacts.read_parquet(inputs["data"]))
     dropped = {"rows_without_target": without_target} if info.get("missing_target") == "drop" else {}
+    notes = [(f"{without_target} row(s) without a value for the target {info['target']!r} left out "
+             f"(missing_target = drop in train {info.get('step')})")] if without_target else []
     preds = predict(step, model, info, df)
     metrics = score(step, info, preds)
     plot_name, fig = figure(info, preds)
@@ -148,6 +150,7 @@ def run(step: ir.Evaluate, inputs: dict[str, str], outputs: dict[str, str],
                 client.log_metric(train_run, name, value)
     return step_result(step, {port: (outputs[port], hashes[port]) for port in ("metrics", "predictions")},
                        metrics=metrics, task=info["task"], rows=len(df), **dropped,
+                       **({"notes": notes} if notes else {}),
                        model_sha256=document["model_sha256"], data_sha256=document["data_sha256"],
                        mlflow_run_id=mlrun.info.run_id,
                        train_mlflow_run_id=info.get("mlflow_run_id"))

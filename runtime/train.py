@@ -141,6 +141,14 @@ def drop_missing_target(step: ir.Train, df: pd.DataFrame) -> tuple[pd.DataFrame,
     return df[has_target].reset_index(drop=True), int((~has_target).sum())
 
 
+def dropped_rows(step: ir.Train, count: int) -> dict[str, Any]:
+    """The result's count of rows dropped by `missing_target = drop`, and its note when there are any."""
+    if step.missing_target != "drop":
+        return {}
+    note = [f"{count} row(s) without a value for the target {step.target!r} dropped (missing_target = drop)"]
+    return {"rows_without_target": count, **({"notes": note} if count else {})}
+
+
 def column_kinds(step: ir.Train, X: pd.DataFrame) -> tuple[list[str], list[str]]:
     """(numeric, categorical) features: forced by `preprocessing`, else by dtype."""
     import pandas as pd
@@ -355,6 +363,6 @@ def run(step: ir.Train, inputs: dict[str, str], outputs: dict[str, str], ctx: Ru
                        estimator=step.estimator.name, params=params, target=step.target,
                        features=[str(c) for c in X.columns],
                        numeric=numeric, categorical=categorical, classes=classes, rows=len(X),
-                       **({"rows_without_target": without_target} if step.missing_target == "drop" else {}),
+                       **dropped_rows(step, without_target),
                        data_sha256=data_sha, mlflow_run_id=mlrun.info.run_id, model_uri=info.model_uri,
                        model_id=getattr(info, "model_id", None), warnings=fit_warnings, **summary)

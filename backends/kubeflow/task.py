@@ -192,9 +192,8 @@ def _log_metrics(artifact: Any, result: dict[str, Any]) -> None:
 def _log_notes(node: Any, result: dict[str, Any]) -> None:
     """The task log's lines for what the step did that its user should know of though it succeeded
     (the StepResult, the task's output, holds them too), as the local summary shows them."""
-    if result.get("rows_without_target"):
-        print(f"mlopsc: {node.kind} {node.name}: dropped {result['rows_without_target']} row(s) without a "
-              "target (missing_target = drop)", file=sys.stderr, flush=True)
+    for note in result.get("notes") or []:
+        print(f"mlopsc: {node.kind} {node.name}: {note}", file=sys.stderr, flush=True)
     for warning in result.get("warnings") or []:
         print(f"mlopsc: warning: {node.kind} {node.name}: {warning}", file=sys.stderr, flush=True)
 

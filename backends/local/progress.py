@@ -2,8 +2,9 @@
 
 During: a live table (rich) of every step's state, elapsed time and cache hits when stderr is a
 terminal; one plain line per event when it is not (CI logs, pipes). After: a summary of the run
-record — checks, metrics, the gate decision and its reasons, the registered model, rows dropped
-and warnings, and the `mlflow ui` command for this store. Progress goes to stderr, the summary to stdout.
+record — checks, metrics, the gate decision and its reasons, the registered model, each step's
+notes and warnings, and the `mlflow ui` command for this store. Progress goes to stderr, the
+summary to stdout.
 """
 from __future__ import annotations
 
@@ -180,13 +181,11 @@ def summary_lines(record: dict[str, Any]) -> list[str]:
 
 
 def note_lines(name: str, result: dict[str, Any]) -> list[str]:
-    """What a step did that the user should know of though it succeeded: rows it dropped as the
-    spec asked, and its warnings (a column that is mostly numbers, a fit that did not converge)."""
-    lines = []
-    if result.get("rows_without_target"):
-        lines.append(f"  dropped  {name}: {result['rows_without_target']} row(s) without a target "
-                     "(missing_target = drop)")
-    return lines + [f"  warning  {name}: {warning}" for warning in result.get("warnings") or []]
+    """What a step did that the user should know of though it succeeded: its notes (what it did
+    to the data as the spec asked, e.g. rows dropped) and warnings (e.g. a fit that did not
+    converge)."""
+    return ([f"  note     {name}: {note}" for note in result.get("notes") or []]
+            + [f"  warning  {name}: {warning}" for warning in result.get("warnings") or []])
 
 
 def gate_reasons(result: dict[str, Any]) -> list[str]:

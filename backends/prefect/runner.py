@@ -9,7 +9,7 @@ gate verdicts, lineage), so that a spec gives the same results here as on the lo
   (a check with on_fail = stop, a gate that did not pass) a Failed state named `CheckFailed` or
   `GateFailed`, never retried. Either way the message (step, spec line, reasons) is logged
   without a traceback; steps downstream of it do not run. A step that succeeds logs its
-  warnings and the rows it dropped (`missing_target = drop`), as the local summary shows them.
+  notes (what it did to the data as the spec asked) and warnings, as the local summary shows them.
 - `finish_run` waits for every task, records lineage, closes the MLflow run and ends the flow
   run Failed (with the failing steps' messages) or returns the step results. A monitor's
   `retrain` verdict starts the training deployment with `run_deployment`.
@@ -126,9 +126,8 @@ def run_step(config: dict[str, Any], inputs: dict[str, str], outputs: dict[str, 
         return Failed(message=str(exc), name="StepError", data={})
     if result.get("status") == "warn":
         logger.warning("%s %s finished with warnings", node.kind, node.name)
-    if result.get("rows_without_target"):
-        logger.info("%s %s: dropped %s row(s) without a target (missing_target = drop)", node.kind, node.name,
-                    result["rows_without_target"])
+    for note in result.get("notes") or []:
+        logger.info("%s %s: %s", node.kind, node.name, note)
     for warning in result.get("warnings") or []:
         logger.warning("%s %s: %s", node.kind, node.name, warning)
     return result

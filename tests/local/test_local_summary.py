@@ -11,13 +11,13 @@ def record(**steps) -> dict:
                       for name, (kind, result) in steps.items()}}
 
 
-def test_the_summary_shows_rows_dropped_and_warnings_per_step():
+def test_the_summary_shows_each_steps_notes_and_warnings():
     lines = summary_lines(record(
         cars=("source", {"warnings": ["column 'Horsepower' is mostly numbers ..."]}),
-        mpg_model=("train", {"rows": 27, "rows_without_target": 3,
+        mpg_model=("train", {"rows": 27, "rows_without_target": 3, "notes": ["3 row(s) ... dropped"],
                              "warnings": ["Objective did not converge"]}),
         mpg_eval=("evaluate", {"metrics": {"rmse": 2.5}, "rows_without_target": 0})))
     assert "  warning  cars: column 'Horsepower' is mostly numbers ..." in lines
-    assert "  dropped  mpg_model: 3 row(s) without a target (missing_target = drop)" in lines
+    assert "  note     mpg_model: 3 row(s) ... dropped" in lines
     assert "  warning  mpg_model: Objective did not converge" in lines
-    assert not [line for line in lines if "mpg_eval" in line and "dropped" in line]   # none dropped, no line
+    assert [line for line in lines if "mpg_eval" in line] == ["  metrics  mpg_eval: rmse 2.5000"]

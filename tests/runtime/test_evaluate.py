@@ -123,6 +123,8 @@ def test_a_model_trained_with_missing_target_drop_is_evaluated_on_rows_with_a_ta
     step = evaluate(["rmse", "r2"], name="mpg_eval")
     result = execute(step, {"model": model, "data": cars_data}, out(step), ctx)
     assert result["rows"] == 37 and result["rows_without_target"] == 3 and result["metrics"]["r2"] > 0.5
+    assert result["notes"] == [("3 row(s) without a value for the target 'Miles_per_Gallon' left out "
+                               "(missing_target = drop in train mpg_model)")]
     assert artifacts.read_json(result["outputs"]["metrics"]["uri"])["rows_without_target"] == 3
     assert len(artifacts.read_parquet(result["outputs"]["predictions"]["uri"])) == 37
 

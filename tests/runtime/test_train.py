@@ -167,6 +167,8 @@ def test_a_missing_target_fails_and_the_message_names_the_option(ctx, out, cars_
 def test_missing_target_drop_trains_on_the_rows_that_have_one(ctx, out, cars_data):
     result = execute(mpg_model(missing_target="drop"), {"data": cars_data}, out(mpg_model()), ctx)
     assert result["status"] == "ok" and result["rows"] == 37 and result["rows_without_target"] == 3
+    assert result["notes"] == [("3 row(s) without a value for the target 'Miles_per_Gallon' dropped "
+                               "(missing_target = drop)")]
     assert artifacts.model_metadata(result["outputs"]["model"]["uri"])["mlopsc"]["missing_target"] == "drop"
     assert tracking.client(ctx).get_run(result["mlflow_run_id"]).data.params["rows_without_target"] == "3"
     # Without the option, nothing was dropped, and the result says nothing of it.
