@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from mlopsc.compiler import ir
 from mlopsc.compiler.errors import Diagnostic
+from mlopsc.compiler.expression import ExprNode
 
 if TYPE_CHECKING:
     from mlopsc.compiler.program import Program
@@ -49,6 +50,8 @@ def _config(value: Any, spec_file: str | None) -> Any:
     if isinstance(value, ir.Span):
         data = value.model_dump(mode="json")
         return {**data, "file": spec_file} if spec_file is not None else data
+    if isinstance(value, ExprNode):      # an expression's tree: all of it, offsets included
+        return value.model_dump(mode="json")
     if isinstance(value, ir.Node):
         out = {}
         for name, info in type(value).model_fields.items():
@@ -65,21 +68,23 @@ def _config(value: Any, spec_file: str | None) -> Any:
 
 
 SPAN_KEYS = frozenset(ir.Span.model_fields)
+TREE_KEYS = frozenset(("kind", "at", "to"))
 
 
 def format_literal(value: Any, indent: int = 0, width: int = 100, used: int = 0) -> str:
     """A JSON-able value as a Python literal: one line when it fits in `width`, else one item per
     line, keys sorted (`used`: the columns already taken on the first line). A position (a span)
     always takes one line: seven lines of line numbers would bury the config around them. Every
-    leaf goes through repr: a spec string is always a string literal in the output, never code."""
+    leaf goes through repr: a spec string is always a string literal in the output, never code.
+    An expression's tree also takes one line: the `text` beside it is what a reader reads."""
     if isinstance(value, dict):
         flat = "{" + ", ".join(f"{k!r}: {format_literal(v, width=10**9)}" for k, v in sorted(value.items())) + "}"
     elif isinstance(value, (list, tuple)):
         flat = "[" + ", ".join(format_literal(v, width=10**9) for v in value) + "]"
     else:
         return repr(value)
-    is_span = isinstance(value, dict) and set(value) == SPAN_KEYS
-    if max(indent, used) + len(flat) + 1 <= width or not value or is_span:
+    one_line = isinstance(value, dict) and (set(value) == SPAN_KEYS or TREE_KEYS <= set(value))
+    if max(indent, used) + len(flat) + 1 <= width or not value or one_line:
         return flat
     pad = " " * (indent + 4)
     if isinstance(value, dict):

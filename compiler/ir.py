@@ -17,6 +17,8 @@ from typing import Annotated, Any, ClassVar, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from .expression import Expr
+
 PortType = Literal["Dataset", "Model", "Metrics", "Report"]
 # What the artifact at a port is, on disk: Parquet file, MLflow model folder, JSON document.
 PORT_SUFFIX: dict[str, str] = {"Dataset": ".parquet", "Model": "", "Metrics": ".json", "Report": ".json"}
@@ -77,6 +79,19 @@ class SecretRef(Node):
     name: str
     key: str | None = None
     span: Span | None = None
+
+
+class Expression(Node):
+    """A `filter` or `expect` string, parsed: `text` as written (decoded), `tree` what it means
+    (see expression.py). `span` is the string's, quotes included; offsets in the tree count from
+    the character after the opening quote."""
+
+    text: str
+    tree: Expr
+    span: Span | None = None
+
+    def __str__(self) -> str:
+        return self.text
 
 
 Scalar = Union[bool, int, float, str, None]
@@ -144,7 +159,7 @@ class Source(Step):
     connection: EnvRef | SecretRef | None = None      # sql: an SQLAlchemy URL, by reference only
     query: str | None = None                          # sql
     table: str | None = None                          # sql
-    filter: str | None = None                         # a pandas query expression
+    filter: Expression | None = None                  # rows to keep, before column selection
     columns: tuple[str, ...] | None = None
     types: dict[str, str] = {}                        # declared coercions: column -> int|float|str|bool|category|datetime
 
@@ -172,10 +187,10 @@ class RowsRule(Node):
 
 
 class ExpressionRule(Node):
-    """`expect "bill_length_mm > bill_depth_mm"`: a pandas expression true on every row."""
+    """`expect "bill_length_mm > bill_depth_mm"`: an expression true on every row."""
 
     kind: Literal["expression"] = "expression"
-    expression: str
+    expression: Expression
     span: Span | None = None
 
 

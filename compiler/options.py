@@ -132,6 +132,19 @@ def quoted(v: Value) -> str:
     raise Bad(f"expected a string in double quotes, got {v.describe()}")
 
 
+def expression(v: Value) -> ir.Expression:
+    """`filter = "year < 2009"`: the string parsed into an expression tree (expression_parser.py)."""
+    from .expression_parser import parse_expression
+
+    if v.kind != "str":
+        raise Bad(f"expected an expression in double quotes, got {v.describe()}",
+                  'expressions are strings: filter = "year < 2009"')
+    built, problems = parse_expression(v.data, v.span)
+    if problems:
+        raise Bad(problems[0].message, problems[0].hint, problems[0].span, problems[0].code)
+    return built
+
+
 def number(v: Value) -> int | float | ir.ParamRef:
     if v.kind == "num":
         return v.data
@@ -289,7 +302,7 @@ COMMON_OPTIONS: dict[str, Callable] = {
     "retries": plain_int, "retry_delay": duration, "timeout": duration, "cache": boolean, "after": listed(ref),
 }
 STEP_OPTIONS: dict[str, dict[str, Callable]] = {
-    "source": {"query": quoted, "table": text, "filter": quoted, "columns": listed(word)},
+    "source": {"query": quoted, "table": text, "filter": expression, "columns": listed(word)},
     "check": {"data": ref, "on_fail": word},
     "split": {"data": ref, "test_size": number, "seed": integer, "stratify": word, "time_column": word},
     "train": {"data": ref, "target": word, "features": listed(word), "task": word, "estimator": estimator,

@@ -22,6 +22,7 @@ from pydantic import ValidationError
 
 from . import ir
 from .errors import Diagnostic
+from .expression_parser import parse_expression
 from .options import (
     BLOCK_KINDS,
     BLOCK_MODELS,
@@ -204,7 +205,14 @@ class SpecTransformer:
 
     def expect_rule(self, children: list) -> Rule:
         span = self.cover(children)
-        return Rule("expect", ir.ExpressionRule(expression=self.decode(children[1]), span=span), span)
+        before = len(self.problems)
+        text = self.decode(children[1])
+        if len(self.problems) > before:     # a bad escape, reported: the text is not what was meant
+            return Rule("expect", None, span)
+        built, problems = parse_expression(text, self.tspan(children[1]))
+        for problem in problems:
+            self.problem(problem.code, f"expect: {problem.message}", problem.span, problem.hint)
+        return Rule("expect", ir.ExpressionRule(expression=built, span=span) if built else None, span)
 
     def col_in(self, children: list) -> tuple:
         return ("allowed", children[1], self.cover(children))

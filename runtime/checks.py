@@ -13,6 +13,7 @@ from mlopsc.compiler import ir
 
 from . import artifacts, tracking
 from .core import RunContext, StepError, StepFailed, step_result
+from .expressions import rows_where
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -93,31 +94,25 @@ def _column_checks(i: int, rule: ir.ColumnRule, pa: Any) -> tuple[dict[str, Any]
     return kwargs, exps
 
 
-def _frame_check(i: int, rule: Any, df: pd.DataFrame, step: ir.Check, pa: Any) -> tuple[Any, _Expectation]:
+def _frame_check(i: int, rule: Any, df: pd.DataFrame, step: ir.Check, pa: Any,
+                 params: dict[str, Any]) -> tuple[Any, _Expectation]:
     key = f"rule{i}:frame"
     if isinstance(rule, ir.RowsRule):
         ops = {">=": int.__ge__, ">": int.__gt__, "<=": int.__le__, "<": int.__lt__, "==": int.__eq__}
         op, n = ops[rule.op], int(rule.value)
         exp = _Expectation(key, f"rows {rule.op} {n}", rule, None)
         return pa.Check(lambda d: op(len(d), n), error=key), exp
-    # An expression that cannot be evaluated is a mistake in the spec, not a data failure.
-    try:
-        probe = df.eval(rule.expression)
-    except Exception as exc:  # noqa: BLE001 - pandas raises many types for a bad expression
-        raise StepError(f"the expectation cannot be evaluated: {rule.expression}", step=step.name,
-                        span=rule.span or step.span,
-                        expected=f"a pandas expression over the columns {', '.join(map(str, df.columns))}",
-                        found=f"{type(exc).__name__}: {exc}") from None
-    if not hasattr(probe, "dtype") or str(probe.dtype) not in ("bool", "boolean"):
-        raise StepError(f"the expectation is not true/false per row: {rule.expression}", step=step.name,
-                        span=rule.span or step.span, expected="a comparison, e.g. \"a > b\"",
-                        found=f"values of type {getattr(probe, 'dtype', type(probe).__name__)}")
-    check = pa.Check(lambda d: d.eval(rule.expression).fillna(False).astype(bool), error=key)
-    return check, _Expectation(key, f"expect {rule.expression!r}", rule, None)
+    # An expression that cannot be evaluated is a mistake in the spec, not a data failure: it is
+    # evaluated once here, where its error can name the step, and pandera only reads the mask.
+    mask = rows_where(rule.expression, df, params, step, what="expectation", span=rule.span or step.span)
+    check = pa.Check(lambda d: mask.reindex(d.index, fill_value=False), error=key)
+    return check, _Expectation(key, f"expect {rule.expression.text!r}", rule, None)
 
 
-def build_schema(step: ir.Check, df: pd.DataFrame) -> tuple[Any, list[_Expectation]]:
-    """The pandera DataFrameSchema of a check step and its expectations, in spec order."""
+def build_schema(step: ir.Check, df: pd.DataFrame,
+                 params: dict[str, Any] | None = None) -> tuple[Any, list[_Expectation]]:
+    """The pandera DataFrameSchema of a check step and its expectations, in spec order; `params`
+    are the run's, for `params.NAME` in an `expect`."""
     import pandera.pandas as pa
 
     columns: dict[str, Any] = {}
@@ -133,7 +128,7 @@ def build_schema(step: ir.Check, df: pd.DataFrame) -> tuple[Any, list[_Expectati
             columns[rule.column] = pa.Column(**kwargs)
             expectations += exps
         else:
-            check, exp = _frame_check(i, rule, df, step, pa)
+            check, exp = _frame_check(i, rule, df, step, pa, params or {})
             frame_checks.append(check)
             expectations.append(exp)
     return pa.DataFrameSchema(columns, checks=frame_checks), expectations
@@ -157,12 +152,12 @@ def _json_value(value: Any) -> Any:
                                                           or value is None else str(value))
 
 
-def validate(step: ir.Check, df: pd.DataFrame) -> list[dict[str, Any]]:
+def validate(step: ir.Check, df: pd.DataFrame, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """Every expectation of the step with `passed`, `failures` and a few failing `examples`."""
     import pandas as pd
     import pandera.pandas as pa
 
-    schema, expectations = build_schema(step, df)
+    schema, expectations = build_schema(step, df, params)
     failures: dict[str, list[Any]] = {}
     try:
         schema.validate(df, lazy=True)
@@ -207,7 +202,7 @@ def _whole_column_finding(exp: _Expectation, df: pd.DataFrame) -> str:
 
 def run(step: ir.Check, inputs: dict[str, str], outputs: dict[str, str], ctx: RunContext) -> dict[str, Any]:
     df = artifacts.read_parquet(inputs["data"])
-    expectations = validate(step, df)
+    expectations = validate(step, df, ctx.params)
     failed = [e for e in expectations if e["passed"] is False]
     report = {"step": step.name, "passed": not failed, "on_fail": step.on_fail, "rows": len(df),
               "data_sha256": artifacts.sha256_of(inputs["data"]), "failed": len(failed),

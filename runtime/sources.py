@@ -97,13 +97,11 @@ def _read_sql(step: ir.Source) -> pd.DataFrame:
                          expected="a reachable database that answers the query", found=detail) from None
 
 
-def _apply_filter(step: ir.Source, df: pd.DataFrame) -> pd.DataFrame:
-    try:
-        return df.query(step.filter)
-    except Exception as exc:  # noqa: BLE001 - pandas raises many types for a bad expression
-        raise step_error(step, f"the filter cannot be evaluated: {step.filter}", "filter",
-                         expected=f"a pandas query over the columns {', '.join(map(str, df.columns))}",
-                         found=f"{type(exc).__name__}: {exc}") from None
+def _apply_filter(step: ir.Source, df: pd.DataFrame, ctx: RunContext) -> pd.DataFrame:
+    from .expressions import rows_where
+
+    mask = rows_where(step.filter, df, ctx.params, step, span=step.spans.get("filter"))
+    return df[mask]
 
 
 def _coerce(step: ir.Source, df: pd.DataFrame) -> pd.DataFrame:
@@ -149,7 +147,7 @@ def load(step: ir.Source, ctx: RunContext) -> pd.DataFrame:
     if df.empty:
         raise step_error(step, f"the source has no rows: {origin}", expected="at least one row", found="0 rows")
     if step.filter:
-        df = _apply_filter(step, df)
+        df = _apply_filter(step, df, ctx)
         if df.empty:
             raise step_error(step, f"no row matches the filter: {step.filter}", "filter",
                              expected="at least one matching row", found="0 of the rows")

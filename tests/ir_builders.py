@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from mlopsc.compiler import ir
+from mlopsc.compiler.expression_parser import expression
 
 FILE = "penguins.mlops"
 
@@ -16,8 +17,8 @@ def ref(step: str, port: str | None = None, line: int = 1) -> ir.Ref:
 
 def penguins_steps() -> list[ir.Step]:
     return [
-        ir.Source(name="penguins", format="csv", path="data/penguins.csv", filter="year < 2009", span=span(11)),
-        ir.Source(name="penguins_2009", format="csv", path="data/penguins.csv", filter="year == 2009",
+        ir.Source(name="penguins", format="csv", path="data/penguins.csv", filter=expression("year < 2009"), span=span(11)),
+        ir.Source(name="penguins_2009", format="csv", path="data/penguins.csv", filter=expression("year == 2009"),
                   span=span(12)),
         ir.Check(name="penguins_quality", data=ref("penguins", line=14), span=span(14), on_fail="stop",
                  rules=(ir.RowsRule(op=">=", value=200), ir.ColumnRule(column="species"))),

@@ -26,9 +26,10 @@ def test_every_step_round_trips_through_its_literal(spec, monkeypatch):
         assert ir.step_from_json(config) == step, step.name
         assert "retries" not in config or step.retries, "defaults are left out"
         assert step_literal(step) == text, "deterministic"
-        # A position takes one line however deep it sits (format_literal): long, but never wrapped.
+        # A position, and an expression's tree, take one line however deep they sit
+        # (format_literal): long, but never wrapped.
         assert all(len(line) <= 120 for line in text.splitlines()
-                   if "'query'" not in line and "'file':" not in line), text
+                   if "'query'" not in line and "'file':" not in line and "'tree':" not in line), text
 
 
 HOSTILE = r'''
@@ -40,14 +41,20 @@ pipeline hostile {
 '''
 
 
+def _filters(tree: ast.AST) -> list:
+    return [ast.literal_eval(value) for node in ast.walk(tree) if isinstance(node, ast.Dict)
+            for key, value in zip(node.keys, node.values) if isinstance(key, ast.Constant) and key.value == "filter"]
+
+
 def test_a_hostile_string_stays_a_string_in_every_backend(tmp_path, monkeypatch):
     from mlopsc.backends.base import load_generator
 
     program = loads(HOSTILE, str(tmp_path / "hostile.mlops"))
     step = program.pipeline.step("raw")
-    assert '"""' in step.filter and "{{" in step.filter and "\\" in step.filter
+    written = step.filter.text
+    assert '"""' in written and "{{" in written and "\\" in written
     assert "\n" in program.pipeline.description and '"""' in program.pipeline.description
-    assert ast.literal_eval(step_literal(step))["filter"] == step.filter
+    assert ast.literal_eval(step_literal(step))["filter"]["text"] == written
 
     monkeypatch.setattr("mlopsc.backends.kubeflow.generator.compile_module", lambda text: "")
     for target in TARGETS:
@@ -58,11 +65,9 @@ def test_a_hostile_string_stays_a_string_in_every_backend(tmp_path, monkeypatch)
             if not name.endswith(".py"):
                 continue
             tree = ast.parse(compile(text, name, "exec", flags=ast.PyCF_ONLY_AST))
-            filters = [ast.literal_eval(value) for node in ast.walk(tree) if isinstance(node, ast.Dict)
-                       for key, value in zip(node.keys, node.values)
-                       if isinstance(key, ast.Constant) and key.value == "filter"]
-            filters = [f for f in filters if not (isinstance(f, dict) and "line" in f)]   # spans["filter"]
-            assert filters == [step.filter], (target, name)
+            configs = [f for f in _filters(tree) if "line" not in f]     # not spans["filter"]
+            assert [f["text"] for f in configs] == [written], (target, name)
+            assert ir.Expression.model_validate(configs[0]).tree == step.filter.tree, (target, name)
             assert not [n for n in ast.walk(tree) if isinstance(n, ast.Call)
                         and getattr(n.func, "id", getattr(n.func, "attr", "")) in ("system", "exec", "eval")]
             strings = {n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)}

@@ -15,6 +15,7 @@ from .columns import check_columns
 from .cycles import check_cycles
 from .duplicates import check_duplicate_names
 from .estimator_names import check_estimators
+from .expressions import check_expressions
 from .fairness import add_fairness_predictions
 from .guards import guard_with_checks
 from .link_gates import link_gates_to_deploys
@@ -41,6 +42,7 @@ PASSES: tuple[Pass, ...] = (
     check_values,
     check_schedules,
     check_columns,
+    check_expressions,
     check_estimators,
     check_metric_names,
     link_gates_to_deploys,

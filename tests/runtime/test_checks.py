@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pytest
 from mlopsc.compiler import ir
+from mlopsc.compiler.expression_parser import expression
 from mlopsc.runtime import StepError, StepFailed, artifacts, execute
 
 
@@ -50,7 +51,7 @@ FAILING_RULES = [
     ir.ColumnRule(column="island", unique=True, regex="^(Biscoe|Dream)$", span=span(24)),
     ir.ColumnRule(column="year", dtype="str", span=span(25)),
     ir.ColumnRule(column="wingspan", min=1, span=span(26)),
-    ir.ExpressionRule(expression="bill_length_mm > 3 * bill_depth_mm", span=span(27)),
+    ir.ExpressionRule(expression=expression("bill_length_mm > 3 * bill_depth_mm"), span=span(27)),
 ]
 
 
@@ -105,7 +106,7 @@ def test_int_accepts_whole_floats_with_missing_values(ctx, out, data_uri):
 
 
 def test_bad_expression_is_a_step_error_without_report(ctx, out, data_uri):
-    step = check([ir.ExpressionRule(expression="bill_lenght > 3", span=span(30))])
+    step = check([ir.ExpressionRule(expression=expression("bill_lenght > 3"), span=span(30))])
     outputs = out(step)
     with pytest.raises(StepError) as info:
         execute(step, {"data": data_uri}, outputs, ctx)

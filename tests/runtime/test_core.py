@@ -5,6 +5,7 @@ import os
 
 import pytest
 from mlopsc.compiler import ir
+from mlopsc.compiler.expression_parser import expression
 from mlopsc.runtime import RunContext, StepError, artifacts, execute, tracking
 from mlopsc.runtime.params import bind, resolve_ref
 
@@ -42,7 +43,7 @@ def test_env_and_secret_references(monkeypatch):
 
 
 def test_execute_takes_the_step_as_json_and_the_context_as_a_dict(ctx, tmp_path):
-    step = ir.Source(name="penguins", format="csv", path="data/penguins.csv", filter="year == 2007")
+    step = ir.Source(name="penguins", format="csv", path="data/penguins.csv", filter=expression("year == 2007"))
     uri = str(tmp_path / "data.parquet")
     result = execute(step.model_dump_json(), {}, {"data": uri}, ctx.to_dict())
     assert result["rows"] == 110 and result["outputs"]["data"]["sha256"] == artifacts.sha256_of(uri)

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from mlopsc.compiler import ir
+from mlopsc.compiler.expression_parser import expression
 from mlopsc.runtime import artifacts, execute, lineage, registry, tracking
 from mlopsc.runtime.cli import lineage as lineage_command
 from release_fixtures import FEATURES, fit_model, penguins, registry_name
@@ -15,7 +16,7 @@ from release_fixtures import FEATURES, fit_model, penguins, registry_name
 
 def release_run(ctx, out, name: str) -> tuple[list[dict], dict]:
     """source -> split -> (model) -> metrics -> gate -> deploy, as a backend would run them."""
-    source = ir.Source(name="penguins", format="csv", path="data/penguins.csv", filter="year < 2009")
+    source = ir.Source(name="penguins", format="csv", path="data/penguins.csv", filter=expression("year < 2009"))
     split = ir.Split(name="penguins_split", data=ir.Ref(step="penguins"), stratify="species", seed=7)
     results = [execute(source, {}, out(source), ctx)]
     results.append(execute(split, {"data": out(source)["data"]}, out(split), ctx))

@@ -6,6 +6,7 @@ import os
 import pandas as pd
 import pytest
 from mlopsc.compiler import ir
+from mlopsc.compiler.expression_parser import expression
 from mlopsc.runtime import StepError, artifacts, execute
 
 
@@ -14,7 +15,7 @@ def csv_source(**kw) -> ir.Source:
 
 
 def test_csv_relative_to_spec_with_filter_and_stable_hash(ctx, out):
-    step = csv_source(filter="year < 2009")
+    step = csv_source(filter=expression("year < 2009"))
     first = execute(step, {}, out(step), ctx)
     df = artifacts.read_parquet(first["outputs"]["data"]["uri"])
     assert first["status"] == "ok" and first["rows"] == len(df) == 110 + 114
@@ -25,8 +26,8 @@ def test_csv_relative_to_spec_with_filter_and_stable_hash(ctx, out):
 
 
 def test_filter_changes_the_version(ctx, out):
-    a = execute(csv_source(filter="year < 2009"), {}, out(csv_source()), ctx)
-    b = execute(csv_source(name="p2009", filter="year == 2009"), {}, out(csv_source(name="p2009")), ctx)
+    a = execute(csv_source(filter=expression("year < 2009")), {}, out(csv_source()), ctx)
+    b = execute(csv_source(name="p2009", filter=expression("year == 2009")), {}, out(csv_source(name="p2009")), ctx)
     assert a["outputs"]["data"]["sha256"] != b["outputs"]["data"]["sha256"]
     assert b["rows"] == 120
 
@@ -65,7 +66,7 @@ def test_sql_query_and_table(ctx, out, sqlite_db):
                   query="select * from penguins where species = 'Gentoo'")
     assert execute(q, {}, out(q), ctx)["rows"] == 124
     t = ir.Source(name="t", format="sql", connection=ir.EnvRef(name="WAREHOUSE_URL"), table="penguins",
-                  filter="island == 'Dream'")
+                  filter=expression("island == 'Dream'"))
     assert execute(t, {}, out(t), ctx)["rows"] == 124
 
 
@@ -87,7 +88,7 @@ def test_missing_file(ctx, out):
 
 
 def test_bad_filter_shows_the_expression(ctx, out):
-    step = csv_source(filter="yeer < 2009")
+    step = csv_source(filter=expression("yeer < 2009"))
     assert_fails(step, ctx, out(step), "yeer < 2009", "bill_length_mm")
 
 
@@ -102,7 +103,7 @@ def test_type_coercion_failure_shows_values(ctx, out):
 
 
 def test_filter_matching_nothing(ctx, out):
-    step = csv_source(filter="year > 3000")
+    step = csv_source(filter=expression("year > 3000"))
     assert_fails(step, ctx, out(step), "no row matches")
 
 
