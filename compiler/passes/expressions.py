@@ -17,7 +17,6 @@ from .. import ir
 from ..errors import Diagnostic
 from ..expression import check
 from ..expression_functions import COLUMN_TYPES
-from ..expression_parser import diagnostic
 from .columns import columns_of
 from .common import Index, index, where
 
@@ -25,6 +24,10 @@ PARAM_TYPES = {"int": "number", "float": "number", "str": "string", "bool": "boo
 
 
 def check_expressions(pipeline: ir.Pipeline) -> list[Diagnostic]:
+    # Imported here: the passes' package is also imported by runtime-only code (params parsing),
+    # where lark is not installed; a pipeline to check was parsed with it.
+    from ..expression_parser import diagnostic
+
     idx = index(pipeline)
     params = {p.name: PARAM_TYPES[p.type] for p in pipeline.params}
     spec_dir = os.path.dirname(pipeline.source_file)

@@ -40,7 +40,11 @@ def source_penguins(
     from mlopsc.backends.kubeflow import task
 
     step = {
-        'filter': 'year < 2009',
+        'filter': {
+            'span': {'col': 14, 'end_col': 27, 'end_line': 13, 'file': 'penguins.mlops', 'line': 13},
+            'text': 'year < 2009',
+            'tree': {'at': 0, 'kind': 'binary', 'left': {'at': 0, 'kind': 'column', 'name': 'year', 'to': 4}, 'op': '<', 'right': {'at': 7, 'kind': 'constant', 'to': 11, 'value': 2009}, 'to': 11},
+        },
         'format': 'csv',
         'kind': 'source',
         'name': 'penguins',

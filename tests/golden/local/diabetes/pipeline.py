@@ -168,7 +168,11 @@ IR["steps"] = [
                 },
             },
             {
-                'expression': 's1 >= s2',
+                'expression': {
+                    'span': {'col': 12, 'end_col': 22, 'end_line': 25, 'file': 'specs/diabetes.mlops', 'line': 25},
+                    'text': 's1 >= s2',
+                    'tree': {'at': 0, 'kind': 'binary', 'left': {'at': 0, 'kind': 'column', 'name': 's1', 'to': 2}, 'op': '>=', 'right': {'at': 6, 'kind': 'column', 'name': 's2', 'to': 8}, 'to': 8},
+                },
                 'kind': 'expression',
                 'span': {'col': 5, 'end_col': 22, 'end_line': 25, 'file': 'specs/diabetes.mlops', 'line': 25},
             },

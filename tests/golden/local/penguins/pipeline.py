@@ -76,7 +76,11 @@ IR = {
 }
 IR["steps"] = [
     {
-        'filter': 'year < 2009',
+        'filter': {
+            'span': {'col': 14, 'end_col': 27, 'end_line': 13, 'file': 'specs/penguins.mlops', 'line': 13},
+            'text': 'year < 2009',
+            'tree': {'at': 0, 'kind': 'binary', 'left': {'at': 0, 'kind': 'column', 'name': 'year', 'to': 4}, 'op': '<', 'right': {'at': 7, 'kind': 'constant', 'to': 11, 'value': 2009}, 'to': 11},
+        },
         'format': 'csv',
         'kind': 'source',
         'name': 'penguins',
@@ -91,7 +95,11 @@ IR["steps"] = [
         },
     },
     {
-        'filter': 'year == 2009',
+        'filter': {
+            'span': {'col': 14, 'end_col': 28, 'end_line': 18, 'file': 'specs/penguins.mlops', 'line': 18},
+            'text': 'year == 2009',
+            'tree': {'at': 0, 'kind': 'binary', 'left': {'at': 0, 'kind': 'column', 'name': 'year', 'to': 4}, 'op': '==', 'right': {'at': 8, 'kind': 'constant', 'to': 12, 'value': 2009}, 'to': 12},
+        },
         'format': 'csv',
         'kind': 'source',
         'name': 'penguins_2009',

@@ -27,7 +27,11 @@ SPEC_HASH = '9cb0d3fcededb1d3e8a6e7bd48aeb71ed31aa7f409dcdec0580e22ce598a4ecd'
 # the option at fault (mlopsc.compiler.ir.step_from_json reads it back).
 STEP_CONFIGS: dict[str, dict[str, Any]] = {
     'penguins': {
-        'filter': 'year < 2009',
+        'filter': {
+            'span': {'col': 14, 'end_col': 27, 'end_line': 13, 'file': 'specs/penguins.mlops', 'line': 13},
+            'text': 'year < 2009',
+            'tree': {'at': 0, 'kind': 'binary', 'left': {'at': 0, 'kind': 'column', 'name': 'year', 'to': 4}, 'op': '<', 'right': {'at': 7, 'kind': 'constant', 'to': 11, 'value': 2009}, 'to': 11},
+        },
         'format': 'csv',
         'kind': 'source',
         'name': 'penguins',
@@ -42,7 +46,11 @@ STEP_CONFIGS: dict[str, dict[str, Any]] = {
         },
     },
     'penguins_2009': {
-        'filter': 'year == 2009',
+        'filter': {
+            'span': {'col': 14, 'end_col': 28, 'end_line': 18, 'file': 'specs/penguins.mlops', 'line': 18},
+            'text': 'year == 2009',
+            'tree': {'at': 0, 'kind': 'binary', 'left': {'at': 0, 'kind': 'column', 'name': 'year', 'to': 4}, 'op': '==', 'right': {'at': 8, 'kind': 'constant', 'to': 12, 'value': 2009}, 'to': 12},
+        },
         'format': 'csv',
         'kind': 'source',
         'name': 'penguins_2009',

@@ -25,7 +25,7 @@ from prefect import flow, task
 
 PIPELINE = 'wine_sql'
 SPEC_FILE = '<ROOT>/specs/wine_sql.mlops'
-SPEC_HASH = '6603ab54440bd9a7427603e187f646ee7c7e4da803e9ef022148ec566eb79969'
+SPEC_HASH = '7fadcc1ca1b4d13296468277062a8511b56ae3dbbd52c3578222adefce900c1c'
 
 # The IR of each step, fields at their defaults left out, positions kept so that an error names
 # the option at fault (mlopsc.compiler.ir.step_from_json reads it back).
@@ -130,13 +130,22 @@ STEP_CONFIGS: dict[str, dict[str, Any]] = {
                     'min': {'col': 30, 'end_col': 31, 'end_line': 21, 'file': 'specs/wine_sql.mlops', 'line': 21},
                 },
             },
+            {
+                'expression': {
+                    'span': {'col': 12, 'end_col': 105, 'end_line': 22, 'file': 'specs/wine_sql.mlops', 'line': 22},
+                    'text': "cultivar.startswith('class_') and between(hue, 0.4, 1.8) and flavanoids < total_phenols * 2",
+                    'tree': {'at': 0, 'kind': 'binary', 'left': {'at': 0, 'kind': 'binary', 'left': {'args': [{'at': 0, 'kind': 'column', 'name': 'cultivar', 'to': 8}, {'at': 20, 'kind': 'constant', 'to': 28, 'value': 'class_'}], 'at': 0, 'function': 'startswith', 'kind': 'call', 'name_at': 9, 'to': 29}, 'op': 'and', 'right': {'args': [{'at': 42, 'kind': 'column', 'name': 'hue', 'to': 45}, {'at': 47, 'kind': 'constant', 'to': 50, 'value': 0.4}, {'at': 52, 'kind': 'constant', 'to': 55, 'value': 1.8}], 'at': 34, 'function': 'between', 'kind': 'call', 'name_at': 34, 'to': 56}, 'to': 56}, 'op': 'and', 'right': {'at': 61, 'kind': 'binary', 'left': {'at': 61, 'kind': 'column', 'name': 'flavanoids', 'to': 71}, 'op': '<', 'right': {'at': 74, 'kind': 'binary', 'left': {'at': 74, 'kind': 'column', 'name': 'total_phenols', 'to': 87}, 'op': '*', 'right': {'at': 90, 'kind': 'constant', 'to': 91, 'value': 2}, 'to': 91}, 'to': 91}, 'to': 91},
+                },
+                'kind': 'expression',
+                'span': {'col': 5, 'end_col': 105, 'end_line': 22, 'file': 'specs/wine_sql.mlops', 'line': 22},
+            },
         ],
-        'span': {'col': 3, 'end_col': 4, 'end_line': 23, 'file': 'specs/wine_sql.mlops', 'line': 17},
+        'span': {'col': 3, 'end_col': 4, 'end_line': 24, 'file': 'specs/wine_sql.mlops', 'line': 17},
         'spans': {
             'data': {'col': 26, 'end_col': 31, 'end_line': 17, 'file': 'specs/wine_sql.mlops', 'line': 17},
             'kind': {'col': 3, 'end_col': 8, 'end_line': 17, 'file': 'specs/wine_sql.mlops', 'line': 17},
             'name': {'col': 9, 'end_col': 22, 'end_line': 17, 'file': 'specs/wine_sql.mlops', 'line': 17},
-            'on_fail': {'col': 15, 'end_col': 19, 'end_line': 22, 'file': 'specs/wine_sql.mlops', 'line': 22},
+            'on_fail': {'col': 15, 'end_col': 19, 'end_line': 23, 'file': 'specs/wine_sql.mlops', 'line': 23},
         },
     },
     'wines_split': {
@@ -144,27 +153,27 @@ STEP_CONFIGS: dict[str, dict[str, Any]] = {
             {
                 'kind': 'ref',
                 'port': 'report',
-                'span': {'col': 3, 'end_col': 4, 'end_line': 23, 'file': 'specs/wine_sql.mlops', 'line': 17},
+                'span': {'col': 3, 'end_col': 4, 'end_line': 24, 'file': 'specs/wine_sql.mlops', 'line': 17},
                 'step': 'wines_quality',
             },
         ],
         'data': {
             'kind': 'ref',
             'port': 'data',
-            'span': {'col': 26, 'end_col': 31, 'end_line': 25, 'file': 'specs/wine_sql.mlops', 'line': 25},
+            'span': {'col': 26, 'end_col': 31, 'end_line': 26, 'file': 'specs/wine_sql.mlops', 'line': 26},
             'step': 'wines',
         },
         'kind': 'split',
         'name': 'wines_split',
         'seed': 3,
-        'span': {'col': 3, 'end_col': 4, 'end_line': 29, 'file': 'specs/wine_sql.mlops', 'line': 25},
+        'span': {'col': 3, 'end_col': 4, 'end_line': 30, 'file': 'specs/wine_sql.mlops', 'line': 26},
         'spans': {
-            'data': {'col': 26, 'end_col': 31, 'end_line': 25, 'file': 'specs/wine_sql.mlops', 'line': 25},
-            'kind': {'col': 3, 'end_col': 8, 'end_line': 25, 'file': 'specs/wine_sql.mlops', 'line': 25},
-            'name': {'col': 9, 'end_col': 20, 'end_line': 25, 'file': 'specs/wine_sql.mlops', 'line': 25},
-            'seed': {'col': 12, 'end_col': 13, 'end_line': 28, 'file': 'specs/wine_sql.mlops', 'line': 28},
-            'stratify': {'col': 16, 'end_col': 24, 'end_line': 27, 'file': 'specs/wine_sql.mlops', 'line': 27},
-            'test_size': {'col': 17, 'end_col': 20, 'end_line': 26, 'file': 'specs/wine_sql.mlops', 'line': 26},
+            'data': {'col': 26, 'end_col': 31, 'end_line': 26, 'file': 'specs/wine_sql.mlops', 'line': 26},
+            'kind': {'col': 3, 'end_col': 8, 'end_line': 26, 'file': 'specs/wine_sql.mlops', 'line': 26},
+            'name': {'col': 9, 'end_col': 20, 'end_line': 26, 'file': 'specs/wine_sql.mlops', 'line': 26},
+            'seed': {'col': 12, 'end_col': 13, 'end_line': 29, 'file': 'specs/wine_sql.mlops', 'line': 29},
+            'stratify': {'col': 16, 'end_col': 24, 'end_line': 28, 'file': 'specs/wine_sql.mlops', 'line': 28},
+            'test_size': {'col': 17, 'end_col': 20, 'end_line': 27, 'file': 'specs/wine_sql.mlops', 'line': 27},
         },
         'stratify': 'cultivar',
         'test_size': 0.3,
@@ -173,15 +182,15 @@ STEP_CONFIGS: dict[str, dict[str, Any]] = {
         'data': {
             'kind': 'ref',
             'port': 'train',
-            'span': {'col': 27, 'end_col': 44, 'end_line': 31, 'file': 'specs/wine_sql.mlops', 'line': 31},
+            'span': {'col': 27, 'end_col': 44, 'end_line': 32, 'file': 'specs/wine_sql.mlops', 'line': 32},
             'step': 'wines_split',
         },
         'estimator': {
             'name': 'sklearn.linear_model.LogisticRegression',
             'params': {'max_iter': 1000},
-            'span': {'col': 17, 'end_col': 76, 'end_line': 35, 'file': 'specs/wine_sql.mlops', 'line': 35},
+            'span': {'col': 17, 'end_col': 76, 'end_line': 36, 'file': 'specs/wine_sql.mlops', 'line': 36},
             'spans': {
-                'max_iter': {'col': 70, 'end_col': 74, 'end_line': 35, 'file': 'specs/wine_sql.mlops', 'line': 35},
+                'max_iter': {'col': 70, 'end_col': 74, 'end_line': 36, 'file': 'specs/wine_sql.mlops', 'line': 36},
             },
         },
         'features': [
@@ -201,30 +210,30 @@ STEP_CONFIGS: dict[str, dict[str, Any]] = {
             'cpu': 1.0,
             'memory': '2Gi',
             'spans': {
-                'cpu': {'col': 23, 'end_col': 24, 'end_line': 37, 'file': 'specs/wine_sql.mlops', 'line': 37},
-                'memory': {'col': 35, 'end_col': 40, 'end_line': 37, 'file': 'specs/wine_sql.mlops', 'line': 37},
+                'cpu': {'col': 23, 'end_col': 24, 'end_line': 38, 'file': 'specs/wine_sql.mlops', 'line': 38},
+                'memory': {'col': 35, 'end_col': 40, 'end_line': 38, 'file': 'specs/wine_sql.mlops', 'line': 38},
             },
         },
-        'span': {'col': 3, 'end_col': 4, 'end_line': 38, 'file': 'specs/wine_sql.mlops', 'line': 31},
+        'span': {'col': 3, 'end_col': 4, 'end_line': 39, 'file': 'specs/wine_sql.mlops', 'line': 32},
         'spans': {
-            'data': {'col': 27, 'end_col': 44, 'end_line': 31, 'file': 'specs/wine_sql.mlops', 'line': 31},
-            'estimator': {'col': 17, 'end_col': 76, 'end_line': 35, 'file': 'specs/wine_sql.mlops', 'line': 35},
-            'features': {'col': 16, 'end_col': 111, 'end_line': 33, 'file': 'specs/wine_sql.mlops', 'line': 33},
-            'features.0': {'col': 17, 'end_col': 24, 'end_line': 33, 'file': 'specs/wine_sql.mlops', 'line': 33},
-            'features.1': {'col': 26, 'end_col': 36, 'end_line': 33, 'file': 'specs/wine_sql.mlops', 'line': 33},
-            'features.2': {'col': 38, 'end_col': 41, 'end_line': 33, 'file': 'specs/wine_sql.mlops', 'line': 33},
-            'features.3': {'col': 43, 'end_col': 52, 'end_line': 33, 'file': 'specs/wine_sql.mlops', 'line': 33},
-            'features.4': {'col': 54, 'end_col': 67, 'end_line': 33, 'file': 'specs/wine_sql.mlops', 'line': 33},
-            'features.5': {'col': 69, 'end_col': 79, 'end_line': 33, 'file': 'specs/wine_sql.mlops', 'line': 33},
-            'features.6': {'col': 81, 'end_col': 96, 'end_line': 33, 'file': 'specs/wine_sql.mlops', 'line': 33},
-            'features.7': {'col': 98, 'end_col': 101, 'end_line': 33, 'file': 'specs/wine_sql.mlops', 'line': 33},
-            'features.8': {'col': 103, 'end_col': 110, 'end_line': 33, 'file': 'specs/wine_sql.mlops', 'line': 33},
-            'kind': {'col': 3, 'end_col': 8, 'end_line': 31, 'file': 'specs/wine_sql.mlops', 'line': 31},
-            'name': {'col': 9, 'end_col': 23, 'end_line': 31, 'file': 'specs/wine_sql.mlops', 'line': 31},
-            'resources': {'col': 5, 'end_col': 42, 'end_line': 37, 'file': 'specs/wine_sql.mlops', 'line': 37},
-            'target': {'col': 14, 'end_col': 22, 'end_line': 32, 'file': 'specs/wine_sql.mlops', 'line': 32},
-            'task': {'col': 12, 'end_col': 26, 'end_line': 34, 'file': 'specs/wine_sql.mlops', 'line': 34},
-            'tune': {'col': 5, 'end_col': 39, 'end_line': 36, 'file': 'specs/wine_sql.mlops', 'line': 36},
+            'data': {'col': 27, 'end_col': 44, 'end_line': 32, 'file': 'specs/wine_sql.mlops', 'line': 32},
+            'estimator': {'col': 17, 'end_col': 76, 'end_line': 36, 'file': 'specs/wine_sql.mlops', 'line': 36},
+            'features': {'col': 16, 'end_col': 111, 'end_line': 34, 'file': 'specs/wine_sql.mlops', 'line': 34},
+            'features.0': {'col': 17, 'end_col': 24, 'end_line': 34, 'file': 'specs/wine_sql.mlops', 'line': 34},
+            'features.1': {'col': 26, 'end_col': 36, 'end_line': 34, 'file': 'specs/wine_sql.mlops', 'line': 34},
+            'features.2': {'col': 38, 'end_col': 41, 'end_line': 34, 'file': 'specs/wine_sql.mlops', 'line': 34},
+            'features.3': {'col': 43, 'end_col': 52, 'end_line': 34, 'file': 'specs/wine_sql.mlops', 'line': 34},
+            'features.4': {'col': 54, 'end_col': 67, 'end_line': 34, 'file': 'specs/wine_sql.mlops', 'line': 34},
+            'features.5': {'col': 69, 'end_col': 79, 'end_line': 34, 'file': 'specs/wine_sql.mlops', 'line': 34},
+            'features.6': {'col': 81, 'end_col': 96, 'end_line': 34, 'file': 'specs/wine_sql.mlops', 'line': 34},
+            'features.7': {'col': 98, 'end_col': 101, 'end_line': 34, 'file': 'specs/wine_sql.mlops', 'line': 34},
+            'features.8': {'col': 103, 'end_col': 110, 'end_line': 34, 'file': 'specs/wine_sql.mlops', 'line': 34},
+            'kind': {'col': 3, 'end_col': 8, 'end_line': 32, 'file': 'specs/wine_sql.mlops', 'line': 32},
+            'name': {'col': 9, 'end_col': 23, 'end_line': 32, 'file': 'specs/wine_sql.mlops', 'line': 32},
+            'resources': {'col': 5, 'end_col': 42, 'end_line': 38, 'file': 'specs/wine_sql.mlops', 'line': 38},
+            'target': {'col': 14, 'end_col': 22, 'end_line': 33, 'file': 'specs/wine_sql.mlops', 'line': 33},
+            'task': {'col': 12, 'end_col': 26, 'end_line': 35, 'file': 'specs/wine_sql.mlops', 'line': 35},
+            'tune': {'col': 5, 'end_col': 39, 'end_line': 37, 'file': 'specs/wine_sql.mlops', 'line': 37},
         },
         'target': 'cultivar',
         'task': 'classification',
@@ -233,12 +242,12 @@ STEP_CONFIGS: dict[str, dict[str, Any]] = {
             'method': 'grid',
             'metric': 'f1_macro',
             'space': {'C': [0.1, 1.0, 10.0]},
-            'span': {'col': 5, 'end_col': 66, 'end_line': 36, 'file': 'specs/wine_sql.mlops', 'line': 36},
+            'span': {'col': 5, 'end_col': 66, 'end_line': 37, 'file': 'specs/wine_sql.mlops', 'line': 37},
             'spans': {
-                'cv': {'col': 46, 'end_col': 47, 'end_line': 36, 'file': 'specs/wine_sql.mlops', 'line': 36},
-                'method': {'col': 10, 'end_col': 14, 'end_line': 36, 'file': 'specs/wine_sql.mlops', 'line': 36},
-                'metric': {'col': 58, 'end_col': 66, 'end_line': 36, 'file': 'specs/wine_sql.mlops', 'line': 36},
-                'space.C': {'col': 21, 'end_col': 37, 'end_line': 36, 'file': 'specs/wine_sql.mlops', 'line': 36},
+                'cv': {'col': 46, 'end_col': 47, 'end_line': 37, 'file': 'specs/wine_sql.mlops', 'line': 37},
+                'method': {'col': 10, 'end_col': 14, 'end_line': 37, 'file': 'specs/wine_sql.mlops', 'line': 37},
+                'metric': {'col': 58, 'end_col': 66, 'end_line': 37, 'file': 'specs/wine_sql.mlops', 'line': 37},
+                'space.C': {'col': 21, 'end_col': 37, 'end_line': 37, 'file': 'specs/wine_sql.mlops', 'line': 37},
             },
         },
     },
@@ -246,7 +255,7 @@ STEP_CONFIGS: dict[str, dict[str, Any]] = {
         'data': {
             'kind': 'ref',
             'port': 'test',
-            'span': {'col': 12, 'end_col': 28, 'end_line': 42, 'file': 'specs/wine_sql.mlops', 'line': 42},
+            'span': {'col': 12, 'end_col': 28, 'end_line': 43, 'file': 'specs/wine_sql.mlops', 'line': 43},
             'step': 'wines_split',
         },
         'kind': 'evaluate',
@@ -254,19 +263,19 @@ STEP_CONFIGS: dict[str, dict[str, Any]] = {
         'model': {
             'kind': 'ref',
             'port': 'model',
-            'span': {'col': 13, 'end_col': 27, 'end_line': 41, 'file': 'specs/wine_sql.mlops', 'line': 41},
+            'span': {'col': 13, 'end_col': 27, 'end_line': 42, 'file': 'specs/wine_sql.mlops', 'line': 42},
             'step': 'cultivar_model',
         },
         'name': 'cultivar_eval',
-        'span': {'col': 3, 'end_col': 4, 'end_line': 44, 'file': 'specs/wine_sql.mlops', 'line': 40},
+        'span': {'col': 3, 'end_col': 4, 'end_line': 45, 'file': 'specs/wine_sql.mlops', 'line': 41},
         'spans': {
-            'data': {'col': 12, 'end_col': 28, 'end_line': 42, 'file': 'specs/wine_sql.mlops', 'line': 42},
-            'kind': {'col': 3, 'end_col': 11, 'end_line': 40, 'file': 'specs/wine_sql.mlops', 'line': 40},
-            'metrics': {'col': 15, 'end_col': 35, 'end_line': 43, 'file': 'specs/wine_sql.mlops', 'line': 43},
-            'metrics.0': {'col': 16, 'end_col': 24, 'end_line': 43, 'file': 'specs/wine_sql.mlops', 'line': 43},
-            'metrics.1': {'col': 26, 'end_col': 34, 'end_line': 43, 'file': 'specs/wine_sql.mlops', 'line': 43},
-            'model': {'col': 13, 'end_col': 27, 'end_line': 41, 'file': 'specs/wine_sql.mlops', 'line': 41},
-            'name': {'col': 12, 'end_col': 25, 'end_line': 40, 'file': 'specs/wine_sql.mlops', 'line': 40},
+            'data': {'col': 12, 'end_col': 28, 'end_line': 43, 'file': 'specs/wine_sql.mlops', 'line': 43},
+            'kind': {'col': 3, 'end_col': 11, 'end_line': 41, 'file': 'specs/wine_sql.mlops', 'line': 41},
+            'metrics': {'col': 15, 'end_col': 35, 'end_line': 44, 'file': 'specs/wine_sql.mlops', 'line': 44},
+            'metrics.0': {'col': 16, 'end_col': 24, 'end_line': 44, 'file': 'specs/wine_sql.mlops', 'line': 44},
+            'metrics.1': {'col': 26, 'end_col': 34, 'end_line': 44, 'file': 'specs/wine_sql.mlops', 'line': 44},
+            'model': {'col': 13, 'end_col': 27, 'end_line': 42, 'file': 'specs/wine_sql.mlops', 'line': 42},
+            'name': {'col': 12, 'end_col': 25, 'end_line': 41, 'file': 'specs/wine_sql.mlops', 'line': 41},
         },
     },
     'cultivar_gate': {
@@ -274,7 +283,7 @@ STEP_CONFIGS: dict[str, dict[str, Any]] = {
         'metrics': {
             'kind': 'ref',
             'port': 'metrics',
-            'span': {'col': 25, 'end_col': 38, 'end_line': 46, 'file': 'specs/wine_sql.mlops', 'line': 46},
+            'span': {'col': 25, 'end_col': 38, 'end_line': 47, 'file': 'specs/wine_sql.mlops', 'line': 47},
             'step': 'cultivar_eval',
         },
         'name': 'cultivar_gate',
@@ -283,16 +292,16 @@ STEP_CONFIGS: dict[str, dict[str, Any]] = {
                 'kind': 'threshold',
                 'metric': 'accuracy',
                 'op': '>=',
-                'span': {'col': 5, 'end_col': 29, 'end_line': 47, 'file': 'specs/wine_sql.mlops', 'line': 47},
+                'span': {'col': 5, 'end_col': 29, 'end_line': 48, 'file': 'specs/wine_sql.mlops', 'line': 48},
                 'value': 0.85,
             },
         ],
-        'span': {'col': 3, 'end_col': 4, 'end_line': 49, 'file': 'specs/wine_sql.mlops', 'line': 46},
+        'span': {'col': 3, 'end_col': 4, 'end_line': 50, 'file': 'specs/wine_sql.mlops', 'line': 47},
         'spans': {
-            'kind': {'col': 3, 'end_col': 7, 'end_line': 46, 'file': 'specs/wine_sql.mlops', 'line': 46},
-            'metrics': {'col': 25, 'end_col': 38, 'end_line': 46, 'file': 'specs/wine_sql.mlops', 'line': 46},
-            'name': {'col': 8, 'end_col': 21, 'end_line': 46, 'file': 'specs/wine_sql.mlops', 'line': 46},
-            'no_champion': {'col': 19, 'end_col': 23, 'end_line': 48, 'file': 'specs/wine_sql.mlops', 'line': 48},
+            'kind': {'col': 3, 'end_col': 7, 'end_line': 47, 'file': 'specs/wine_sql.mlops', 'line': 47},
+            'metrics': {'col': 25, 'end_col': 38, 'end_line': 47, 'file': 'specs/wine_sql.mlops', 'line': 47},
+            'name': {'col': 8, 'end_col': 21, 'end_line': 47, 'file': 'specs/wine_sql.mlops', 'line': 47},
+            'no_champion': {'col': 19, 'end_col': 23, 'end_line': 49, 'file': 'specs/wine_sql.mlops', 'line': 49},
         },
     },
     'cultivar_service': {
@@ -300,7 +309,7 @@ STEP_CONFIGS: dict[str, dict[str, Any]] = {
             {
                 'kind': 'ref',
                 'port': 'decision',
-                'span': {'col': 13, 'end_col': 26, 'end_line': 53, 'file': 'specs/wine_sql.mlops', 'line': 53},
+                'span': {'col': 13, 'end_col': 26, 'end_line': 54, 'file': 'specs/wine_sql.mlops', 'line': 54},
                 'step': 'cultivar_gate',
             },
         ],
@@ -308,25 +317,25 @@ STEP_CONFIGS: dict[str, dict[str, Any]] = {
         'model': {
             'kind': 'ref',
             'port': 'model',
-            'span': {'col': 13, 'end_col': 27, 'end_line': 52, 'file': 'specs/wine_sql.mlops', 'line': 52},
+            'span': {'col': 13, 'end_col': 27, 'end_line': 53, 'file': 'specs/wine_sql.mlops', 'line': 53},
             'step': 'cultivar_model',
         },
         'name': 'cultivar_service',
         'registry': 'wine-cultivar',
-        'span': {'col': 3, 'end_col': 4, 'end_line': 55, 'file': 'specs/wine_sql.mlops', 'line': 51},
+        'span': {'col': 3, 'end_col': 4, 'end_line': 56, 'file': 'specs/wine_sql.mlops', 'line': 52},
         'spans': {
-            'after': {'col': 13, 'end_col': 26, 'end_line': 53, 'file': 'specs/wine_sql.mlops', 'line': 53},
-            'kind': {'col': 3, 'end_col': 9, 'end_line': 51, 'file': 'specs/wine_sql.mlops', 'line': 51},
-            'model': {'col': 13, 'end_col': 27, 'end_line': 52, 'file': 'specs/wine_sql.mlops', 'line': 52},
-            'name': {'col': 10, 'end_col': 26, 'end_line': 51, 'file': 'specs/wine_sql.mlops', 'line': 51},
-            'registry': {'col': 16, 'end_col': 31, 'end_line': 54, 'file': 'specs/wine_sql.mlops', 'line': 54},
+            'after': {'col': 13, 'end_col': 26, 'end_line': 54, 'file': 'specs/wine_sql.mlops', 'line': 54},
+            'kind': {'col': 3, 'end_col': 9, 'end_line': 52, 'file': 'specs/wine_sql.mlops', 'line': 52},
+            'model': {'col': 13, 'end_col': 27, 'end_line': 53, 'file': 'specs/wine_sql.mlops', 'line': 53},
+            'name': {'col': 10, 'end_col': 26, 'end_line': 52, 'file': 'specs/wine_sql.mlops', 'line': 52},
+            'registry': {'col': 16, 'end_col': 31, 'end_line': 55, 'file': 'specs/wine_sql.mlops', 'line': 55},
         },
     },
     'wine_drift': {
         'current': {
             'kind': 'ref',
             'port': 'test',
-            'span': {'col': 15, 'end_col': 31, 'end_line': 60, 'file': 'specs/wine_sql.mlops', 'line': 60},
+            'span': {'col': 15, 'end_col': 31, 'end_line': 61, 'file': 'specs/wine_sql.mlops', 'line': 61},
             'step': 'wines_split',
         },
         'drift': [
@@ -334,7 +343,7 @@ STEP_CONFIGS: dict[str, dict[str, Any]] = {
                 'action': 'alert',
                 'column': 'alcohol',
                 'op': '>',
-                'span': {'col': 5, 'end_col': 39, 'end_line': 61, 'file': 'specs/wine_sql.mlops', 'line': 61},
+                'span': {'col': 5, 'end_col': 39, 'end_line': 62, 'file': 'specs/wine_sql.mlops', 'line': 62},
                 'statistic': 'psi',
                 'threshold': 0.25,
             },
@@ -343,7 +352,7 @@ STEP_CONFIGS: dict[str, dict[str, Any]] = {
                 'column': 'proline',
                 'measure': 'pvalue',
                 'op': '<',
-                'span': {'col': 5, 'end_col': 47, 'end_line': 62, 'file': 'specs/wine_sql.mlops', 'line': 62},
+                'span': {'col': 5, 'end_col': 47, 'end_line': 63, 'file': 'specs/wine_sql.mlops', 'line': 63},
                 'statistic': 'ks',
                 'threshold': 0.01,
             },
@@ -352,7 +361,7 @@ STEP_CONFIGS: dict[str, dict[str, Any]] = {
                 'column': 'cultivar',
                 'measure': 'pvalue',
                 'op': '<',
-                'span': {'col': 5, 'end_col': 48, 'end_line': 63, 'file': 'specs/wine_sql.mlops', 'line': 63},
+                'span': {'col': 5, 'end_col': 48, 'end_line': 64, 'file': 'specs/wine_sql.mlops', 'line': 64},
                 'statistic': 'chi2',
                 'threshold': 0.05,
             },
@@ -361,26 +370,26 @@ STEP_CONFIGS: dict[str, dict[str, Any]] = {
         'model': {
             'kind': 'ref',
             'port': 'model',
-            'span': {'col': 13, 'end_col': 27, 'end_line': 58, 'file': 'specs/wine_sql.mlops', 'line': 58},
+            'span': {'col': 13, 'end_col': 27, 'end_line': 59, 'file': 'specs/wine_sql.mlops', 'line': 59},
             'step': 'cultivar_model',
         },
         'name': 'wine_drift',
         'reference': {
             'kind': 'ref',
             'port': 'train',
-            'span': {'col': 17, 'end_col': 34, 'end_line': 59, 'file': 'specs/wine_sql.mlops', 'line': 59},
+            'span': {'col': 17, 'end_col': 34, 'end_line': 60, 'file': 'specs/wine_sql.mlops', 'line': 60},
             'step': 'wines_split',
         },
         'registry': 'wine-cultivar',
         'schedule': '0 */6 * * *',
-        'span': {'col': 3, 'end_col': 4, 'end_line': 65, 'file': 'specs/wine_sql.mlops', 'line': 57},
+        'span': {'col': 3, 'end_col': 4, 'end_line': 66, 'file': 'specs/wine_sql.mlops', 'line': 58},
         'spans': {
-            'current': {'col': 15, 'end_col': 31, 'end_line': 60, 'file': 'specs/wine_sql.mlops', 'line': 60},
-            'kind': {'col': 3, 'end_col': 10, 'end_line': 57, 'file': 'specs/wine_sql.mlops', 'line': 57},
-            'model': {'col': 13, 'end_col': 27, 'end_line': 58, 'file': 'specs/wine_sql.mlops', 'line': 58},
-            'name': {'col': 11, 'end_col': 21, 'end_line': 57, 'file': 'specs/wine_sql.mlops', 'line': 57},
-            'reference': {'col': 17, 'end_col': 34, 'end_line': 59, 'file': 'specs/wine_sql.mlops', 'line': 59},
-            'schedule': {'col': 16, 'end_col': 29, 'end_line': 64, 'file': 'specs/wine_sql.mlops', 'line': 64},
+            'current': {'col': 15, 'end_col': 31, 'end_line': 61, 'file': 'specs/wine_sql.mlops', 'line': 61},
+            'kind': {'col': 3, 'end_col': 10, 'end_line': 58, 'file': 'specs/wine_sql.mlops', 'line': 58},
+            'model': {'col': 13, 'end_col': 27, 'end_line': 59, 'file': 'specs/wine_sql.mlops', 'line': 59},
+            'name': {'col': 11, 'end_col': 21, 'end_line': 58, 'file': 'specs/wine_sql.mlops', 'line': 58},
+            'reference': {'col': 17, 'end_col': 34, 'end_line': 60, 'file': 'specs/wine_sql.mlops', 'line': 60},
+            'schedule': {'col': 16, 'end_col': 29, 'end_line': 65, 'file': 'specs/wine_sql.mlops', 'line': 65},
         },
     },
 }
@@ -403,42 +412,42 @@ def check_wines_quality(inputs: dict[str, str], outputs: dict[str, str], context
 @task(name='wines_split', task_run_name='wines_split', retries=0, retry_delay_seconds=0,
       timeout_seconds=None, retry_condition_fn=retry_unless_verdict)
 def split_wines_split(inputs: dict[str, str], outputs: dict[str, str], context: dict[str, Any]) -> Any:
-    """split wines_split (specs/wine_sql.mlops:25:3)"""
+    """split wines_split (specs/wine_sql.mlops:26:3)"""
     return run_step(STEP_CONFIGS['wines_split'], inputs, outputs, context)
 
 
 @task(name='cultivar_model', task_run_name='cultivar_model', retries=0, retry_delay_seconds=0,
       timeout_seconds=None, retry_condition_fn=retry_unless_verdict)
 def train_cultivar_model(inputs: dict[str, str], outputs: dict[str, str], context: dict[str, Any]) -> Any:
-    """train cultivar_model (specs/wine_sql.mlops:31:3)"""
+    """train cultivar_model (specs/wine_sql.mlops:32:3)"""
     return run_step(STEP_CONFIGS['cultivar_model'], inputs, outputs, context)
 
 
 @task(name='cultivar_eval', task_run_name='cultivar_eval', retries=0, retry_delay_seconds=0,
       timeout_seconds=None, retry_condition_fn=retry_unless_verdict)
 def evaluate_cultivar_eval(inputs: dict[str, str], outputs: dict[str, str], context: dict[str, Any]) -> Any:
-    """evaluate cultivar_eval (specs/wine_sql.mlops:40:3)"""
+    """evaluate cultivar_eval (specs/wine_sql.mlops:41:3)"""
     return run_step(STEP_CONFIGS['cultivar_eval'], inputs, outputs, context)
 
 
 @task(name='cultivar_gate', task_run_name='cultivar_gate', retries=0, retry_delay_seconds=0,
       timeout_seconds=None, retry_condition_fn=retry_unless_verdict)
 def gate_cultivar_gate(inputs: dict[str, str], outputs: dict[str, str], context: dict[str, Any]) -> Any:
-    """gate cultivar_gate (specs/wine_sql.mlops:46:3)"""
+    """gate cultivar_gate (specs/wine_sql.mlops:47:3)"""
     return run_step(STEP_CONFIGS['cultivar_gate'], inputs, outputs, context)
 
 
 @task(name='cultivar_service', task_run_name='cultivar_service', retries=0, retry_delay_seconds=0,
       timeout_seconds=None, retry_condition_fn=retry_unless_verdict)
 def deploy_cultivar_service(inputs: dict[str, str], outputs: dict[str, str], context: dict[str, Any]) -> Any:
-    """deploy cultivar_service (specs/wine_sql.mlops:51:3)"""
+    """deploy cultivar_service (specs/wine_sql.mlops:52:3)"""
     return run_step(STEP_CONFIGS['cultivar_service'], inputs, outputs, context)
 
 
 @task(name='wine_drift', task_run_name='wine_drift', retries=0, retry_delay_seconds=0,
       timeout_seconds=None, retry_condition_fn=retry_unless_verdict)
 def monitor_wine_drift(inputs: dict[str, str], outputs: dict[str, str], context: dict[str, Any]) -> Any:
-    """monitor wine_drift (specs/wine_sql.mlops:57:3)"""
+    """monitor wine_drift (specs/wine_sql.mlops:58:3)"""
     return run_step(STEP_CONFIGS['wine_drift'], inputs, outputs, context)
 
 
