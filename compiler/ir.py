@@ -334,6 +334,10 @@ class Gate(Step):
 class Serving(Node):
     replicas: int = 1
     port: int = 8080
+    # Adaptive batching of `mlopsc serve`: concurrent requests are answered by one predict call of
+    # at most this many rows, gathered for at most this long after the first one arrives.
+    max_batch_size: int = 32
+    max_batch_wait_ms: int = 5
     cpu: float | None = None
     memory: str | None = None
     spans: dict[str, Span] = {}

@@ -319,7 +319,8 @@ LINK_FIELD = {"check": "data", "split": "data", "train": "data", "evaluate": "da
               "deploy": "model", "score": "data"}
 BLOCK_OPTIONS: dict[str, dict[str, Callable]] = {
     "resources": {"cpu": cpu, "memory": text, "gpu": plain_int, "gpu_type": text},
-    "serving": {"replicas": plain_int, "port": plain_int, "cpu": cpu, "memory": text},
+    "serving": {"replicas": plain_int, "port": plain_int, "cpu": cpu, "memory": text,
+                "max_batch_size": plain_int, "max_batch_wait_ms": plain_int},
     "preprocessing": {"numeric_impute": word, "scale": boolean, "categorical_impute": word, "encode": word,
                       "numeric": listed(word), "categorical": listed(word)},
 }
