@@ -162,6 +162,9 @@ class Source(Step):
     filter: Expression | None = None                  # rows to keep, before column selection
     columns: tuple[str, ...] | None = None
     types: dict[str, str] = {}                        # declared coercions: column -> int|float|str|bool|category|datetime
+    # Columns whose values that do not parse as their type (declared, else float) become missing
+    # and are counted, where a declared type alone fails the step on them.
+    coerce: tuple[str, ...] = ()
 
 
 class ColumnRule(Node):

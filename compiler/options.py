@@ -302,7 +302,8 @@ COMMON_OPTIONS: dict[str, Callable] = {
     "retries": plain_int, "retry_delay": duration, "timeout": duration, "cache": boolean, "after": listed(ref),
 }
 STEP_OPTIONS: dict[str, dict[str, Callable]] = {
-    "source": {"query": quoted, "table": text, "filter": expression, "columns": listed(word)},
+    "source": {"query": quoted, "table": text, "filter": expression, "columns": listed(word),
+               "coerce": listed(word)},
     "check": {"data": ref, "on_fail": word},
     "split": {"data": ref, "test_size": number, "seed": integer, "stratify": word, "time_column": word},
     "train": {"data": ref, "target": word, "features": listed(word), "task": word, "estimator": estimator,

@@ -1,6 +1,7 @@
 """Source stage: read CSV, Parquet or SQL into the step's `data` Dataset.
 
-Order: read -> filter (may use any column) -> column selection -> declared type coercion.
+Order: read -> filter (may use any column) -> column selection -> column types (column_types.py:
+declared and coerced types, and a warning for a column that is mostly numbers).
 The dataset's version is its content hash (artifacts.dataset_sha256). A source always re-reads
 its input: the file or table may have changed since the last run.
 """
@@ -12,18 +13,12 @@ from typing import TYPE_CHECKING, Any
 from mlopsc.compiler import ir
 
 from . import artifacts, tracking
+from .column_types import read_types
 from .core import RunContext, require_columns, step_error, step_result
 from .params import resolve_ref
 
 if TYPE_CHECKING:
     import pandas as pd
-
-# declared type -> what a coerced column must hold, for messages
-TYPE_WORDS = {"int": "whole numbers", "float": "numbers", "str": "text", "bool": "true/false values",
-              "category": "categories", "datetime": "dates or timestamps"}
-
-
-BOOL_WORDS = {"true": True, "false": False, "1": True, "0": False, "yes": True, "no": False}
 
 
 def resolve_path(step: ir.Source, ctx: RunContext) -> str:
@@ -104,44 +99,9 @@ def _apply_filter(step: ir.Source, df: pd.DataFrame, ctx: RunContext) -> pd.Data
     return df[mask]
 
 
-def _coerce(step: ir.Source, df: pd.DataFrame) -> pd.DataFrame:
-    import pandas as pd
-
-    require_columns(step, list(df.columns), list(step.types), role="typed column",
-                    span=step.spans.get("types"))
-    df = df.copy()
-    for column, wanted in step.types.items():
-        col = df[column]
-        try:
-            if wanted in ("int", "float"):
-                converted = pd.to_numeric(col, errors="coerce")
-                if wanted == "int":
-                    whole = converted.isna() | (converted % 1 == 0)
-                    converted = converted.where(whole).astype("Int64")
-            elif wanted == "datetime":
-                converted = pd.to_datetime(col, errors="coerce")
-            elif wanted == "bool":
-                converted = col.map(lambda v: v if isinstance(v, bool) or pd.isna(v)
-                                    else BOOL_WORDS.get(str(v).strip().lower())).astype("boolean")
-            elif wanted == "category":
-                converted = col.astype("category")
-            else:
-                converted = col.astype("str").where(col.notna())
-        except (TypeError, ValueError) as exc:
-            raise step_error(step, f"column {column!r} cannot be read as {wanted}", "types",
-                             expected=TYPE_WORDS[wanted], found=str(exc)) from None
-        bad = col[converted.isna() & col.notna()]
-        if len(bad):
-            sample = ", ".join(repr(v) for v in bad.unique()[:5])
-            raise step_error(step, f"column {column!r} cannot be read as {wanted}: "
-                             f"{len(bad)} value(s) do not convert", "types", expected=TYPE_WORDS[wanted],
-                             found=sample)
-        df[column] = converted
-    return df
-
-
-def load(step: ir.Source, ctx: RunContext) -> pd.DataFrame:
-    """The source's data after filter, column selection and coercion (nothing written)."""
+def load(step: ir.Source, ctx: RunContext) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The source's data after filter, column selection and types (nothing written), and what
+    typing its columns found (column_types.read_types: notes, coerced counts, warnings)."""
     df = _read_sql(step) if step.format == "sql" else _read_file(step, ctx)
     origin = f"table {step.table}" if step.table else ("the query" if step.query else step.path)
     if df.empty:
@@ -154,13 +114,12 @@ def load(step: ir.Source, ctx: RunContext) -> pd.DataFrame:
     if step.columns is not None:
         require_columns(step, list(df.columns), step.columns, span=step.spans.get("columns"))
         df = df[list(step.columns)]
-    if step.types:
-        df = _coerce(step, df)
-    return df.reset_index(drop=True)
+    df, typing = read_types(step, df)
+    return df.reset_index(drop=True), typing
 
 
 def run(step: ir.Source, inputs: dict[str, str], outputs: dict[str, str], ctx: RunContext) -> dict[str, Any]:
-    df = load(step, ctx)
+    df, typing = load(step, ctx)
     uri = outputs["data"]
     digest = artifacts.write_parquet(df, uri)
     with tracking.step_run(ctx, step) as mlrun:
@@ -171,5 +130,7 @@ def run(step: ir.Source, inputs: dict[str, str], outputs: dict[str, str], ctx: R
         tracking.log_dataset(df, read_from, name=step.name, digest=digest, context="source")
         mlflow.log_params({"format": step.format, "rows": len(df), "columns": len(df.columns)})
         mlflow.set_tag("mlopsc.sha256", digest)
+        if typing.get("warnings"):
+            mlflow.set_tag("mlopsc.warnings", "\n".join(typing["warnings"])[:5000])
     return step_result(step, {"data": (uri, digest)}, rows=len(df), columns=[str(c) for c in df.columns],
-                       mlflow_run_id=mlrun.info.run_id)
+                       mlflow_run_id=mlrun.info.run_id, **typing)

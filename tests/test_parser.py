@@ -36,6 +36,7 @@ pipeline everything {
     filter = "year < 2009"
     columns = [species, island, year]
     types { year: int  island: category }
+    coerce = [year]
     resources { cpu = "500m"  memory = "1Gi"  gpu = 1  gpu_type = "nvidia-tesla-t4" }
     retries = 3
     retry_delay = "30s"
@@ -230,6 +231,8 @@ def test_sources(everything):
     assert (raw.format, raw.path, str(raw.filter), raw.columns) == (
         "csv", "data/penguins.csv", "year < 2009", ("species", "island", "year"))
     assert raw.types == {"year": "int", "island": "category"}
+    coerce_line = EVERYTHING.splitlines().index("    coerce = [year]") + 1
+    assert raw.coerce == ("year",) and (raw.spans["coerce.0"].line, raw.spans["coerce.0"].col) == (coerce_line, 15)
     assert raw.resources == ir.Resources(cpu=0.5, memory="1Gi", gpu=1, gpu_type="nvidia-tesla-t4",
                                          spans=raw.resources.spans)
     assert (raw.retries, raw.retry_delay, raw.timeout, raw.cache) == (3, 30.0, 600.0, False)

@@ -163,6 +163,14 @@ def test_columns_are_checked_only_when_declared():
     assert diag.hint == "did you mean 'species'?"
 
 
+def test_coerced_columns_are_among_the_declared_ones():
+    steps = replace(penguins_steps(), "penguins", columns=("species", "bill_length_mm", "island", "sex"),
+                    coerce=("bill_lenght_mm",))
+    diag = only(penguins(steps), "E207")
+    assert diag.message == "source penguins: unknown column 'bill_lenght_mm'"
+    assert diag.hint == "did you mean 'bill_length_mm'?"
+
+
 def test_drift_and_fairness_columns():
     steps = replace(penguins_steps(), "penguins_2009", columns=("bill_length_mm",))
     steps = replace(steps, "species_drift", drift=(

@@ -182,8 +182,8 @@ def summary_lines(record: dict[str, Any]) -> list[str]:
 
 def note_lines(name: str, result: dict[str, Any]) -> list[str]:
     """What a step did that the user should know of though it succeeded: its notes (what it did
-    to the data as the spec asked, e.g. rows dropped) and warnings (e.g. a fit that did not
-    converge)."""
+    to the data as the spec asked: rows dropped, values coerced) and warnings (a column that is
+    mostly numbers, a fit that did not converge)."""
     return ([f"  note     {name}: {note}" for note in result.get("notes") or []]
             + [f"  warning  {name}: {warning}" for warning in result.get("warnings") or []])
 

@@ -38,6 +38,8 @@ def check_columns(pipeline: ir.Pipeline) -> list[Diagnostic]:
         if isinstance(step, ir.Source) and step.columns is not None:
             for column in step.types:
                 need(step, step, f"types.{column}", column, step.columns, None)
+            for i, column in enumerate(step.coerce):
+                need(step, step, f"coerce.{i}", column, step.columns, None)
         elif isinstance(step, ir.Check):
             known = columns_of(idx, step.data)
             for rule in step.rules:
