@@ -1,0 +1,167 @@
+"""Shared fixtures of the server tests: one MLflow SQLite store with one registered penguins model
+(trained and deployed by the real runtime stages), one `mlopsc serve` process for the session, and
+helpers to start more servers (SIGTERM / kill -9 tests) that always die with the test run.
+
+Every server process is started with PR_SET_PDEATHSIG (SIGTERM when pytest dies, even by kill -9)
+and is stopped by a finalizer: SIGTERM, then SIGKILL after a timeout.
+"""
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+PENGUINS = REPO / "specs" / "data" / "penguins.csv"
+FEATURES = ("bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g", "island", "sex")
+BIN = Path(sys.executable).parent
+START_TIMEOUT = 60.0
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: ask the kernel to SIGTERM us when the test process dies."""
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    libc.prctl(1, signal.SIGTERM)   # PR_SET_PDEATHSIG
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Process:
+    proc: subprocess.Popen
+    url: str
+    output: Path
+
+    def stop(self, timeout: float = 15.0) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        return self.proc.returncode
+
+    def text(self) -> str:
+        return self.output.read_text(errors="replace") if self.output.exists() else ""
+
+
+def start_process(args: list[str], url: str, output: Path, env: dict[str, str] | None = None,
+                  ready_path: str = "/ping", timeout: float = START_TIMEOUT) -> Process:
+    """Start a server and wait until `ready_path` answers 200; raises with its output if it does not."""
+    import httpx
+
+    handle = open(output, "wb")   # noqa: SIM115 - the child writes to it for its whole life
+    proc = subprocess.Popen(args, stdout=handle, stderr=subprocess.STDOUT, env=env or os.environ.copy(),
+                            preexec_fn=_die_with_parent, cwd=output.parent)  # noqa: PLW1509 - prctl only
+    process = Process(proc, url, output)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{args[0]} exited with {proc.returncode}:\n{process.text()[-3000:]}")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(url + ready_path, timeout=1.0).status_code == 200:
+                return process
+        time.sleep(0.1)
+    process.stop()
+    raise TimeoutError(f"{args[0]} did not answer {ready_path} within {timeout:.0f} s:\n{process.text()[-3000:]}")
+
+
+@dataclass
+class Store:
+    uri: str
+    name: str
+    root: Path
+    models: dict[str, str]        # version -> local model folder (what the registry holds)
+    broken_source: str            # a model folder whose model file does not load
+
+
+@pytest.fixture(scope="session")
+def store(tmp_path_factory) -> Iterator[Store]:
+    """Version 1 (a small forest) holds `champion`, version 2 (a depth-2 tree) holds `candidate`."""
+    import pandas as pd
+    from mlopsc.compiler import ir
+    from mlopsc.runtime import RunContext, artifacts, execute, tracking
+
+    root = tmp_path_factory.mktemp("serving")
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    ctx = RunContext(pipeline="serving", run_id=uuid.uuid4().hex[:12], spec_path=str(root / "spec.mlops"),
+                     spec_hash="test", tracking_uri=uri, artifact_root=str(root / "artifacts"))
+    ctx.parent_run_id = tracking.start_pipeline_run(ctx)
+    data = str(root / "train.parquet")
+    artifacts.write_parquet(pd.read_csv(PENGUINS).query("year < 2009").reset_index(drop=True), data)
+    name = f"penguins-{uuid.uuid4().hex[:6]}"
+    models = {}
+    estimators = {"1": ("sklearn.ensemble.RandomForestClassifier", {"n_estimators": 15, "max_depth": 4}, "champion"),
+                  "2": ("sklearn.tree.DecisionTreeClassifier", {"max_depth": 2}, "candidate")}
+    for version, (estimator, params, alias) in estimators.items():
+        train = ir.Train(name=f"model{version}", data=ir.Ref(step="penguins"), target="species",
+                         features=FEATURES, estimator=ir.Estimator(name=estimator, params=params))
+        folder = str(root / f"model{version}")
+        execute(train, {"data": data}, {"model": folder}, ctx)
+        deploy = ir.Deploy(name="service", model=ir.Ref(step=train.name), registry=name, alias=alias)
+        result = execute(deploy, {"model": folder}, {"release": str(root / f"release{version}.json")}, ctx)
+        assert result["version"] == version
+        models[version] = folder
+    broken = root / "broken_model"
+    broken.mkdir()
+    (broken / "MLmodel").write_text((Path(models["1"]) / "MLmodel").read_text())
+    for file in Path(models["1"]).iterdir():
+        if file.suffix == ".skops":
+            (broken / file.name).write_bytes(b"not a model")
+    tracking.end_pipeline_run(ctx, "ok")
+    yield Store(uri, name, root, models, str(broken))
+
+
+def serve_args(store: Store, port: int, log_dir: Path, *extra: str) -> list[str]:
+    return [str(BIN / "mlopsc"), "serve", "--model", f"{store.name}@champion", "--tracking-uri", store.uri,
+            "--port", str(port), "--log", str(log_dir), *extra]
+
+
+def serve_env(**extra: str) -> dict[str, str]:
+    return {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", **extra}
+
+
+@pytest.fixture(scope="session")
+def server(store, tmp_path_factory) -> Iterator[Process]:
+    """The session's `mlopsc serve`: polls the alias every 0.2 s, writes its log every 0.2 s."""
+    folder = tmp_path_factory.mktemp("server")
+    port = free_port()
+    process = start_process(serve_args(store, port, folder / "log", "--poll-interval", "0.2",
+                                       "--flush-interval", "0.2", "--max-request-bytes", "200000"),
+                            f"http://127.0.0.1:{port}", folder / "server.out", serve_env())
+    process.log_dir = folder / "log"
+    yield process
+    process.stop()
+
+
+@pytest.fixture(scope="session")
+def local_models(store):
+    """version -> the sklearn model loaded from its folder, to compare the server's answers with."""
+    from mlopsc.runtime import artifacts
+
+    return {version: artifacts.load_model(folder) for version, folder in store.models.items()}
+
+
+@pytest.fixture(scope="session")
+def rows():
+    """Penguins from 2009 (not trained on), with their missing values, as JSON records."""
+    import pandas as pd
+
+    frame = pd.read_csv(PENGUINS).query("year == 2009").reset_index(drop=True)[list(FEATURES)]
+    return [{k: (None if pd.isna(v) else v) for k, v in record.items()} for record in frame.to_dict("records")]
