@@ -61,25 +61,34 @@ class Process:
         return self.output.read_text(errors="replace") if self.output.exists() else ""
 
 
-def start_process(args: list[str], url: str, output: Path, env: dict[str, str] | None = None,
-                  ready_path: str = "/ping", timeout: float = START_TIMEOUT) -> Process:
-    """Start a server and wait until `ready_path` answers 200; raises with its output if it does not."""
-    import httpx
-
+def launch(args: list[str], url: str, output: Path, env: dict[str, str] | None = None) -> Process:
+    """Start a server process that dies with the test run; does not wait for it."""
     handle = open(output, "wb")   # noqa: SIM115 - the child writes to it for its whole life
     proc = subprocess.Popen(args, stdout=handle, stderr=subprocess.STDOUT, env=env or os.environ.copy(),
                             preexec_fn=_die_with_parent, cwd=output.parent)  # noqa: PLW1509 - prctl only
-    process = Process(proc, url, output)
+    return Process(proc, url, output)
+
+
+def wait_ready(process: Process, ready_path: str = "/ping", timeout: float = START_TIMEOUT) -> Process:
+    """Wait until `ready_path` answers 200; raises with the process's output if it does not."""
+    import httpx
+
+    name = Path(process.proc.args[0]).name
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{args[0]} exited with {proc.returncode}:\n{process.text()[-3000:]}")
+        if process.proc.poll() is not None:
+            raise RuntimeError(f"{name} exited with {process.proc.returncode}:\n{process.text()[-3000:]}")
         with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(url + ready_path, timeout=1.0).status_code == 200:
+            if httpx.get(process.url + ready_path, timeout=1.0).status_code == 200:
                 return process
         time.sleep(0.1)
     process.stop()
-    raise TimeoutError(f"{args[0]} did not answer {ready_path} within {timeout:.0f} s:\n{process.text()[-3000:]}")
+    raise TimeoutError(f"{name} did not answer {ready_path} within {timeout:.0f} s:\n{process.text()[-3000:]}")
+
+
+def start_process(args: list[str], url: str, output: Path, env: dict[str, str] | None = None,
+                  ready_path: str = "/ping", timeout: float = START_TIMEOUT) -> Process:
+    return wait_ready(launch(args, url, output, env), ready_path, timeout)
 
 
 @dataclass
