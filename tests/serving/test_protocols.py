@@ -50,7 +50,10 @@ def test_v2_infer_answers_what_the_model_answers(server, store, local_models, ro
     records = rows[:25]
     inputs = [{"name": c, "shape": [len(records)], "datatype": "BYTES" if c in ("island", "sex") else "FP64",
                "data": [r[c] for r in records]} for c in FEATURES]
-    answer = httpx.post(f"{server.url}/v2/models/{store.name}/infer", json={"id": "req-1", "inputs": inputs})
+    # A V2 body is JSON whatever its Content-Type says: `curl -d` sends a form type.
+    answer = httpx.post(f"{server.url}/v2/models/{store.name}/infer",
+                        content=json.dumps({"id": "req-1", "inputs": inputs}).encode(),
+                        headers={"Content-Type": "application/x-www-form-urlencoded"})
     assert answer.status_code == 200, answer.text
     body = answer.json()
     predictions, proba, classes = expected(local_models, body["model_version"], records)
