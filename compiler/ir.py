@@ -154,7 +154,7 @@ class Source(Step):
     DEFAULT_PORT: ClassVar[str | None] = "data"
 
     kind: Literal["source"] = "source"
-    format: Literal["csv", "parquet", "sql"]
+    format: Literal["csv", "parquet", "sql", "served"]
     path: str | None = None                           # csv / parquet, relative to the spec's folder
     connection: EnvRef | SecretRef | None = None      # sql: an SQLAlchemy URL, by reference only
     query: str | None = None                          # sql
@@ -165,6 +165,11 @@ class Source(Step):
     # Columns whose values that do not parse as their type (declared, else float) become missing
     # and are counted, where a declared type alone fails the step on them.
     coerce: tuple[str, ...] = ()
+    # served: the prediction log of `mlopsc serve` for this deploy step, joined with its feedback.
+    served: str | None = None                         # the deploy step's name
+    window: float | None = None                       # seconds back from now; None = the whole log
+    log: str | None = None                            # the log's URI; None = the state folder's
+    registry: str | None = None                       # filled by a pass from the deploy
 
 
 class ColumnRule(Node):
@@ -386,6 +391,34 @@ class DriftRule(Node):
     span: Span | None = None
 
 
+class MetricRule(Node):
+    """`metric accuracy < 0.85 -> retrain`: a metric of the served model on the rows of `current`
+    that have feedback labels."""
+
+    kind: Literal["metric"] = "metric"
+    metric: str
+    op: Literal[">", ">=", "<", "<="]
+    threshold: Number
+    action: Literal["alert", "retrain"]
+    span: Span | None = None
+    spans: dict[str, Span] = {}
+
+
+class LatencyRule(Node):
+    """`latency p95 > 50ms -> alert`: a percentile of the requests' latency in `current`."""
+
+    kind: Literal["latency"] = "latency"
+    percentile: Literal["p50", "p90", "p95", "p99"]
+    op: Literal[">", ">=", "<", "<="]
+    threshold_ms: Number
+    action: Literal["alert", "retrain"]
+    span: Span | None = None
+    spans: dict[str, Span] = {}
+
+
+MonitorRule = Annotated[Union[MetricRule, LatencyRule], Field(discriminator="kind")]
+
+
 class Monitor(Step):
     KIND: ClassVar[str] = "monitor"
     OUTPUTS: ClassVar[dict[str, str]] = {"report": "Report"}
@@ -396,6 +429,9 @@ class Monitor(Step):
     reference: Ref
     current: Ref
     drift: tuple[DriftRule, ...] = ()
+    rules: tuple[MonitorRule, ...] = ()      # metric and latency rules, on a served `current`
+    # Fewer rows with feedback labels than this: a metric rule is "not evaluated", not judged.
+    min_labels: int = 20
     schedule: str | None = None
     webhook: EnvRef | SecretRef | None = None
     # Filled by a pass from the deploy of `model`, if any: prediction drift then scores the

@@ -36,7 +36,7 @@ KEYWORDS = {
     "pipeline": "PIPELINE", "allow": "ALLOW", "on": "LINK", "from": "LINK", "rows": "ROWS", "expect": "EXPECT",
     "column": "COLUMN", "in": "IN", "between": "BETWEEN", "and": "AND", "nulls": "NULLS",
     "nullable": "NULLABLE", "not": "NOT", "unique": "UNIQUE", "matches": "MATCHES", "require": "REQUIRE",
-    "drift": "DRIFT", "tune": "TUNE",
+    "drift": "DRIFT", "metric": "METRIC", "latency": "LATENCY", "tune": "TUNE",
 }
 TERMINALS = {name for name in TOKEN.groupindex if name not in ("BLANK", "COMMENT")} | set(KEYWORDS.values())
 

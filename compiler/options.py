@@ -179,8 +179,17 @@ def duration(v: Value) -> float:
         return float(v.data)
     match = _DURATION.fullmatch(v.data.strip()) if v.kind == "str" else None
     if match is None:
-        raise Bad(f"expected seconds or a duration like \"10m\", got {v.describe()}")
+        got = f'"{v.data}"' if v.kind == "str" else v.describe()
+        raise Bad(f"expected seconds or a duration like \"10m\", got {got}", "units: ms, s, m, h, d")
     return float(match.group(1)) * _SECONDS[match.group(2)]
+
+
+def milliseconds(v: Value, unit: str | None) -> int | float | ir.ParamRef:
+    """A latency threshold: `50ms`, `0.05s`, or a bare number of milliseconds."""
+    if unit not in (None, "ms", "s"):
+        raise Bad(f"unknown unit '{unit}' for a latency", "write milliseconds (50ms) or seconds (0.05s)")
+    value = number(v)
+    return value * 1000 if unit == "s" and not isinstance(value, ir.ParamRef) else value
 
 
 def cpu(v: Value) -> float:
@@ -303,7 +312,7 @@ COMMON_OPTIONS: dict[str, Callable] = {
 }
 STEP_OPTIONS: dict[str, dict[str, Callable]] = {
     "source": {"query": quoted, "table": text, "filter": expression, "columns": listed(word),
-               "coerce": listed(word)},
+               "coerce": listed(word), "window": duration, "log": quoted},
     "check": {"data": ref, "on_fail": word},
     "split": {"data": ref, "test_size": number, "seed": integer, "stratify": word, "time_column": word},
     "train": {"data": ref, "target": word, "features": listed(word), "task": word, "estimator": estimator,
@@ -312,9 +321,12 @@ STEP_OPTIONS: dict[str, dict[str, Callable]] = {
     "gate": {"metrics": ref, "no_champion": word, "registry": text, "alias": text},
     "deploy": {"model": ref, "registry": text, "alias": text},
     "score": {"data": ref, "model": ref, "registry": text, "alias": text, "output": text},
-    "monitor": {"model": ref, "reference": ref, "current": ref, "schedule": text, "webhook": connection},
+    "monitor": {"model": ref, "reference": ref, "current": ref, "schedule": text, "webhook": connection,
+                "min_labels": plain_int},
 }
-SOURCE_FORMATS: dict[str, Callable] = {"csv": quoted, "parquet": quoted, "sql": connection}
+SOURCE_FORMATS: dict[str, Callable] = {"csv": quoted, "parquet": quoted, "sql": connection, "served": word}
+# The field a source's format key fills: `csv = "f.csv"` -> path, `served = species_service` -> served.
+FORMAT_FIELD = {"csv": "path", "parquet": "path", "sql": "connection", "served": "served"}
 # `check penguins_quality on penguins`: the field that `on` / `from` fills, per kind.
 LINK_FIELD = {"check": "data", "split": "data", "train": "data", "evaluate": "data", "gate": "metrics",
               "deploy": "model", "score": "data"}
@@ -328,7 +340,7 @@ BLOCK_OPTIONS: dict[str, dict[str, Callable]] = {
 BLOCK_KINDS = {"serving": ("deploy",), "preprocessing": ("train",), "types": ("source",)}
 BLOCK_MODELS = {"resources": ir.Resources, "serving": ir.Serving, "preprocessing": ir.Preprocessing}
 RULE_KINDS = {"rows": "check", "column": "check", "expect": "check", "require": "gate", "drift": "monitor",
-              "tune": "train"}
+              "metric": "monitor", "latency": "monitor", "tune": "train"}
 TUNE_OPTIONS: dict[str, Callable] = {"cv": plain_int, "metric": word, "n_iter": plain_int, "seed": plain_int}
 
 

@@ -39,7 +39,8 @@ TERMINAL_WORDS = {
     "OP": "a comparison (>=, >, <=, <, ==)", "LINK": "'on' or 'from'", "ARROW": "'->'",
     "$END": "the end of the file", "<END-OF-FILE>": "the end of the file",
 }
-STEP_ITEM_KEYWORDS = {"ROWS", "COLUMN", "EXPECT", "REQUIRE", "DRIFT", "TUNE"}
+STEP_ITEM_KEYWORDS = {"ROWS", "COLUMN", "EXPECT", "REQUIRE", "DRIFT", "METRIC", "LATENCY", "TUNE"}
+NAME_KEYWORDS = {"METRIC", "LATENCY"}     # keywords that may also start an option
 VALUE_START = {"STRING", "NUMBER", "NAME", "LSQB"}
 # Tokens a recovering parser may insert where one was forgotten, tried in this order.
 # A missing `,` is likelier than a missing `]` (and a `]` inserted in `[a b]` would let `b` start
@@ -293,7 +294,9 @@ def expected_words(expected: set[str]) -> str:
     if STEP_ITEM_KEYWORDS <= expected and "NAME" in expected:
         words.append("a step option")
         expected -= STEP_ITEM_KEYWORDS | {"NAME"}
-    elif "ALLOW" in expected and "NAME" in expected:
+    if "NAME" in expected:      # where an option may start, `metric` and `latency` are names too
+        expected -= NAME_KEYWORDS
+    if "ALLOW" in expected and "NAME" in expected:
         words.append("a step or a pipeline option")
         expected -= {"ALLOW", "NAME"}
     elif VALUE_START <= expected:

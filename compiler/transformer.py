@@ -29,6 +29,7 @@ from .options import (
     BLOCK_OPTIONS,
     COLUMN_TYPES,
     COMMON_OPTIONS,
+    FORMAT_FIELD,
     LINK_FIELD,
     RULE_KINDS,
     SOURCE_FORMATS,
@@ -48,6 +49,7 @@ from .options import (
     known_keys,
     listed,
     literal_choices,
+    milliseconds,
     number,
     options_of,
     quoted,
@@ -306,6 +308,36 @@ class SpecTransformer:
             return Rule("drift", None, span)
         return Rule("drift", self.make(ir.DriftRule, fields, spans, span, "drift: "), span)
 
+    def metric_rule(self, children: list) -> Rule:
+        span = self.cover(children)
+        metric, op, value, _arrow, action = children[1:]
+        return self.monitor_rule("metric", ir.MetricRule, {"metric": metric}, op, value, None, action, span)
+
+    def latency_rule(self, children: list) -> Rule:
+        span = self.cover(children)
+        percentile, op, value, *rest = children[1:]
+        unit = rest.pop(0) if len(rest) == 3 else None
+        return self.monitor_rule("latency", ir.LatencyRule, {"percentile": percentile}, op, value, unit,
+                                 rest[-1], span)
+
+    def monitor_rule(self, keyword: str, cls: type, names: dict[str, Token], op: Token, value: Value,
+                     unit: Token | None, action: Token, span: ir.Span) -> Rule:
+        """`metric NAME OP VALUE -> ACTION` and `latency PERCENTILE OP VALUE[UNIT] -> ACTION`."""
+        fields: dict[str, Any] = {key: str(tok) for key, tok in names.items()}
+        fields.update(op=str(op), action=str(action), span=span)
+        spans = {key: self.tspan(tok) for key, tok in names.items()}
+        spans.update(op=self.tspan(op), action=self.tspan(action))
+        threshold = "threshold_ms" if keyword == "latency" else "threshold"
+        spans[threshold] = self.cover([value.span, unit]) if unit is not None else value.span
+        try:
+            fields[threshold] = milliseconds(value, str(unit) if unit else None) if keyword == "latency" \
+                else number(value)
+        except Bad as bad:
+            self.bad(bad, spans[threshold], f"{keyword}: ")
+            return Rule(keyword, None, span)
+        fields["spans"] = spans
+        return Rule(keyword, self.make(cls, fields, spans, span, f"{keyword}: "), span)
+
     def tune(self, children: list) -> Rule:
         return Rule("tune", children[1], self.cover(children), tuple(children[2:-1]))
 
@@ -370,7 +402,7 @@ class SpecTransformer:
                 if tune is not None:
                     self.put(fields, spans, "tune", tune, item.span, context)
             elif item.node is not None:
-                rules["drift" if kind == "monitor" else "rules"].append(item.node)
+                rules["drift" if item.keyword == "drift" else "rules"].append(item.node)
         for key, found in rules.items():
             if found:
                 fields[key] = tuple(found)
@@ -415,7 +447,7 @@ class SpecTransformer:
                              option.key_span)
                 return
             fields["format"], spans["format"] = key, option.key_span
-            key = "connection" if key == "sql" else "path"
+            key = FORMAT_FIELD[key]
             converter = SOURCE_FORMATS[option.key]
         else:
             converter = STEP_OPTIONS[kind].get(key) or COMMON_OPTIONS.get(key)

@@ -96,6 +96,12 @@ pipeline p {   # after the opening brace
     'require acc > 0.5 no_champion = fail } '
     'monitor m { reference = a current = a drift ks(x) pvalue < 0.01 -> alert '
     'webhook = env("HOOK") } deploy d from t { registry = "r" serving { replicas = 2 } after = [g, c] } }'),
+    # a served source and monitor rules; `metric` and `latency` still work as keys and names
+    ('pipeline p { params { metric: str = "m"  latency: float = 1 } source s { served = d window="7d" '
+    'log = "s3://b/log" types { latency: float } } train t on s { target = y estimator = '
+    'sklearn.tree.DecisionTreeClassifier {} tune grid { max_depth = [2] } cv = 2 metric = accuracy } '
+    'monitor m { reference = s current = s metric accuracy<0.85->retrain latency p95 > 50 ms -> alert '
+    'latency p99>=0.2s->retrain metric f1_macro < params.latency -> alert min_labels = 5 } }'),
 ]
 
 

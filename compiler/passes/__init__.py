@@ -22,11 +22,13 @@ from .link_gates import link_gates_to_deploys
 from .link_monitors import link_monitors_to_deploys
 from .lint import warn_idle_checks, warn_unguarded_deploys, warn_unused_sources
 from .metric_names import check_metric_names
+from .monitor_rules import check_monitor_rules
 from .params import check_params
 from .port_types import check_port_types
 from .ports import fill_default_ports
 from .references import check_references
 from .schedules import check_schedules
+from .served_sources import check_served_sources, link_served_sources
 from .values import check_values
 
 Pass = Callable[[ir.Pipeline], "ir.Pipeline | list[Diagnostic]"]
@@ -45,9 +47,12 @@ PASSES: tuple[Pass, ...] = (
     check_expressions,
     check_estimators,
     check_metric_names,
+    check_served_sources,
+    check_monitor_rules,
     link_gates_to_deploys,
     add_fairness_predictions,
     link_monitors_to_deploys,
+    link_served_sources,
     warn_unguarded_deploys,
     warn_unused_sources,
     warn_idle_checks,

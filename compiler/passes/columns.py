@@ -1,5 +1,6 @@
 """Column names used downstream of a source that declares `columns = [...]` must be among them.
 Nothing is checked where the column set is unknown (no declaration, or predictions of a model).
+A served source's columns are its model's `features` and the log's own (served_sources.py).
 
     source d { csv = "d.csv"  columns = [species, island] }
     train m on d { target = specis ... }     # E207: unknown column 'specis' ... did you mean 'species'?
@@ -9,18 +10,30 @@ from __future__ import annotations
 from .. import ir
 from ..errors import Diagnostic
 from .common import Index, index, span_of, unknown, where, written
+from .served_sources import LOG_COLUMNS, PROBA_PREFIX, served_train
 
 
 def columns_of(idx: Index, ref: ir.Ref | None, seen: frozenset[str] = frozenset()) -> tuple[str, ...] | None:
-    """The columns of the dataset `ref` names, when a source declares them; splits keep them."""
+    """The columns of the dataset `ref` names, when a source declares them; splits keep them. A
+    served source's include the pattern `proba_*` (the classes are known only at run time)."""
     step = idx.steps.get(ref.step) if ref is not None else None
     if step is None or step.name in seen:
         return None
     if isinstance(step, ir.Source):
+        if step.format == "served" and step.columns is None:
+            train = served_train(idx, step)
+            if train is None or train.features is None:
+                return None
+            return (*train.features, *LOG_COLUMNS, PROBA_PREFIX + "*")
         return step.columns
     if isinstance(step, ir.Split):
         return columns_of(idx, step.data, seen | {step.name})
     return None
+
+
+def is_known(column: str, known: tuple[str, ...]) -> bool:
+    """`column` is in `known`, or matches a pattern there (`proba_*`)."""
+    return column in known or any(c.endswith("*") and column.startswith(c[:-1]) for c in known)
 
 
 def check_columns(pipeline: ir.Pipeline) -> list[Diagnostic]:
@@ -29,10 +42,10 @@ def check_columns(pipeline: ir.Pipeline) -> list[Diagnostic]:
 
     def need(step: ir.Step, owner: ir.Node, key: str, column: str, known: tuple[str, ...] | None,
              dataset: ir.Ref | None) -> None:
-        if known is not None and column not in known:
+        if known is not None and not is_known(column, known):
             source = f" of '{written(idx, dataset)}'" if dataset is not None else ""
-            diagnostics.append(unknown("E207", f"column{source}", column, known, span_of(owner, key),
-                                       context=where(step)))
+            diagnostics.append(unknown("E207", f"column{source}", column, [c for c in known if "*" not in c],
+                                       span_of(owner, key), context=where(step)))
 
     for step in pipeline.steps:
         if isinstance(step, ir.Source) and step.columns is not None:

@@ -154,6 +154,18 @@ def unknown(code: str, what: str, name: str, candidates: Iterable[str], span: ir
     return Diagnostic(code, f"{context}unknown {what} '{name}'", span, hint)
 
 
+def source_of(idx: Index, ref: ir.Ref | None, seen: frozenset[str] = frozenset()) -> ir.Source | None:
+    """The source a dataset comes from, through splits."""
+    step = idx.steps.get(ref.step) if ref is not None else None
+    if step is None or step.name in seen:
+        return None
+    if isinstance(step, ir.Source):
+        return step
+    if isinstance(step, ir.Split):
+        return source_of(idx, step.data, seen | {step.name})
+    return None
+
+
 def written(idx: Index, ref: ir.Ref) -> str:
     """A reference as a user writes it: `penguins` for the default port, `parts.train` otherwise."""
     producer = idx.steps.get(ref.step)

@@ -18,7 +18,7 @@ from ..errors import Diagnostic
 from ..expression import check
 from ..expression_functions import COLUMN_TYPES
 from .columns import columns_of
-from .common import Index, index, where
+from .common import index, source_of, where
 
 PARAM_TYPES = {"int": "number", "float": "number", "str": "string", "bool": "bool"}
 
@@ -50,18 +50,6 @@ def check_expressions(pipeline: ir.Pipeline) -> list[Diagnostic]:
                 if isinstance(rule, ir.ExpressionRule):
                     judge(step, rule.expression, columns, source)
     return diagnostics
-
-
-def source_of(idx: Index, ref: ir.Ref | None, seen: frozenset[str] = frozenset()) -> ir.Source | None:
-    """The source a dataset comes from, through splits."""
-    step = idx.steps.get(ref.step) if ref is not None else None
-    if step is None or step.name in seen:
-        return None
-    if isinstance(step, ir.Source):
-        return step
-    if isinstance(step, ir.Split):
-        return source_of(idx, step.data, seen | {step.name})
-    return None
 
 
 def header_of(source: ir.Source, spec_dir: str) -> tuple[str, ...] | None:

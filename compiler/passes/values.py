@@ -34,6 +34,8 @@ RANGES: list[tuple[type, str, Callable[[Any], bool], str]] = [
     (ir.Serving, "cpu", lambda v: v > 0, "must be more than 0 cores"),
     (ir.Serving, "max_batch_size", lambda v: 1 <= v <= 10_000, "must be between 1 and 10000 rows"),
     (ir.Serving, "max_batch_wait_ms", lambda v: 0 <= v <= 1_000, "must be between 0 and 1000 ms"),
+    (ir.Source, "window", lambda v: v > 0, "must be more than 0 seconds"),
+    (ir.Monitor, "min_labels", lambda v: v >= 1, "must be 1 or more rows"),
     (ir.ColumnRule, "max_null_fraction", lambda v: 0 <= v <= 1, "must be a fraction between 0 and 1"),
     (ir.RowsRule, "value", lambda v: v >= 0, "must be 0 or more"),
     (ir.FairnessRule, "value", lambda v: 0 <= v <= 1, "must be a difference between 0 and 1"),
