@@ -88,8 +88,7 @@ def predict_batch(model: LoadedModel, frames: list[Any]) -> list[tuple[Any, Any]
     import pandas as pd
 
     X = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
-    predicted = model.model.predict(X)
-    proba = model.model.predict_proba(X) if model.has_proba else None
+    predicted, proba = model.predict(X)
     out, start = [], 0
     for frame in frames:
         end = start + len(frame)
@@ -396,6 +395,14 @@ def feedback_rows(document: Any) -> FeedbackRows:
     return FeedbackRows(ids, labels, datetime.now(UTC))
 
 
+def configure_logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for name in ("mlflow", "alembic", "alembic.runtime.migration"):   # store migrations log at INFO
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
 def app_from_environment() -> Starlette:
-    """The app of one uvicorn worker process (`--workers N`), configured by `$MLOPSC_SERVE_CONFIG`."""
+    """The app of one uvicorn worker process (`--workers N`), configured by `$MLOPSC_SERVE_CONFIG`.
+    Worker processes are spawned, not forked: they set up their own logging."""
+    configure_logging()
     return create_app(ServeConfig.from_json(os.environ[CONFIG_ENV]))

@@ -10,7 +10,6 @@ the compiler only here, lazily: the server itself needs the runtime and the IR a
 from __future__ import annotations
 
 import difflib
-import logging
 import os
 import sys
 from typing import Any
@@ -113,9 +112,9 @@ def serve(spec: str | None, deploy: str | None, model_ref: str | None, host: str
     else:
         base_dir = os.getcwd()
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for name in ("mlflow", "alembic", "alembic.runtime.migration"):
-        logging.getLogger(name).setLevel(logging.WARNING)
+    from .app import configure_logging
+
+    configure_logging()
     uri = store_uri(tracking_uri, base_dir)
     name, alias, version = resolve(uri, model_ref)
     from mlopsc.runtime.state_folder import state_folder

@@ -47,6 +47,33 @@ class LoadedModel:
     def feature_names(self) -> list[str]:
         return [f.name for f in self.features]
 
+    def predict(self, X: Any) -> tuple[Any, Any]:
+        """(predictions, probabilities or None) of the rows of X, transformed once for both: a
+        Pipeline's preprocessing costs more than a small forest's prediction, and `predict` then
+        `predict_proba` on the Pipeline would run it twice."""
+        import numpy as np
+
+        steps = getattr(self.model, "steps", None)
+        if steps and len(steps) > 1:
+            Xt, final = self.model[:-1].transform(X), steps[-1][1]
+        else:
+            Xt, final = X, self.model
+        proba = final.predict_proba(Xt) if self.has_proba else None
+        if proba is not None and _predict_is_argmax_of_proba(final):
+            return final.classes_.take(np.argmax(proba, axis=1), axis=0), proba
+        return final.predict(Xt), proba
+
+
+def _predict_is_argmax_of_proba(estimator: Any) -> bool:
+    """Estimators whose `predict` is documented and implemented as the class of the largest
+    `predict_proba` (first on ties), so one call gives both. Others are asked for both."""
+    from sklearn.ensemble import ExtraTreesClassifier, RandomForestClassifier
+    from sklearn.tree import DecisionTreeClassifier, ExtraTreeClassifier
+
+    single_output = getattr(estimator, "n_outputs_", 1) == 1
+    return single_output and type(estimator) in (RandomForestClassifier, ExtraTreesClassifier,
+                                                 DecisionTreeClassifier, ExtraTreeClassifier)
+
 
 def read_mlmodel(folder: str) -> dict[str, Any]:
     import yaml

@@ -86,11 +86,6 @@ def wait_ready(process: Process, ready_path: str = "/ping", timeout: float = STA
     raise TimeoutError(f"{name} did not answer {ready_path} within {timeout:.0f} s:\n{process.text()[-3000:]}")
 
 
-def start_process(args: list[str], url: str, output: Path, env: dict[str, str] | None = None,
-                  ready_path: str = "/ping", timeout: float = START_TIMEOUT) -> Process:
-    return wait_ready(launch(args, url, output, env), ready_path, timeout)
-
-
 @dataclass
 class Store:
     uri: str
@@ -146,17 +141,66 @@ def serve_env(**extra: str) -> dict[str, str]:
     return {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", **extra}
 
 
+TOKEN = "s3cret-token"          # the spec-started server's bearer token
+KILL_FLUSH_INTERVAL = 0.5       # the flush interval of the server that test_shutdown kills -9
+
+
+def penguins_spec(folder: Path, registry: str, port: int) -> Path:
+    """specs/penguins.mlops deploying to `registry`, with a serving block on `port`."""
+    spec = (REPO / "specs" / "penguins.mlops").read_text()
+    spec = spec.replace('"data/penguins.csv"', f'"{REPO / "specs" / "data" / "penguins.csv"}"')
+    spec = spec.replace('registry = "penguins-species"',
+                        f'registry = "{registry}"\n    serving {{ port = {port}  max_batch_size = 8 }}')
+    (folder / "penguins.mlops").write_text(spec)
+    return folder / "penguins.mlops"
+
+
 @pytest.fixture(scope="session")
-def server(store, tmp_path_factory) -> Iterator[Process]:
-    """The session's `mlopsc serve`: polls the alias every 0.2 s, writes its log every 0.2 s."""
-    folder = tmp_path_factory.mktemp("server")
-    port = free_port()
-    process = start_process(serve_args(store, port, folder / "log", "--poll-interval", "0.2",
-                                       "--flush-interval", "0.2", "--max-request-bytes", "200000"),
-                            f"http://127.0.0.1:{port}", folder / "server.out", serve_env())
-    process.log_dir = folder / "log"
-    yield process
-    process.stop()
+def launched(store, tmp_path_factory) -> Iterator[dict[str, Process]]:
+    """Every server process of the session, launched at once: starting one is mostly imports and
+    loading a model, which overlap. The fixtures below wait for the one they hand out.
+
+    - session: `mlopsc serve --model`, polls the alias and writes its log every 0.2 s;
+    - mlflow: `mlflow models serve` of version 1, with the venv's bin/ on PATH (it runs uvicorn);
+    - spec, kill: test_shutdown's own, stopped by SIGTERM and kill -9 there."""
+    folder = tmp_path_factory.mktemp("servers")
+    ports = {name: free_port() for name in ("session", "mlflow", "spec", "kill")}
+    url = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
+    processes = {}
+    try:
+        processes["session"] = launch(
+            serve_args(store, ports["session"], folder / "session-log", "--poll-interval", "0.2",
+                       "--flush-interval", "0.2", "--max-request-bytes", "200000"),
+            url["session"], folder / "session.out", serve_env())
+        processes["session"].log_dir = folder / "session-log"
+        processes["mlflow"] = launch(
+            [str(BIN / "mlflow"), "models", "serve", "-m", f"models:/{store.name}/1", "--env-manager", "local",
+             "-h", "127.0.0.1", "-p", str(ports["mlflow"])],
+            url["mlflow"], folder / "mlflow.out",
+            serve_env(MLFLOW_TRACKING_URI=store.uri, MLFLOW_ALLOW_PICKLE_DESERIALIZATION="true"))
+        spec_folder = folder / "spec"
+        spec_folder.mkdir()
+        spec = penguins_spec(spec_folder, store.name, ports["spec"])
+        processes["spec"] = launch(
+            [str(BIN / "mlopsc"), "serve", str(spec), "--token-env", "SERVE_TOKEN", "--poll-interval", "0",
+             "--flush-interval", "1.0"],
+            url["spec"], spec_folder / "spec.out", serve_env(MLFLOW_TRACKING_URI=store.uri, SERVE_TOKEN=TOKEN))
+        processes["spec"].log_dir = spec_folder / ".mlopsc" / "serving" / store.name
+        processes["kill"] = launch(
+            serve_args(store, ports["kill"], folder / "kill-log", "--poll-interval", "0",
+                       "--flush-interval", str(KILL_FLUSH_INTERVAL)),
+            url["kill"], folder / "kill.out", serve_env())
+        processes["kill"].log_dir = folder / "kill-log"
+        yield processes
+    finally:
+        for process in processes.values():
+            process.stop()
+
+
+@pytest.fixture(scope="session")
+def server(launched) -> Process:
+    """The session's `mlopsc serve`."""
+    return wait_ready(launched["session"])
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,7 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import BIN, FEATURES, free_port, serve_env, start_process
+from conftest import FEATURES, wait_ready
 
 
 def expected(local_models, version: str, records: list[dict]):
@@ -85,19 +85,12 @@ def test_ping_health_version(server, store):
 
 
 @pytest.fixture(scope="session")
-def mlflow_server(store, tmp_path_factory):
-    """`mlflow models serve` of version 1, with the venv's bin/ on PATH (it runs uvicorn)."""
-    folder = tmp_path_factory.mktemp("mlflow-serve")
-    port = free_port()
-    env = serve_env(MLFLOW_TRACKING_URI=store.uri, MLFLOW_ALLOW_PICKLE_DESERIALIZATION="true")
-    args = [str(BIN / "mlflow"), "models", "serve", "-m", f"models:/{store.name}/1", "--env-manager", "local",
-            "-h", "127.0.0.1", "-p", str(port)]
+def mlflow_server(launched):
+    """`mlflow models serve` of version 1, if it starts within a minute."""
     try:
-        process = start_process(args, f"http://127.0.0.1:{port}", folder / "mlflow.out", env, timeout=60)
+        return wait_ready(launched["mlflow"])
     except (RuntimeError, TimeoutError) as exc:
         pytest.skip(f"mlflow models serve did not start, so there is nothing to compare with: {exc}")
-    yield process
-    process.stop()
 
 
 def test_mlflow_scoring_server_gives_the_same_answers(server, mlflow_server, rows):

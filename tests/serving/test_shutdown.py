@@ -9,39 +9,16 @@ import time
 
 import httpx
 import pytest
-from conftest import BIN, REPO, free_port, launch, serve_args, serve_env, wait_ready
+from conftest import KILL_FLUSH_INTERVAL, TOKEN, wait_ready
 from mlopsc.runtime.serving import read_prediction_log
 
-TOKEN = "s3cret-token"
-FLUSH_INTERVAL = 0.5
 WRITE_SLACK = 0.5      # the duration of one write of the log, generously, on a busy machine
 
 
 @pytest.fixture(scope="module")
-def servers(store, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("shutdown")
-    spec_port, plain_port = free_port(), free_port()
-    spec = (REPO / "specs" / "penguins.mlops").read_text()
-    spec = spec.replace('"data/penguins.csv"', f'"{REPO / "specs" / "data" / "penguins.csv"}"')
-    spec = spec.replace('registry = "penguins-species"',
-                        f'registry = "{store.name}"\n    serving {{ port = {spec_port}  max_batch_size = 8 }}')
-    (folder / "penguins.mlops").write_text(spec)
-    from_spec = launch([str(BIN / "mlopsc"), "serve", str(folder / "penguins.mlops"), "--token-env", "SERVE_TOKEN",
-                        "--poll-interval", "0", "--flush-interval", "1.0"],
-                       f"http://127.0.0.1:{spec_port}", folder / "spec-server.out",
-                       serve_env(MLFLOW_TRACKING_URI=store.uri, SERVE_TOKEN=TOKEN))
-    plain = launch(serve_args(store, plain_port, folder / "plain-log", "--poll-interval", "0",
-                              "--flush-interval", str(FLUSH_INTERVAL)),
-                   f"http://127.0.0.1:{plain_port}", folder / "plain-server.out", serve_env())
-    try:
-        wait_ready(from_spec)
-        wait_ready(plain)
-        from_spec.log_dir = folder / ".mlopsc" / "serving" / store.name
-        plain.log_dir = folder / "plain-log"
-        yield from_spec, plain
-    finally:
-        from_spec.stop()
-        plain.stop()
+def servers(launched):
+    """(the server started from a spec with a token, the server to kill -9)"""
+    return wait_ready(launched["spec"]), wait_ready(launched["kill"])
 
 
 def test_the_token_guards_predictions_and_feedback(servers, store, rows):
@@ -81,29 +58,32 @@ def test_kill_9_loses_at_most_the_last_flush_interval(servers, rows):
     answered: list[tuple[str, float]] = []
     stop = threading.Event()
 
-    def send() -> None:
+    def send(client_number: int) -> None:
         with httpx.Client(base_url=server.url, timeout=5) as client:
             i = 0
             while not stop.is_set():
+                request_id = f"kill-{client_number}-{i}"
                 try:
                     answer = client.post("/invocations", json={"dataframe_records": [rows[i % len(rows)]]},
-                                         headers={"X-Request-Id": f"kill-{i}"})
+                                         headers={"X-Request-Id": request_id})
                 except httpx.HTTPError:
                     return
                 if answer.status_code == 200:
-                    answered.append((f"kill-{i}", time.monotonic()))
+                    answered.append((request_id, time.monotonic()))
                 i += 1
 
-    sender = threading.Thread(target=send, daemon=True)
-    sender.start()
-    time.sleep(2.0)
+    senders = [threading.Thread(target=send, args=(n,), daemon=True) for n in range(4)]
+    for sender in senders:
+        sender.start()
+    time.sleep(2.5)
     killed_at = time.monotonic()
     server.proc.send_signal(signal.SIGKILL)
     server.proc.wait(10)
     stop.set()
-    sender.join(10)
+    for sender in senders:
+        sender.join(10)
     logged = set(read_prediction_log(str(server.log_dir))["request_id"])
-    old_enough = [rid for rid, at in answered if at < killed_at - FLUSH_INTERVAL - WRITE_SLACK]
+    old_enough = [rid for rid, at in answered if at < killed_at - KILL_FLUSH_INTERVAL - WRITE_SLACK]
     assert len(old_enough) > 20, "too few requests were answered to test anything"
     lost = [rid for rid in old_enough if rid not in logged]
     assert not lost, f"{len(lost)} rows answered more than a flush interval before the kill are not in the log"
