@@ -16,7 +16,8 @@ in-memory queue (`max_pending_rows`). One writer thread wakes every `flush_inter
 what is queued into Arrow tables and rewrites the current part of each stream with everything it
 holds: to a hidden temporary name, then renamed over the part, so a reader sees a whole file or
 the previous one, never half of one. A part is closed and a new one started after `roll_rows`
-rows, `roll_seconds` seconds, or when the served model's columns change. `close()` (the server's
+rows or `roll_bytes` bytes (in memory), `roll_seconds` seconds, or when the served model's columns
+change. Each write rewrites the whole current part, so these bounds also bound a write's cost. `close()` (the server's
 graceful shutdown) writes everything queued. A `kill -9` loses what was queued since the start of
 the last completed write: at most one flush interval plus the duration of one write.
 
@@ -145,6 +146,7 @@ class _Part:
         self.durable: pa.Table | None = None
         self.fresh: list[pa.Table] = []
         self.rows = 0
+        self.nbytes = 0
         self.started = time.monotonic()
 
 
@@ -157,6 +159,7 @@ class _Stream:
     def append(self, table: pa.Table) -> None:
         part = self.part
         if part is not None and (not part.schema.equals(table.schema) or part.rows >= self.log.roll_rows
+                                 or part.nbytes >= self.log.roll_bytes
                                  or time.monotonic() - part.started >= self.log.roll_seconds):
             self.write()
             self.part = part = None
@@ -166,6 +169,7 @@ class _Stream:
             self.part = part = _Part(f"part-{stamp}-{os.getpid()}-{self.seq:06d}.parquet", table.schema)
         part.fresh.append(table)
         part.rows += table.num_rows
+        part.nbytes += table.nbytes
 
     def write(self) -> None:
         part = self.part
@@ -187,7 +191,7 @@ class _Stream:
 
 class PredictionLog:
     def __init__(self, uri: str, *, flush_interval: float = 0.5, max_pending_rows: int = 200_000,
-                 roll_rows: int = 50_000, roll_seconds: float = 600.0,
+                 roll_rows: int = 50_000, roll_bytes: int = 32 * 1024 * 1024, roll_seconds: float = 600.0,
                  on_written: Callable[[str, int], None] | None = None,
                  on_failed: Callable[[str, int, str], None] | None = None) -> None:
         from fsspec.core import url_to_fs
@@ -196,7 +200,7 @@ class PredictionLog:
         self.fs, self.root = url_to_fs(self.uri)
         self.local = "file" in (self.fs.protocol if isinstance(self.fs.protocol, tuple) else (self.fs.protocol,))
         self.flush_interval, self.max_pending_rows = flush_interval, max_pending_rows
-        self.roll_rows, self.roll_seconds = roll_rows, roll_seconds
+        self.roll_rows, self.roll_bytes, self.roll_seconds = roll_rows, roll_bytes, roll_seconds
         self.on_written, self.on_failed = on_written, on_failed
         self._queue: deque[PredictionRows | FeedbackRows] = deque()
         self._pending_rows = 0

@@ -31,6 +31,7 @@ class RegistryWatcher:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._unreachable = False
+        self._alias_missing = False
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="mlopsc-registry-watcher", daemon=True)
@@ -59,9 +60,16 @@ class RegistryWatcher:
             log.info("registry: reachable again")
             self._unreachable = False
         current = self.holder.current
-        if version is None or (current is not None and version == current.version):
-            self.failed_version = None if version is None or version == getattr(current, "version", None) \
-                else self.failed_version
+        if version is None:
+            if not self._alias_missing:
+                log.warning("registry: no version holds the alias (or the registry cannot say); still serving "
+                            "version %s", getattr(current, "version", "none"))
+            self._alias_missing = True
+            self.failed_version = None
+            return
+        self._alias_missing = False
+        if current is not None and version == current.version:
+            self.failed_version = None
             return
         if version == self.failed_version:
             return
