@@ -39,6 +39,7 @@ from .prediction_log import FeedbackRows, PredictionLog, PredictionRows
 log = logging.getLogger("mlopsc.serving")
 
 CONFIG_ENV = "MLOPSC_SERVE_CONFIG"
+LARGE_BODY = 64 * 1024          # bytes; larger bodies are parsed and checked off the event loop
 REQUEST_ID = re.compile(r"[A-Za-z0-9._:/-]{1,128}")
 MLFLOW_CODES = {400: "BAD_REQUEST", 401: "UNAUTHENTICATED", 404: "RESOURCE_DOES_NOT_EXIST",
                 409: "INVALID_STATE", 413: "REQUEST_LIMIT_EXCEEDED", 415: "BAD_REQUEST",
@@ -208,8 +209,14 @@ class Server:
         self.authorize(request)
         body = await self.body(request)
         model = self.model()
-        columns, body_id = parse(body, model)
-        frame, missing = model_frame(model, columns)
+
+        def check() -> tuple[Any, dict[str, int], str | None]:
+            columns, body_id = parse(body, model)
+            return (*model_frame(model, columns), body_id)
+
+        # Checking is Python work per value: a large body is checked on a thread, so that the
+        # event loop keeps answering the small requests meanwhile.
+        frame, missing, body_id = await asyncio.to_thread(check) if len(body) > LARGE_BODY else check()
         predicted, proba = await self.dispatcher.submit(model, frame, len(frame))
         request_id = _request_id(request.headers.get("x-request-id") or body_id)
         predictions = _plain(predicted)

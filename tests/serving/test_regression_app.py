@@ -52,15 +52,18 @@ def test_a_regressor_answers_logs_and_counts(regressor, tmp_path):
         infer = client.post("/v2/models/diabetes/infer", json={"inputs": inputs}).json()
         assert infer["outputs"][0]["datatype"] == "FP64" and len(infer["outputs"]) == 1
         np.testing.assert_allclose(infer["outputs"][0]["data"], expected)
+        many = records * 100        # over 64 KiB: checked on a thread
+        large = client.post("/invocations", json={"dataframe_records": many})
+        np.testing.assert_allclose(large.json()["predictions"], np.tile(expected, 100))
         bad = client.post("/invocations", json={"dataframe_records": [{**records[0], "band": 1.5}]})
         assert bad.status_code == 400 and bad.json()["column"] == "band"
         metrics = client.get("/metrics").text
-        assert f"mlopsc_prediction_value_count {2.0 * len(rows)}" in metrics
+        assert f"mlopsc_prediction_value_count {102.0 * len(rows)}" in metrics
         assert "mlopsc_predictions_total{" not in metrics
         assert 'mlopsc_model_info{alias="",name="diabetes",version="7"} 1.0' in metrics
     # leaving the block shut the app down, which writes the log
     logged = read_prediction_log(str(tmp_path / "log"))
-    assert len(logged) == 2 * len(rows)
+    assert len(logged) == 102 * len(rows)
     part = next((tmp_path / "log" / "predictions").glob("part-*.parquet"))
     schema = pq.read_schema(part)
     assert schema.names == ["request_id", "timestamp", "model_name", "model_version", "age", "bmi", "bp", "band",
