@@ -16,6 +16,13 @@ Statistics (missing values are left out and reported as null fractions):
 PSI = sum over bins of (current share - reference share) * ln(current share / reference share),
 with shares floored at 1e-4 so that an empty bin counts as rare rather than infinite.
 
+Rules on a served `current` (a `source ... { served = DEPLOY }`, runtime/served.py):
+- `metric NAME OP X -> ACTION`: the metric (runtime/metrics.py) of the logged `prediction` against
+  the feedback `label`, on the rows that have one; with fewer than `min_labels` such rows the rule
+  is "not evaluated": it does not fire, and its reason says how many rows had labels.
+- `latency pNN OP X -> ACTION`: the percentile of `latency_ms` over the requests in `current`
+  (a request of several rows counts once).
+
 Actions of fired rules: `alert` logs a warning and, when `step.webhook` is set, POSTs a JSON
 summary to that URL; `retrain` makes the result `{"retrain": true, "reasons": [...]}`, which the
 backends turn into a new run of the training pipeline. A webhook that cannot be reached does not
@@ -56,6 +63,7 @@ def run(step: ir.Monitor, inputs: dict[str, str], outputs: dict[str, str], ctx: 
     if model is not None:
         stats[PREDICTION] = _prediction_drift(step, model, reference, current, features)
     rules = [_judge(step, rule, stats) for rule in step.drift]
+    rules += [_judge_served(step, rule, current) for rule in step.rules]
     fired = [r for r in rules if r["fired"]]
     report: dict[str, Any] = {
         "monitor": step.name, "pipeline": ctx.pipeline,
@@ -72,7 +80,7 @@ def run(step: ir.Monitor, inputs: dict[str, str], outputs: dict[str, str], ctx: 
         report["webhook"] = _alert(step, report)
         status = "warn" if report["webhook"].get("error") else "ok"
     digest = artifacts.write_json(report, outputs["report"])
-    _log_metrics(step, ctx, stats, fired)
+    _log_metrics(step, ctx, stats, rules)
     reasons = [r["reason"] for r in fired if r["action"] == "retrain"]
     return step_result(step, {"report": (outputs["report"], digest)}, status, retrain=bool(reasons),
                        reasons=reasons, alerts=[r["reason"] for r in fired if r["action"] == "alert"],
@@ -196,6 +204,68 @@ def _judge(step: ir.Monitor, rule: ir.DriftRule, stats: dict[str, Any]) -> dict[
             "reason": f"{text} is {shown}, {'' if fired else 'not '}{rule.op} {limit:g}"}
 
 
+def _judge_served(step: ir.Monitor, rule: ir.MetricRule | ir.LatencyRule, current: pd.DataFrame) -> dict[str, Any]:
+    if isinstance(rule, ir.MetricRule):
+        text = f"metric {rule.metric}"
+        observed, rows, note = _served_metric(step, rule, current)
+        limit, unit = float(rule.threshold), ""
+    else:
+        text = f"latency {rule.percentile}"
+        observed, rows, note = _latency(step, rule, current)
+        limit, unit = float(rule.threshold_ms), "ms"
+    fired = observed is not None and OPS[rule.op](observed, limit)
+    shown = f"{observed:.4g}{unit}" if observed is not None else None
+    reason = (f"{text} is {shown}, {'' if fired else 'not '}{rule.op} {limit:g}{unit} ({note})" if shown
+              else f"{text} not evaluated: {note}")
+    return {"rule": f"{text} {rule.op} {limit:g}{unit}", "kind": rule.kind, "observed": observed,
+            "evaluated": observed is not None, "rows": rows, "op": rule.op, "threshold": limit, "fired": fired,
+            "action": rule.action, "where": str(rule.span) if rule.span else None, "reason": reason}
+
+
+def _served_metric(step: ir.Monitor, rule: ir.MetricRule, current: pd.DataFrame) -> tuple[float | None, int, str]:
+    """(value or None, labelled rows, what was measured)."""
+    import pandas as pd
+    from mlopsc.compiler.metrics import task_of
+
+    from . import metrics
+
+    require_columns(step, [str(c) for c in current.columns], ["prediction", "label"],
+                    role="column of a served log", span=rule.span)
+    labelled = current[current["label"].notna()]
+    if len(labelled) < step.min_labels:
+        return None, len(labelled), (f"{len(labelled)} of {len(current)} rows have feedback labels, "
+                                     f"fewer than min_labels = {step.min_labels}")
+    proba_columns = [str(c) for c in labelled.columns if str(c).startswith("proba_")]
+    if task_of(rule.metric) == "classification":
+        # Labels come back as text: compare classes as text, in the order of the proba columns.
+        y_true, y_pred = labelled["label"].astype(str), labelled["prediction"].astype(str)
+        classes = [c.removeprefix("proba_") for c in proba_columns] or sorted(set(y_true) | set(y_pred))
+        proba = labelled[proba_columns].to_numpy() if proba_columns else None
+    else:
+        y_true, y_pred = pd.to_numeric(labelled["label"]), pd.to_numeric(labelled["prediction"])
+        classes, proba = [], None
+    try:
+        value = metrics.compute(rule.metric, y_true, y_pred, proba, classes)
+    except ValueError as exc:
+        raise StepError(f"metric {rule.metric} cannot be computed on the served rows: {exc}", span=rule.span,
+                        expected="labels and predictions the metric fits", found=str(exc)) from None
+    return value, len(labelled), f"on {len(labelled)} labelled rows"
+
+
+def _latency(step: ir.Monitor, rule: ir.LatencyRule, current: pd.DataFrame) -> tuple[float | None, int, str]:
+    import numpy as np
+
+    require_columns(step, [str(c) for c in current.columns], ["latency_ms", "request_id"],
+                    role="column of a served log", span=rule.span)
+    # Rows of one request share its latency (`<id>/<row>`): each request counts once.
+    per_request = current.assign(request=current["request_id"].astype(str).str.split("/").str[0]) \
+        .drop_duplicates("request")["latency_ms"].dropna()
+    if per_request.empty:
+        return None, 0, "no request with a latency in current"
+    value = float(np.percentile(per_request.to_numpy(dtype=float), int(rule.percentile[1:])))
+    return value, len(per_request), f"over {len(per_request)} requests"
+
+
 def _alert(step: ir.Monitor, report: dict[str, Any]) -> dict[str, Any]:
     """Log every alert; POST a summary to the webhook, if any. Returns what happened to the POST."""
     alerts = [r for r in report["fired"] if r["action"] == "alert"]
@@ -234,10 +304,15 @@ def _metric_name(text: str) -> str:
     return re.sub(r"[^\w\-. /]", "_", text)
 
 
-def _log_metrics(step: ir.Monitor, ctx: RunContext, stats: dict[str, Any], fired: list[dict[str, Any]]) -> None:
+def _log_metrics(step: ir.Monitor, ctx: RunContext, stats: dict[str, Any], rules: list[dict[str, Any]]) -> None:
     from . import tracking
 
+    fired = [r for r in rules if r["fired"]]
     metrics: dict[str, float] = {"drift.rules_fired": float(len(fired))}
+    for rule in rules:      # `served.metric.accuracy`, `served.latency.p95_ms`
+        if rule.get("kind") in ("metric", "latency") and rule["observed"] is not None:
+            name = rule["rule"].split(" ")[1] + ("_ms" if rule["kind"] == "latency" else "")
+            metrics[f"served.{rule['kind']}.{_metric_name(name)}"] = rule["observed"]
     for name, entry in stats.items():
         key = f"drift.{_metric_name(name)}"
         if entry.get("psi") is not None:

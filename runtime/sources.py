@@ -1,4 +1,5 @@
-"""Source stage: read CSV, Parquet or SQL into the step's `data` Dataset.
+"""Source stage: read CSV, Parquet, SQL or a served prediction log (served.py) into the step's
+`data` Dataset.
 
 Order: read -> filter (may use any column) -> column selection -> column types (column_types.py:
 declared and coerced types, and a warning for a column that is mostly numbers).
@@ -102,7 +103,12 @@ def _apply_filter(step: ir.Source, df: pd.DataFrame, ctx: RunContext) -> pd.Data
 def load(step: ir.Source, ctx: RunContext) -> tuple[pd.DataFrame, dict[str, Any]]:
     """The source's data after filter, column selection and types (nothing written), and what
     typing its columns found (column_types.read_types: notes, coerced counts, warnings)."""
-    df = _read_sql(step) if step.format == "sql" else _read_file(step, ctx)
+    if step.format == "served":
+        from .served import read_served
+
+        df = read_served(step, ctx)     # never empty: it says why instead
+    else:
+        df = _read_sql(step) if step.format == "sql" else _read_file(step, ctx)
     origin = f"table {step.table}" if step.table else ("the query" if step.query else step.path)
     if df.empty:
         raise step_error(step, f"the source has no rows: {origin}", expected="at least one row", found="0 rows")
@@ -125,8 +131,8 @@ def run(step: ir.Source, inputs: dict[str, str], outputs: dict[str, str], ctx: R
     with tracking.step_run(ctx, step) as mlrun:
         import mlflow
 
-        # The file read is the dataset's source; an SQL result's only file is the artifact.
-        read_from = resolve_path(step, ctx) if step.format != "sql" else uri
+        # The file read is the dataset's source; an SQL result's (or a served log's) is the artifact.
+        read_from = resolve_path(step, ctx) if step.format in ("csv", "parquet") else uri
         tracking.log_dataset(df, read_from, name=step.name, digest=digest, context="source")
         mlflow.log_params({"format": step.format, "rows": len(df), "columns": len(df.columns)})
         mlflow.set_tag("mlopsc.sha256", digest)

@@ -42,6 +42,12 @@ def state_folder(base_dir: str | os.PathLike[str]) -> Path:
     return folder
 
 
+def serving_log_folder(base_dir: str | os.PathLike[str], registry: str) -> Path:
+    """Where `mlopsc serve` logs the predictions of a registered model by default, and where a
+    served source (`source live { served = DEPLOY }`) reads them: `<state folder>/serving/<registry>/`."""
+    return state_folder(base_dir) / "serving" / registry
+
+
 def _tell_about_legacy(legacy: Path) -> None:
     global _told_about_legacy
     if _told_about_legacy:
