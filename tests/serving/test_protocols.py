@@ -86,7 +86,7 @@ def test_ping_health_version(server, store):
 
 @pytest.fixture(scope="session")
 def mlflow_server(launched):
-    """`mlflow models serve` of version 1, if it starts within a minute."""
+    """`mlflow models serve` of version 1, if it starts (within START_TIMEOUT); else the test is skipped."""
     try:
         return wait_ready(launched["mlflow"])
     except (RuntimeError, TimeoutError) as exc:
