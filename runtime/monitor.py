@@ -198,7 +198,7 @@ def _judge(step: ir.Monitor, rule: ir.DriftRule, stats: dict[str, Any]) -> dict[
     limit = float(rule.threshold)
     fired = observed is not None and OPS[rule.op](observed, limit)
     shown = "no data" if observed is None else f"{observed:.4g}"
-    return {"rule": f"{text} {rule.op} {rule.threshold}", "column": rule.column, "statistic": rule.statistic,
+    return {"rule": f"{text} {rule.op} {rule.threshold}", "kind": "drift", "column": rule.column, "statistic": rule.statistic,
             "measure": rule.measure, "observed": observed, "op": rule.op, "threshold": limit, "fired": fired,
             "action": rule.action, "where": where,
             "reason": f"{text} is {shown}, {'' if fired else 'not '}{rule.op} {limit:g}"}
