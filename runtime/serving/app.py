@@ -211,8 +211,15 @@ class Server:
         model = self.model()
 
         def check() -> tuple[Any, dict[str, int], str | None]:
-            columns, body_id = parse(body, model)
-            return (*model_frame(model, columns), body_id)
+            try:
+                columns, body_id = parse(body, model)
+                return (*model_frame(model, columns), body_id)
+            except InputError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - a body no rule foresaw is still bad input, not a 500
+                log.warning("a request body could not be read: %s: %s", type(exc).__name__, exc)
+                raise InputError("the request could not be read", expected="a body as docs/serving.md shows",
+                                 found=f"{type(exc).__name__}: {str(exc)[:200]}") from None
 
         # Checking is Python work per value: a large body is checked on a thread, so that the
         # event loop keeps answering the small requests meanwhile.

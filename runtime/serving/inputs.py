@@ -111,7 +111,10 @@ def _number(column: str, row: int, value: Any, text: bool) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise InputError(f"column {column!r} expects a number (row {row})", column=column,
                          expected="a finite number", found=describe(value))
-    number = float(value)
+    try:
+        number = float(value)
+    except OverflowError:          # an integer beyond float range, e.g. 10**400
+        number = math.inf
     if math.isinf(number):
         raise InputError(f"column {column!r} expects a finite number (row {row})", column=column,
                          expected="a finite number", found=describe(value))
@@ -141,6 +144,9 @@ def _any(column: str, row: int, value: Any, text: bool) -> Any:
     if isinstance(value, float) and math.isinf(value):
         raise InputError(f"column {column!r} expects a finite number (row {row})", column=column,
                          expected="a finite number", found=describe(value))
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 2**63:
+        raise InputError(f"column {column!r} holds a number too large (row {row})", column=column,
+                         expected="a number within 64 bits", found=f"a number of {len(str(abs(value)))} digits")
     return value
 
 

@@ -37,9 +37,23 @@ def parse(body: bytes, content_type: str | None) -> Columns:
 def load_json(body: bytes) -> Any:
     try:
         return json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (UnicodeDecodeError, ValueError) as exc:   # JSONDecodeError, and an integer of 5,000 digits
         raise InputError("the body is not valid JSON", expected="a JSON document",
-                         found=f"{type(exc).__name__}: {exc}") from None
+                         found=f"{type(exc).__name__}: {str(exc)[:200]}") from None
+    except RecursionError:
+        raise InputError("the body is not valid JSON", expected="a JSON document nested less deeply",
+                         found="nesting too deep to read") from None
+
+
+def unique_names(names: list[str], what: str) -> list[str]:
+    """Column names, each once: `{"columns": ["a", "a"]}` would give one column two values per row."""
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise InputError(f"{what}: column {name!r} is given twice", column=name, expected="each column once",
+                             found=f"{name!r} twice")
+        seen.add(name)
+    return names
 
 
 def parse_json(body: bytes) -> Columns:
@@ -71,7 +85,7 @@ def _split(value: Any) -> Columns:
             value.get("data"), list):
         raise InputError("dataframe_split must hold 'columns' and 'data' lists",
                          expected='{"columns": [...], "data": [[...], ...]}', found=describe(value))
-    names = [str(c) for c in value["columns"]]
+    names = unique_names([str(c) for c in value["columns"]], "dataframe_split")
     values: dict[str, list[Any]] = {n: [] for n in names}
     for i, row in enumerate(value["data"]):
         if not isinstance(row, list) or len(row) != len(names):
@@ -96,7 +110,7 @@ def parse_csv(body: bytes) -> Columns:
     rows = [r for r in rows if r]
     if not rows:
         raise InputError("the CSV body is empty", expected="a header row and at least one row", found="nothing")
-    header, data = rows[0], rows[1:]
+    header, data = unique_names(rows[0], "the CSV header"), rows[1:]
     values: dict[str, list[Any]] = {name: [] for name in header}
     for i, row in enumerate(data):
         if len(row) != len(header):

@@ -42,6 +42,9 @@ def parse_infer(document: Any, model: LoadedModel) -> tuple[Columns, str | None]
             raise InputError(f"input {i} has no name", expected="an object with name, shape, datatype, data",
                              found=describe(tensor))
         name = tensor["name"]
+        if name in values:
+            raise InputError(f"input {name!r} is given twice", column=name, expected="one input per feature",
+                             found=f"{name!r} twice")
         shape, datatype, data = tensor.get("shape"), tensor.get("datatype"), tensor.get("data")
         if not (isinstance(shape, list) and shape and all(isinstance(d, int) and d >= 0 for d in shape)):
             raise InputError(f"input {name!r} needs a shape", column=name, expected="a list of sizes like [3]",
