@@ -132,3 +132,13 @@ def test_rows_that_cannot_be_logged_are_counted(tmp_path):
     log.add(batch(3))
     log.close()
     assert ("predictions", 3, "write_error") in failed and not written
+
+
+def test_the_log_writes_to_any_fsspec_uri():
+    uri = f"memory://serving-log-{time.time_ns()}"
+    log = PredictionLog(uri, flush_interval=0.05)
+    log.start()
+    log.add(batch(3))
+    log.close()
+    frame = read_prediction_log(uri)
+    assert list(frame["request_id"]) == ["r0", "r1", "r2"] and list(frame["proba_a"]) == [0.5] * 3
