@@ -1,10 +1,12 @@
 """Real Prefect for the Prefect backend's tests: one `prefect server start` on loopback for the
 session (starting one costs 10-20 s here), and a process worker polling a work pool on it.
 
-Everything lives in temp folders: PREFECT_HOME (the server's SQLite database), the MLflow store,
-the artifact storage. Teardown stops the worker first, then the server (NOTES.md: a worker whose
-server is gone ignores SIGTERM), each with SIGTERM, then SIGKILL of its process group after a
-short timeout.
+Everything lives in temp folders: PREFECT_HOME (the server's SQLite database), the MLflow store, the
+artifact storage. The server's scheduler is off: the examples' cron schedules (the penguins
+monitor's is hourly) would otherwise start runs on the session's worker whenever the clock passes
+their time, and a run the test did not start would change what it counts (runs, model versions).
+Teardown stops the worker first, then the server (NOTES.md: a worker whose server is gone ignores
+SIGTERM), each with SIGTERM, then SIGKILL of its process group after a short timeout.
 """
 from __future__ import annotations
 
@@ -35,7 +37,8 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory):
     with open(log, "wb") as out:
         process = subprocess.Popen(
             [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-            env=base_env(home), stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+            env={**base_env(home), "PREFECT_SERVER_SERVICES_SCHEDULER_ENABLED": "false"},
+            stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         wait_healthy(api_url, process, log)
         yield PrefectServer(api_url=api_url, home=home)
