@@ -20,6 +20,7 @@ from .fairness import add_fairness_predictions
 from .guards import guard_with_checks
 from .link_gates import link_gates_to_deploys
 from .link_monitors import link_monitors_to_deploys
+from .link_served_sources import link_served_sources
 from .lint import warn_idle_checks, warn_unguarded_deploys, warn_unused_sources
 from .metric_names import check_metric_names
 from .monitor_rules import check_monitor_rules
@@ -28,7 +29,7 @@ from .port_types import check_port_types
 from .ports import fill_default_ports
 from .references import check_references
 from .schedules import check_schedules
-from .served_sources import check_served_sources, link_served_sources
+from .served_sources import check_served_sources
 from .values import check_values
 
 Pass = Callable[[ir.Pipeline], "ir.Pipeline | list[Diagnostic]"]

@@ -1,6 +1,6 @@
 """A served source reads the prediction log of a deploy step: `served` must name a deploy, and
-`window` and `log` belong to served sources only. An IR pass then gives the source the deploy's
-registry, whose log folder it reads (`<state folder>/serving/<registry>/` unless `log` says).
+`window` and `log` belong to served sources only (link_served_sources.py then gives the source
+its deploy's registry, whose log folder it reads).
 
     source live { served = species_servise }     # E203: unknown deploy step ... did you mean 'species_service'?
     source live { served = species_model }       # E310: 'served' names a deploy step, got train 'species_model'
@@ -57,16 +57,3 @@ def check_served_sources(pipeline: ir.Pipeline) -> list[Diagnostic]:
                 "E310", f"{where(step)}'served' names a deploy step, got {target.KIND} '{target.name}'{defined}",
                 span_of(step, "served"), hint))
     return diagnostics
-
-
-def link_served_sources(pipeline: ir.Pipeline) -> ir.Pipeline:
-    """A served source's `registry` is its deploy's (whose log the server writes)."""
-    idx = index(pipeline)
-    steps = []
-    for step in pipeline.steps:
-        if isinstance(step, ir.Source) and step.format == "served" and step.registry is None:
-            deploy = idx.steps.get(step.served or "")
-            if isinstance(deploy, ir.Deploy):
-                step = step.model_copy(update={"registry": deploy.registry})
-        steps.append(step)
-    return pipeline.model_copy(update={"steps": tuple(steps)})
