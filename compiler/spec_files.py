@@ -33,6 +33,10 @@ def specs_in(folder: str | os.PathLike[str]) -> list[Path]:
 
 
 def skipped_folder(path: str) -> bool:
+    """A folder the search does not enter, e.g.
+
+        specs/.mlopsc/   .git/   .venv/   venv/   py311/ (holds a pyvenv.cfg)   node_modules/
+    """
     name = os.path.basename(path)
     return (name.startswith(".") or name in SKIPPED_FOLDERS
             or os.path.isfile(os.path.join(path, "pyvenv.cfg")))
