@@ -31,7 +31,7 @@ from starlette.routing import Route
 
 from . import mlflow_protocol, v2_protocol
 from .batching import BatchDispatcher
-from .inputs import InputError, describe, model_frame
+from .inputs import Checked, InputError, batch_frame, check_columns, describe
 from .metrics import ServerMetrics
 from .model import LoadedModel, ModelHolder, load_version
 from .prediction_log import FeedbackRows, PredictionLog, PredictionRows
@@ -84,15 +84,12 @@ def _plain(values: Any) -> list[Any]:
     return [v.item() if hasattr(v, "item") else v for v in listed]
 
 
-def predict_batch(model: LoadedModel, frames: list[Any]) -> list[tuple[Any, Any]]:
-    """One model call for the frames of a batch; each frame's predictions (and probabilities) back."""
-    import pandas as pd
-
-    X = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
-    predicted, proba = model.predict(X)
+def predict_batch(model: LoadedModel, batch: list[Checked]) -> list[tuple[Any, Any]]:
+    """One model call for the requests of a batch; each request's predictions (and probabilities) back."""
+    predicted, proba = model.predict(batch_frame(model, batch))
     out, start = [], 0
-    for frame in frames:
-        end = start + len(frame)
+    for checked in batch:
+        end = start + checked.rows
         out.append((predicted[start:end], None if proba is None else proba[start:end]))
         start = end
     return out
@@ -210,10 +207,10 @@ class Server:
         body = await self.body(request)
         model = self.model()
 
-        def check() -> tuple[Any, dict[str, int], str | None]:
+        def check() -> tuple[Checked, str | None]:
             try:
                 columns, body_id = parse(body, model)
-                return (*model_frame(model, columns), body_id)
+                return check_columns(model, columns), body_id
             except InputError:
                 raise
             except Exception as exc:  # noqa: BLE001 - a body no rule foresaw is still bad input, not a 500
@@ -223,16 +220,16 @@ class Server:
 
         # Checking is Python work per value: a large body is checked on a thread, so that the
         # event loop keeps answering the small requests meanwhile.
-        frame, missing, body_id = await asyncio.to_thread(check) if len(body) > LARGE_BODY else check()
-        predicted, proba = await self.dispatcher.submit(model, frame, len(frame))
+        checked, body_id = await asyncio.to_thread(check) if len(body) > LARGE_BODY else check()
+        predicted, proba = await self.dispatcher.submit(model, checked, checked.rows)
         request_id = _request_id(request.headers.get("x-request-id") or body_id)
         predictions = _plain(predicted)
         latency_ms = (time.perf_counter() - started) * 1000
-        self.metrics.answered(model, predictions, missing)
+        self.metrics.answered(model, predictions, checked.missing)
         if self.log is not None:
-            rows = len(frame)
+            rows = checked.rows
             ids = [request_id] if rows == 1 else [f"{request_id}/{i}" for i in range(rows)]
-            self.log.add(PredictionRows(ids, arrived, model, frame, predicted, proba, latency_ms))
+            self.log.add(PredictionRows(ids, arrived, model, checked, predicted, proba, latency_ms))
         return Answered(model, request_id, predictions, proba)
 
 

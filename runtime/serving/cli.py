@@ -117,10 +117,10 @@ def serve(spec: str | None, deploy: str | None, model_ref: str | None, host: str
     configure_logging()
     uri = store_uri(tracking_uri, base_dir)
     name, alias, version = resolve(uri, model_ref)
-    from mlopsc.runtime.state_folder import state_folder
+    from mlopsc.runtime.state_folder import serving_log_folder
 
-    if not no_log and log_uri is None:
-        log_uri = str(state_folder(base_dir) / "serving" / name)
+    if not no_log and log_uri is None:     # where a served source (`served = DEPLOY`) reads it
+        log_uri = str(serving_log_folder(base_dir, name))
     from .app import ServeConfig
 
     config = ServeConfig(
@@ -155,8 +155,11 @@ def run(config: Any, host: str, port: int, workers: int, version: str) -> None:
     from .app import CONFIG_ENV, app_from_environment, create_app
     from .model import ModelLoadError, load_version
 
+    # Keep-alive longer than clients' own idle expiry (httpx, requests: 5 s), so that the client, not
+    # the server, closes an idle connection: a server closing one as a request arrives on it fails
+    # that request.
     options = {"host": host, "port": port, "access_log": False, "log_level": "info",
-               "timeout_graceful_shutdown": 30}
+               "timeout_graceful_shutdown": 30, "timeout_keep_alive": 75}
     if workers > 1:
         # Each worker process loads the model and builds its app from the environment.
         os.environ[CONFIG_ENV] = config.to_json()

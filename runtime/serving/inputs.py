@@ -1,8 +1,9 @@
 """Requests checked against the model's features before anything reaches the model.
 
 A protocol adapter turns a body into `Columns` (column name -> the raw values, in row order); this
-module checks those values against the model's features and builds the DataFrame the model takes
-(numbers as float64, text as str with NaN for missing, booleans as bool). Every refusal is an
+module checks those values against the model's features (`check_columns` -> `Checked`: numbers as
+float64, text as objects with NaN for missing, booleans as bool) and builds one DataFrame for the
+requests of a batch (`batch_frame`), not one per request. Every refusal is an
 `InputError` naming the column, what was expected and what was found:
 
     {"dataframe_records": [{"bill_length_mm": "long"}]}   # 400: column 'bill_length_mm' expects a number
@@ -150,10 +151,22 @@ def _any(column: str, row: int, value: Any, text: bool) -> Any:
     return value
 
 
-def model_frame(model: LoadedModel, columns: Columns) -> tuple[pd.DataFrame, dict[str, int]]:
-    """The checked DataFrame of the model's features, and the number of missing values by feature."""
+@dataclass
+class Checked:
+    """One request's rows after the checks: a numpy array per model feature (float64 for numbers,
+    objects with NaN for missing text), and the number of missing values per feature. No
+    DataFrame is built per request: the batch builds one for all its requests (`batch_frame`)."""
+    values: dict[str, Any]
+    rows: int
+    missing: dict[str, int]
+
+    def __getitem__(self, name: str) -> Any:
+        return self.values[name]
+
+
+def check_columns(model: LoadedModel, columns: Columns) -> Checked:
+    """The request's values checked against the model's features; raises InputError."""
     import numpy as np
-    import pandas as pd
 
     if columns.rows == 0:
         raise InputError("the request holds no rows", expected="at least one row", found="0 rows")
@@ -173,7 +186,7 @@ def model_frame(model: LoadedModel, columns: Columns) -> tuple[pd.DataFrame, dic
         for row, value in enumerate(raw):
             if _is_missing(value) or (columns.text and value == ""):
                 gaps += 1
-                clean.append(None)
+                clean.append(np.nan)
             elif feature.kind == "number":
                 clean.append(_number(feature.name, row, value, columns.text))
             elif feature.kind == "text":
@@ -184,9 +197,23 @@ def model_frame(model: LoadedModel, columns: Columns) -> tuple[pd.DataFrame, dic
                 clean.append(_any(feature.name, row, value, columns.text))
         missing[feature.name] = gaps
         if feature.kind == "number":
-            data[feature.name] = np.array([np.nan if v is None else v for v in clean], dtype="float64")
+            data[feature.name] = np.array(clean, dtype="float64")
         elif feature.kind == "boolean" and not gaps:
             data[feature.name] = np.array(clean, dtype=bool)
         else:
-            data[feature.name] = pd.Series([np.nan if v is None else v for v in clean], dtype=object)
-    return pd.DataFrame(data, columns=model.feature_names), missing
+            column = np.empty(len(clean), dtype=object)
+            column[:] = clean
+            data[feature.name] = column
+    return Checked(data, columns.rows, missing)
+
+
+def batch_frame(model: LoadedModel, batch: list[Checked]) -> pd.DataFrame:
+    """One DataFrame of the model's features over the requests of a batch, in order."""
+    import numpy as np
+    import pandas as pd
+
+    if len(batch) == 1:
+        data = batch[0].values
+    else:
+        data = {f.name: np.concatenate([checked[f.name] for checked in batch]) for f in model.features}
+    return pd.DataFrame(data, columns=model.feature_names)

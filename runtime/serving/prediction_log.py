@@ -56,7 +56,7 @@ class PredictionRows:
     request_ids: list[str]
     timestamp: datetime
     model: LoadedModel
-    frame: pd.DataFrame            # the checked feature values the model saw
+    frame: Any                     # the checked feature values the model saw, by name (inputs.Checked)
     predictions: Any               # array-like, one per row
     probabilities: Any             # (rows, classes) array, or None
     latency_ms: float
@@ -191,7 +191,7 @@ class _Stream:
 
 class PredictionLog:
     def __init__(self, uri: str, *, flush_interval: float = 0.5, max_pending_rows: int = 200_000,
-                 roll_rows: int = 50_000, roll_bytes: int = 32 * 1024 * 1024, roll_seconds: float = 600.0,
+                 roll_rows: int = 20_000, roll_bytes: int = 32 * 1024 * 1024, roll_seconds: float = 600.0,
                  on_written: Callable[[str, int], None] | None = None,
                  on_failed: Callable[[str, int, str], None] | None = None) -> None:
         from fsspec.core import url_to_fs
