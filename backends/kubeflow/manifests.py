@@ -13,35 +13,55 @@ from mlopsc.compiler import ir
 if TYPE_CHECKING:
     from .generator import KubeflowGenerator
 
-KSERVE_PORT = 8080   # KServe's MLflow serving runtime listens here; it is not configurable per model
+
+def env_name(prefix: str, deploy: ir.Deploy) -> str:
+    return prefix + "".join(c if c.isalnum() else "_" for c in deploy.name.upper())
 
 
-def model_uri_variable(deploy: ir.Deploy) -> str:
-    return "MODEL_URI_" + "".join(c if c.isalnum() else "_" for c in deploy.name.upper())
+def log_uri_of(gen: KubeflowGenerator, deploy: ir.Deploy) -> str:
+    """The prediction log's URI: the `log` of a served source that reads this deploy, so that the
+    monitor reads what the server writes; else `${PREDICTION_LOG_<STEP>}`, given at apply time."""
+    for step in gen.pipeline.steps:
+        if isinstance(step, ir.Source) and step.format == "served" and step.served == deploy.name and step.log:
+            return step.log
+    return "${" + env_name("PREDICTION_LOG_", deploy) + "}"
 
 
 def inference_services(gen: KubeflowGenerator, deploys: list[ir.Deploy]) -> str:
-    """One InferenceService per deploy step, serving the registered MLflow model (modelFormat
-    mlflow, V2 protocol). `storageUri` is `${MODEL_URI_<STEP>}`: the artifact location of
-    `models:/<registry>@<alias>`, known only after a run moved the alias, substituted at apply
-    time (envsubst)."""
+    """One InferenceService per deploy step whose predictor is `mlopsc serve` in the build's image
+    (a custom container): it serves `models:/<registry>@<alias>` from the MLflow registry, follows
+    the alias, speaks the Open Inference Protocol (V2) and MLflow's scoring protocol, and logs every
+    prediction to an fsspec URI (`--log`), which a served source reads. The tracking URI (and the
+    log's URI, unless a served source gives it) are substituted at apply time (envsubst)."""
     from .generator import cpu_quantity, dns_name
 
+    for step in gen.pipeline.steps:
+        if isinstance(step, ir.Source) and step.format == "served" and not step.log:
+            gen.unsupported(step, "a served log in the state folder, which the server's pod and the "
+                                  "pipeline's pods do not share", field="served",
+                            hint='give log = "s3://..." (the InferenceService then logs there too)')
     docs = []
     for deploy in deploys:
         serving = deploy.serving or ir.Serving()
-        if serving.port != KSERVE_PORT:
-            gen.unsupported(deploy, f"serving port {serving.port}: KServe's MLflow runtime serves on "
-                                    f"{KSERVE_PORT}; the InferenceService uses {KSERVE_PORT}", field="serving")
         resources: dict[str, Any] = {}
         if serving.cpu is not None:
             resources["cpu"] = cpu_quantity(serving.cpu)
         if serving.memory is not None:
             resources["memory"] = serving.memory
-        model: dict[str, Any] = {"modelFormat": {"name": "mlflow"}, "protocolVersion": "v2",
-                                 "storageUri": "${" + model_uri_variable(deploy) + "}"}
+        command = ["mlopsc", "serve", "--model", f"{deploy.registry}@{deploy.alias}", "--host", "0.0.0.0",
+                   "--port", str(serving.port), "--log", log_uri_of(gen, deploy),
+                   "--max-batch-size", str(serving.max_batch_size),
+                   "--max-batch-wait-ms", str(serving.max_batch_wait_ms)]
+        probe = {"httpGet": {"path": "/v2/health/ready", "port": serving.port}, "periodSeconds": 5}
+        container: dict[str, Any] = {
+            "name": "kserve-container", "image": gen.image, "command": command,
+            "env": [{"name": "MLFLOW_TRACKING_URI", "value": "${MLFLOW_TRACKING_URI}"}],
+            "ports": [{"containerPort": serving.port, "protocol": "TCP"}],
+            "readinessProbe": probe,
+            "livenessProbe": {"httpGet": {"path": "/v2/health/live", "port": serving.port}, "periodSeconds": 10},
+        }
         if resources:
-            model["resources"] = {"requests": dict(resources), "limits": dict(resources)}
+            container["resources"] = {"requests": dict(resources), "limits": dict(resources)}
         docs.append({
             "apiVersion": "serving.kserve.io/v1beta1",
             "kind": "InferenceService",
@@ -50,19 +70,21 @@ def inference_services(gen: KubeflowGenerator, deploys: list[ir.Deploy]) -> str:
                 "labels": {"app.kubernetes.io/managed-by": "mlopsc",
                            "mlopsc.io/pipeline": dns_name(gen.pipeline.name)},
                 "annotations": {"mlopsc.io/registered-model": deploy.registry, "mlopsc.io/alias": deploy.alias,
-                                "mlopsc.io/spec": gen._where(deploy)},
+                                "mlopsc.io/protocol": "v2", "mlopsc.io/spec": gen._where(deploy)},
             },
             "spec": {"predictor": {"minReplicas": serving.replicas, "maxReplicas": serving.replicas,
-                                   "model": model}},
+                                   "containers": [container]}},
         })
     header = [
         f"# KServe InferenceServices of pipeline {gen.pipeline.name!r}, generated by mlopsc from {gen.spec_file}.",
-        "# storageUri is resolved from the MLflow registry after a run moved the alias, then applied:",
+        "# Each predictor runs `mlopsc serve` in the build's image: it loads the version holding the alias",
+        "# from the MLflow registry and follows the alias. Give the tracking URI (and the prediction log's",
+        "# fsspec URI, where the spec does not), then apply:",
+        "#   export MLFLOW_TRACKING_URI=http://mlflow.example:5000",
     ]
     for deploy in deploys:
-        header.append(f"#   export {model_uri_variable(deploy)}=$(python -c \"import mlflow; c = mlflow.MlflowClient(); "
-                      f"v = c.get_model_version_by_alias({deploy.registry!r}, {deploy.alias!r}); "
-                      f"print(c.get_model_version_download_uri({deploy.registry!r}, v.version))\")")
+        if log_uri_of(gen, deploy).startswith("${"):
+            header.append(f"#   export {env_name('PREDICTION_LOG_', deploy)}=s3://bucket/serving/{deploy.registry}")
     header.append("#   envsubst < kserve.yaml | kubectl apply -n NAMESPACE -f -")
     return "\n".join(header) + "\n" + _dump_all(docs)
 

@@ -186,7 +186,7 @@ class PrefectGenerator(Generator):
                              "timeout (or the work pool's) can stop a step that hangs", field="timeout")
         if isinstance(step, ir.Deploy) and step.serving is not None:
             self.unsupported(step, "serving replicas: the deploy step registers the model and moves the alias; "
-                             "Prefect does not run a model server", hint="serve it with `mlflow models serve`", field="serving")
+                             "Prefect does not run a model server", hint="serve it beside the deployment: mlopsc serve SPEC --tracking-uri URI", field="serving")
 
     def _job_variables(self, pipeline: ir.Pipeline) -> dict[str, Any]:
         """Kubernetes pools: the flow run's pod gets the largest request of its steps, because
