@@ -82,9 +82,11 @@ def run(step: ir.Monitor, inputs: dict[str, str], outputs: dict[str, str], ctx: 
     digest = artifacts.write_json(report, outputs["report"])
     _log_metrics(step, ctx, stats, rules)
     reasons = [r["reason"] for r in fired if r["action"] == "retrain"]
+    # A rule that could not be judged (too few labels) is no verdict: say so where a run shows notes.
+    notes = {"notes": [r["reason"] for r in rules if r.get("evaluated") is False]}
     return step_result(step, {"report": (outputs["report"], digest)}, status, retrain=bool(reasons),
                        reasons=reasons, alerts=[r["reason"] for r in fired if r["action"] == "alert"],
-                       webhook=report.get("webhook"))
+                       webhook=report.get("webhook"), **(notes if notes["notes"] else {}))
 
 
 def _features(step: ir.Monitor, model: Any, reference: pd.DataFrame, current: pd.DataFrame) -> list[str]:

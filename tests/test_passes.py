@@ -399,3 +399,42 @@ def test_specs_with_swapped_names_give_diagnostics_not_exceptions(data):
             render(diag, text)
         return
     program.graph.order()
+
+
+# ---------------------------------------------------------------- served sources and monitor rules
+
+
+def served_monitor(*rules: ir.Node, drift: tuple = ()) -> ir.Pipeline:
+    """penguins with `source live { served = species_service }` as the monitor's current data."""
+    live = ir.Source(name="live", format="served", served="species_service", window=3600.0)
+    steps = replace(penguins_steps(), "species_drift", current=ref("live"), rules=rules, drift=drift)
+    return penguins([live, *(s for s in steps if s.name != "penguins_2009")])
+
+
+def test_a_served_source_gets_its_deploys_registry_and_adds_no_edge():
+    from mlopsc.compiler.graph import PipelineGraph
+
+    pipeline = compile_pipeline(served_monitor()).pipeline
+    assert pipeline.step("live").registry == "penguins-species"
+    graph = PipelineGraph(pipeline)
+    assert graph.upstream("live") == [] and "live" not in graph.pipeline_steps()   # read by the monitor only
+
+
+def test_served_columns_are_the_features_and_the_logs_and_any_proba_column():
+    rules = (ir.DriftRule(statistic="psi", column=c, op=">", threshold=0.2, action="alert")
+             for c in ("bill_length_mm", "latency_ms", "label", "proba_Adelie", "prediction"))
+    assert diagnostics(served_monitor(drift=tuple(rules))) == []
+    typo = ir.DriftRule(statistic="psi", column="latency_s", op=">", threshold=0.2, action="alert", span=span(9))
+    found = [d for d in diagnostics(served_monitor(drift=(typo,))) if d.code == "E207"]
+    assert found and found[0].hint == "did you mean 'latency_ms'?" and "*" not in (found[0].hint or "")
+
+
+def test_monitor_rules_need_a_served_current_and_a_metric_of_the_models_task():
+    accuracy = ir.MetricRule(metric="accuracy", op="<", threshold=0.85, action="retrain")
+    latency = ir.LatencyRule(percentile="p95", op=">", threshold_ms=50, action="alert")
+    assert diagnostics(served_monitor(accuracy, latency)) == []
+    offline = replace(penguins_steps(), "species_drift", rules=(latency,))
+    assert "a latency rule reads a served prediction log" in only(penguins(offline), "E310").message
+    rmse = ir.MetricRule(metric="rmse", op=">", threshold=3, action="alert")
+    assert only(served_monitor(rmse), "E306").message.endswith("'rmse' is a regression metric, but the model "
+                                                                "does classification")

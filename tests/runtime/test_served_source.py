@@ -102,4 +102,4 @@ def test_metric_and_latency_rules_judge_the_served_rows(ctx, out, served_log, tm
     assert report["rules"][0]["evaluated"] is False and not report["rules"][0]["fired"]
     assert report["rules"][0]["reason"] == ("metric accuracy not evaluated: 30 of 40 rows have feedback labels, "
                                             "fewer than min_labels = 31")
-    assert result["retrain"] is False
+    assert result["retrain"] is False and result["notes"] == [r["reason"] for r in report["rules"][:2]]
