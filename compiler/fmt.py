@@ -133,8 +133,9 @@ def rule_line(kind: str, parts: list) -> str:
         statistic, column, *rest = parts[1:]
         measure = f" {rest.pop(0)}" if rest[0].type == "NAME" else ""
         return f"drift {statistic}({column}){measure} {rest[0]} {flat(rest[1])} -> {rest[3]}"
-    if kind == "latency_rule" and len(parts) == 7:     # the unit sticks to its number: `50ms`
-        return f"latency {parts[1]} {parts[2]} {flat(parts[3])}{parts[4]} -> {parts[6]}"
+    if kind == "latency_rule" and len(parts) == 7:     # the unit sticks to a number (`50ms`), not to a name
+        gap = "" if isinstance(parts[3], Tree) and parts[3].data == "number" else " "
+        return f"latency {parts[1]} {parts[2]} {flat(parts[3])}{gap}{parts[4]} -> {parts[6]}"
     return " ".join(flat(p) for p in parts)   # rows_rule, expect_rule, metric_rule, allow: words in order
 
 

@@ -189,7 +189,10 @@ def milliseconds(v: Value, unit: str | None) -> int | float | ir.ParamRef:
     if unit not in (None, "ms", "s"):
         raise Bad(f"unknown unit '{unit}' for a latency", "write milliseconds (50ms) or seconds (0.05s)")
     value = number(v)
-    return value * 1000 if unit == "s" and not isinstance(value, ir.ParamRef) else value
+    if isinstance(value, ir.ParamRef) and unit == "s":
+        # A param holds one number for every use; scaling it here would hide that from the user.
+        raise Bad("a latency from params.NAME is in milliseconds", f"write params.{value.name} or params.{value.name} ms")
+    return value * 1000 if unit == "s" else value
 
 
 def cpu(v: Value) -> float:

@@ -101,7 +101,8 @@ pipeline p {   # after the opening brace
     'log = "s3://b/log" types { latency: float } } train t on s { target = y estimator = '
     'sklearn.tree.DecisionTreeClassifier {} tune grid { max_depth = [2] } cv = 2 metric = accuracy } '
     'monitor m { reference = s current = s metric accuracy<0.85->retrain latency p95 > 50 ms -> alert '
-    'latency p99>=0.2s->retrain metric f1_macro < params.latency -> alert min_labels = 5 } }'),
+    'latency p99>=0.2s->retrain latency p90 > params.latency ms -> alert metric f1_macro < params.latency -> alert '
+    'min_labels = 5 } }'),
 ]
 
 
