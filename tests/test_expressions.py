@@ -315,3 +315,20 @@ def test_parse_expression_reports_instead_of_raising():
     assert built is None and problems[0].code == "E360"
     with pytest.raises(Refused):
         parse_tree("")
+
+
+def test_an_expect_on_a_served_source_knows_the_log_columns():
+    text = """pipeline p {
+  source penguins { csv = "d.csv"  columns = [species, bill_length_mm, island] }
+  split parts from penguins { test_size = 0.25  stratify = species }
+  train m on parts.train { target = species  features = [bill_length_mm, island]  estimator = sklearn.tree.DecisionTreeClassifier {} }
+  evaluate e { model = m  data = parts.test  metrics = [accuracy] }
+  gate g on e { require accuracy >= 0.5 }
+  deploy d { model = m  after = g  registry = "x" }
+  source live { served = d  window = "7d" }
+  check q on live { expect "proba_Adelie >= 0 and latency_ms < 100 and bill_lenght_mm > 0" }
+}"""
+    with pytest.raises(SpecError) as caught:
+        loads(text, "p.mlops")
+    [error] = [d for d in caught.value.diagnostics if d.is_error]
+    assert error.code == "E207" and "'bill_lenght_mm'" in error.message and error.hint == "did you mean 'bill_length_mm'?"

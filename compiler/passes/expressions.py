@@ -17,7 +17,7 @@ from .. import ir
 from ..errors import Diagnostic
 from ..expression import check
 from ..expression_functions import COLUMN_TYPES
-from .columns import columns_of
+from .columns import columns_of, is_known
 from .common import index, source_of, where
 
 PARAM_TYPES = {"int": "number", "float": "number", "str": "string", "bool": "bool"}
@@ -46,10 +46,19 @@ def check_expressions(pipeline: ir.Pipeline) -> list[Diagnostic]:
             columns = columns_of(idx, step.data)
             if columns is None and source is not None:
                 columns = header_of(source, spec_dir)
+            elif columns is not None:
+                columns = _Known(columns)
             for rule in step.rules:
                 if isinstance(rule, ir.ExpressionRule):
                     judge(step, rule.expression, columns, source)
     return diagnostics
+
+
+class _Known(tuple):
+    """Column names, some of them patterns (a served source's `proba_*`): `in` matches those too."""
+
+    def __contains__(self, column: object) -> bool:
+        return isinstance(column, str) and is_known(column, tuple(self))
 
 
 def header_of(source: ir.Source, spec_dir: str) -> tuple[str, ...] | None:
