@@ -17,8 +17,10 @@ install: $(STAMP)
 demo: install
 	$(VENV)/bin/mlopsc run specs/penguins.mlops
 
+# Two workers (pytest-xdist): the suite's heavy tests wait on subprocesses and servers as much as
+# they compute. tests/conftest.py keeps the tests that share a session fixture on one worker.
 test: install
-	$(PY) -m pytest
+	$(PY) -m pytest -n 2 --dist loadgroup
 
 bench: install
 	$(PY) bench/check_speed.py
