@@ -144,9 +144,13 @@ def deployed(tmp_path_factory):
 
 def serve(folder: Path):
     port = free_port()
+    env = serve_env()
+    # The spec's own store, as for `mlopsc run` above: in-process MLflow calls of earlier tests in
+    # this worker (mlflow.set_tracking_uri) leave MLFLOW_TRACKING_URI in os.environ.
+    env.pop("MLFLOW_TRACKING_URI", None)
     return wait_ready(launch([str(BIN / "mlopsc"), "serve", str(folder / "loop.mlops"), "--port", str(port),
                               "--poll-interval", "0.2", "--flush-interval", "0.2"],
-                             f"http://127.0.0.1:{port}", folder / "server.out", serve_env()))
+                             f"http://127.0.0.1:{port}", folder / "server.out", env))
 
 
 def new_labelled_data(folder: Path) -> None:
