@@ -16,7 +16,6 @@ import time
 
 import numpy as np
 import pandas as pd
-
 from mlopsc.compiler import ir
 from mlopsc.compiler.expression_parser import expression
 from mlopsc.runtime.expressions import rows_where
@@ -73,8 +72,8 @@ def main() -> None:
             raise SystemExit(f"different rows for {ours!r}")
         a, b = [], []
         for _ in range(args.runs):
-            a.append(timed(lambda: df[rows_where(built, df, {}, step)]))
-            b.append(timed(lambda: df.query(theirs)))
+            a.append(timed(lambda built=built: df[rows_where(built, df, {}, step)]))
+            b.append(timed(lambda theirs=theirs: df.query(theirs)))
         ma, mb = statistics.median(a), statistics.median(b)
         print(f"| `{ours}` | {len(mine):,} | {ma * 1000:.1f} | {mb * 1000:.1f} | {ma / mb:.2f} |")
 

@@ -19,9 +19,9 @@ from __future__ import annotations
 import datetime
 import difflib
 import re
-from dataclasses import dataclass
 from collections.abc import Collection
-from typing import Annotated, Literal, Union
+from dataclasses import dataclass
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -96,7 +96,7 @@ class Binary(ExprNode):
     right: Expr
 
 
-Expr = Annotated[Union[Column, Constant, DateConstant, ParamValue, ListOf, Call, Unary, Binary],
+Expr = Annotated[Column | Constant | DateConstant | ParamValue | ListOf | Call | Unary | Binary,
                  Field(discriminator="kind")]
 for _model in (ListOf, Call, Unary, Binary):
     _model.model_rebuild()
@@ -118,30 +118,6 @@ def parse_date(text: str) -> datetime.datetime | None:
         return datetime.datetime.fromisoformat(text)
     except ValueError:
         return None
-
-
-def walk(tree: Expr):
-    """Every node of the tree, parents before children."""
-    stack = [tree]
-    while stack:
-        node = stack.pop()
-        yield node
-        if isinstance(node, ListOf):
-            stack.extend(reversed(node.items))
-        elif isinstance(node, Call):
-            stack.extend(reversed(node.args))
-        elif isinstance(node, Unary):
-            stack.append(node.operand)
-        elif isinstance(node, Binary):
-            stack.extend((node.right, node.left))
-
-
-def columns_used(tree: Expr) -> list[str]:
-    return list(dict.fromkeys(n.name for n in walk(tree) if isinstance(n, Column)))
-
-
-def params_used(tree: Expr) -> list[str]:
-    return list(dict.fromkeys(n.name for n in walk(tree) if isinstance(n, ParamValue)))
 
 
 def depth(tree: Expr) -> int:

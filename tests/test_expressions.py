@@ -25,8 +25,8 @@ STEP = ir.Source(name="s", format="csv", path="x.csv")
 
 # Every known way through pandas eval/query to run code, and what people try next.
 INJECTIONS = [
-    "Cylinders > 0 & Cylinders.__class__.__init__.__globals__.get('warnings').sys.modules.get('os')"
-    ".system('touch pwned') == 0",
+    ("Cylinders > 0 & Cylinders.__class__.__init__.__globals__.get('warnings').sys.modules.get('os')"
+     ".system('touch pwned') == 0"),
     "x.__class__",
     "x.__class__.__subclasses__()",
     "__import__('os').system('id')",
