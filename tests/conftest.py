@@ -1,22 +1,38 @@
-"""How the suite splits over pytest-xdist's workers (`make test` runs two, `--dist loadgroup`).
+"""How the suite splits over pytest-xdist's workers (`make test` runs them with `--dist loadgroup`).
 
-The tests of a folder whose session fixtures are expensive (a Prefect server and its worker, the
-model servers, trained and registered models, the penguins run) share one worker, so that each
-fixture is built once. Everything else, the kfp.local comparisons among them, spreads over both.
-Without `-n` the marks do nothing.
+A test that uses an expensive shared fixture runs on the worker that holds it, so the fixture is
+built once: the tests using a session fixture of a folder's conftest (a Prefect server and its
+worker, the model servers, trained and registered models, the penguins run) form one group per
+folder, and the tests using a module fixture one group per module. Every other test, the kfp.local
+comparisons among them, goes to whichever worker is free. Without `-n` the marks do nothing.
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
-TESTS = Path(__file__).resolve().parent
-SHARED_FIXTURES = ("prefect", "serving", "local", "runtime")
+# Session fixtures cheap enough to build once per worker: spreading their tests wins more.
+CHEAP = {"penguins_csv", "cars_csv", "mlflow_uri", "built", "rows"}
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
-        folder = item.path.relative_to(TESTS).parts[0]
-        if folder in SHARED_FIXTURES:
-            item.add_marker(pytest.mark.xdist_group(folder))
+        group = shared_fixture_group(item)
+        if group:
+            item.add_marker(pytest.mark.xdist_group(group))
+
+
+def shared_fixture_group(item: pytest.Item) -> str | None:
+    """The folder or module whose expensive fixture the test uses, if any."""
+    info = getattr(item, "_fixtureinfo", None)
+    if info is None:
+        return None
+    module = None
+    for name in item.fixturenames:
+        defs = info.name2fixturedefs.get(name)
+        if not defs or name in CHEAP or not defs[-1].baseid:      # no baseid: pytest's own fixtures
+            continue
+        if defs[-1].scope == "session":
+            return defs[-1].baseid
+        if defs[-1].scope == "module":
+            module = defs[-1].baseid
+    return module
