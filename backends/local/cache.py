@@ -1,7 +1,8 @@
 """Cache keys and entries of the local runner.
 
 A step's key is the sha256 of what determines its outputs:
-- its config as the IR holds it, without positions (`span`, `spans`: reformatting a spec must
+- its config as the IR holds it (`mlopsc.compiler.cache_config.step_config`, which `mlopsc diff`
+  shares), without positions (`span`, `spans`: reformatting a spec must
   not invalidate) and without run policy (`retries`, `retry_delay`, `timeout`, `resources`,
   `cache`: how a step runs, not what it computes);
 - the values of the params it references (`params.NAME` anywhere in its config);
@@ -22,13 +23,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .state import StateDir, read_json, write_json_atomic
+from mlopsc.compiler.cache_config import hashed_file, referenced_params, step_config
 
-# Fields of a step that say how to run it, not what it computes.
-RUN_POLICY = frozenset({"span", "spans", "retries", "retry_delay", "timeout", "resources", "cache"})
-# Kinds whose result depends on the world, not on their inputs: a monitor's alert and retrain
-# actions must happen every time it runs.
-NEVER_CACHED = frozenset({"monitor"})
+from .state import StateDir, read_json, write_json_atomic
 
 
 def _canonical(value: Any) -> str:
@@ -47,28 +44,6 @@ def sha256_file(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def strip_positions(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: strip_positions(v) for k, v in value.items() if k not in ("span", "spans")}
-    if isinstance(value, list):
-        return [strip_positions(v) for v in value]
-    return value
-
-
-def step_config(step_json: dict[str, Any]) -> dict[str, Any]:
-    return strip_positions({k: v for k, v in step_json.items() if k not in RUN_POLICY})
-
-
-def referenced_params(value: Any) -> set[str]:
-    if isinstance(value, dict):
-        if value.get("kind") == "param" and "name" in value:
-            return {value["name"]}
-        return set().union(*(referenced_params(v) for v in value.values())) if value else set()
-    if isinstance(value, list):
-        return set().union(*(referenced_params(v) for v in value)) if value else set()
-    return set()
-
-
 def runtime_version() -> str:
     import mlopsc.runtime
 
@@ -78,10 +53,8 @@ def runtime_version() -> str:
 def source_file(step_json: dict[str, Any], base_dir: Path) -> Path | None:
     """The local file a csv/parquet source reads, or None when its input cannot be hashed here
     (SQL, a remote URL): such a source runs every time."""
-    path = step_json.get("path")
-    if step_json.get("kind") != "source" or not path or "://" in path:
-        return None
-    return (base_dir / path).resolve()
+    path = hashed_file(step_json)
+    return None if path is None else (base_dir / path).resolve()
 
 
 def key_components(step_json: dict[str, Any], params: dict[str, Any], input_hashes: dict[str, str],

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from mlopsc.compiler import ir
+from mlopsc.compiler.cache_config import NEVER_CACHED
 from mlopsc.runtime.core import StepError, os_user
 
 from ..cli import EXIT
@@ -208,7 +209,7 @@ class Runner:
         node = step.node
         if node.kind == "source" and path is None:
             return None, "source: always re-read (its input cannot be hashed here)"
-        if node.kind in cache.NEVER_CACHED:
+        if node.kind in NEVER_CACHED:
             return None, f"a {node.kind} always runs"
         if not node.cache:
             return None, "cache = off"
