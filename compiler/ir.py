@@ -237,12 +237,14 @@ class Estimator(Node):
 
 
 class Preprocessing(Node):
-    """Overrides of the automatic preprocessing (impute + scale numerics, impute + one-hot categoricals)."""
+    """Overrides of the automatic preprocessing (impute + scale numerics, impute + encode categoricals:
+    `auto` is the estimator's native categorical support when it has one, else one-hot)."""
 
     numeric_impute: Literal["mean", "median", "most_frequent", "none"] = "median"
     scale: bool = True
     categorical_impute: Literal["most_frequent", "constant", "none"] = "most_frequent"
-    encode: Literal["onehot", "ordinal"] = "onehot"
+    encode: Literal["auto", "onehot", "ordinal"] = "auto"
+    max_categories: int | None = None            # levels kept per categorical; None = the runtime's default
     numeric: tuple[str, ...] | None = None       # force these features numeric
     categorical: tuple[str, ...] | None = None   # force these features categorical
     spans: dict[str, Span] = {}

@@ -338,7 +338,7 @@ BLOCK_OPTIONS: dict[str, dict[str, Callable]] = {
     "serving": {"replicas": plain_int, "port": plain_int, "cpu": cpu, "memory": text,
                 "max_batch_size": plain_int, "max_batch_wait_ms": plain_int},
     "preprocessing": {"numeric_impute": word, "scale": boolean, "categorical_impute": word, "encode": word,
-                      "numeric": listed(word), "categorical": listed(word)},
+                      "max_categories": plain_int, "numeric": listed(word), "categorical": listed(word)},
 }
 BLOCK_KINDS = {"serving": ("deploy",), "preprocessing": ("train",), "types": ("source",)}
 BLOCK_MODELS = {"resources": ir.Resources, "serving": ir.Serving, "preprocessing": ir.Preprocessing}

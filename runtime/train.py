@@ -1,10 +1,10 @@
 """Train stage: fit one scikit-learn Pipeline (preprocessing + estimator) and save it as a Model.
 
 The model takes the raw feature columns: preprocessing is a ColumnTransformer inside the Pipeline
-(numerics and booleans: impute + scale; text and categories: impute + one-hot, unknown categories
-ignored), so serving, evaluation and batch scoring feed it rows as they come. Optional grid or
-random search (cv folds shuffled with the tune seed) picks the estimator's params. The fitted model
-is written to `outputs["model"]` (an MLflow model folder) and logged to the step's MLflow run with
+(numerics and booleans: impute + scale; text and categories: impute + encode, in the way that fits
+the estimator: see preprocessing.py), so serving, evaluation and batch scoring feed it rows as they
+come. Optional grid or random search (cv folds shuffled with the tune seed) picks the estimator's
+params. The fitted model is written to `outputs["model"]` (an MLflow model folder) and logged to the step's MLflow run with
 its params, CV scores, training data hash, signature and input example.
 """
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from mlopsc.compiler import ir
 
-from . import artifacts, tracking
+from . import artifacts, preprocessing, tracking
 from .core import RunContext, StepError, require_columns, step_error, step_result
 
 if TYPE_CHECKING:
@@ -149,61 +149,6 @@ def dropped_rows(step: ir.Train, count: int) -> dict[str, Any]:
     return {"rows_without_target": count, **({"notes": note} if count else {})}
 
 
-def column_kinds(step: ir.Train, X: pd.DataFrame) -> tuple[list[str], list[str]]:
-    """(numeric, categorical) features: forced by `preprocessing`, else by dtype."""
-    import pandas as pd
-    from pandas.api import types as t
-
-    pp = step.preprocessing
-    forced_num, forced_cat = set(pp.numeric or ()), set(pp.categorical or ())
-    require_columns(step, list(X.columns), sorted(forced_num | forced_cat), role="preprocessing column",
-                    span=pp.spans.get("numeric") or pp.spans.get("categorical"))
-    numeric, categorical = [], []
-    for col in X.columns:
-        s = X[col]
-        if col in forced_cat:
-            categorical.append(col)
-        elif col in forced_num:
-            if not t.is_numeric_dtype(s) and pd.to_numeric(s, errors="coerce").isna().sum() > s.isna().sum():
-                raise step_error(step, f"feature {col!r} is forced numeric but holds text", "preprocessing",
-                                 expected="numbers", found=f"dtype {s.dtype}, e.g. {s.dropna().iloc[0]!r}")
-            numeric.append(col)
-        elif t.is_numeric_dtype(s):   # booleans included: 0/1 after imputation
-            numeric.append(col)
-        elif t.is_string_dtype(s) or isinstance(s.dtype, pd.CategoricalDtype) or s.dtype == object:
-            categorical.append(col)
-        else:
-            raise step_error(step, f"feature {col!r} has dtype {s.dtype}, which the model cannot take",
-                             "features",
-                             expected="numbers, booleans, text or categories (derive numbers from dates first)",
-                             found=f"dtype {s.dtype}")
-    return numeric, categorical
-
-
-def build_preprocessor(step: ir.Train, numeric: list[str], categorical: list[str]) -> Any:
-    from sklearn.compose import ColumnTransformer
-    from sklearn.impute import SimpleImputer
-    from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
-
-    pp = step.preprocessing
-    num_steps, cat_steps = [], []
-    if pp.numeric_impute != "none":
-        num_steps.append(("impute", SimpleImputer(strategy=pp.numeric_impute)))
-    if pp.scale:
-        num_steps.append(("scale", StandardScaler()))
-    if pp.categorical_impute != "none":
-        cat_steps.append(("impute", SimpleImputer(strategy=pp.categorical_impute, fill_value="missing")))
-    cat_steps.append(("encode", OneHotEncoder(handle_unknown="ignore") if pp.encode == "onehot"
-                      else OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1)))
-    parts = []
-    if numeric:
-        parts.append(("numeric", Pipeline(num_steps) if num_steps else "passthrough", numeric))
-    if categorical:
-        parts.append(("categorical", Pipeline(cat_steps), categorical))
-    return ColumnTransformer(parts, remainder="drop")
-
-
 # ---------------------------------------------------------------- tuning
 
 
@@ -300,20 +245,13 @@ def fit(step: ir.Train, model: Any, X: pd.DataFrame, y: pd.Series) -> list[str]:
 
 
 def run(step: ir.Train, inputs: dict[str, str], outputs: dict[str, str], ctx: RunContext) -> dict[str, Any]:
-    from sklearn.pipeline import Pipeline
-
     df = artifacts.read_parquet(inputs["data"])
     data_sha = artifacts.sha256_of(inputs["data"])
     estimator = make_estimator(step, estimator_class(step))
     task = infer_task(step, estimator)
     df, without_target = drop_missing_target(step, df)
     X, y = features_and_target(step, df, task)
-    numeric, categorical = column_kinds(step, X)
-    # Numbers as float: the signature then declares double, so a served request with a missing
-    # value in a column that happened to be whole in training is still valid.
-    X = X.astype({c: "float64" for c in numeric})
-    preprocess = build_preprocessor(step, numeric, categorical)
-    pipeline = Pipeline([("preprocess", preprocess), ("estimator", estimator)])
+    pipeline, X, numeric, categorical = preprocessing.build_pipeline(step, estimator, X)
     search = make_search(step, pipeline, task, y) if step.tune else None
     fit_warnings = fit(step, search or pipeline, X, y)
     model = search.best_estimator_ if search else pipeline
@@ -340,6 +278,7 @@ def run(step: ir.Train, inputs: dict[str, str], outputs: dict[str, str], ctx: Ru
         model_sha = artifacts.save_model(model, outputs["model"], signature=signature, input_example=example,
                                          trusted_types=trusted, metadata=metadata)
         mlflow.log_params({"estimator": step.estimator.name, "task": task, "target": step.target,
+                           "encoding": preprocessing.encoding(step, estimator),
                            # MLflow caps a param at 6000 characters; wide data has long lists.
                            "features": ",".join(map(str, X.columns))[:6000], "rows": len(X),
                            **({"rows_without_target": without_target} if step.missing_target == "drop" else {}),
@@ -362,7 +301,8 @@ def run(step: ir.Train, inputs: dict[str, str], outputs: dict[str, str], ctx: Ru
     return step_result(step, {"model": (outputs["model"], model_sha)}, task=task,
                        estimator=step.estimator.name, params=params, target=step.target,
                        features=[str(c) for c in X.columns],
-                       numeric=numeric, categorical=categorical, classes=classes, rows=len(X),
+                       numeric=numeric, categorical=categorical, encoding=preprocessing.encoding(step, estimator),
+                       classes=classes, rows=len(X),
                        **dropped_rows(step, without_target),
                        data_sha256=data_sha, mlflow_run_id=mlrun.info.run_id, model_uri=info.model_uri,
                        model_id=getattr(info, "model_id", None), warnings=fit_warnings, **summary)

@@ -76,6 +76,7 @@ pipeline everything {
       scale = false
       categorical_impute = constant
       encode = ordinal
+      max_categories = 30
       numeric = [year]
       categorical = [island]
     }
@@ -265,7 +266,7 @@ def test_split_and_train(everything):
     assert model.estimator.params["max_depth"] == ir.ParamRef(name="depth", span=model.estimator.spans["max_depth"])
     assert model.preprocessing.model_dump(exclude={"spans"}) == {
         "numeric_impute": "mean", "scale": False, "categorical_impute": "constant", "encode": "ordinal",
-        "numeric": ("year",), "categorical": ("island",)}
+        "max_categories": 30, "numeric": ("year",), "categorical": ("island",)}
     assert model.seed.name == "depth" and model.task == "classification"
     tune = model.tune
     assert (tune.method, tune.cv, tune.metric, tune.n_iter, tune.seed) == ("random", 3, "f1_macro", 20, 1)

@@ -25,6 +25,7 @@ RANGES: list[tuple[type, str, Callable[[Any], bool], str]] = [
     (ir.Split, "test_size", lambda v: 0 < v < 1, "must be between 0 and 1 (exclusive)"),
     (ir.Split, "seed", lambda v: v >= 0, "must be 0 or more"),
     (ir.Train, "seed", lambda v: v >= 0, "must be 0 or more"),
+    (ir.Preprocessing, "max_categories", lambda v: v >= 2, "must be 2 or more levels"),
     (ir.Tune, "cv", lambda v: v >= 2, "must be 2 or more folds"),
     (ir.Tune, "n_iter", lambda v: v >= 1, "must be 1 or more"),
     (ir.Resources, "cpu", lambda v: v > 0, "must be more than 0 cores"),

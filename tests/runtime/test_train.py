@@ -181,3 +181,34 @@ def test_a_target_missing_on_every_row(ctx, out, cars_data, tmp_path):
     data = str(tmp_path / "no_target.parquet")
     artifacts.write_parquet(artifacts.read_parquet(cars_data).assign(Miles_per_Gallon=float("nan")), data)
     assert_fails(mpg_model(missing_target="drop"), ctx, out, data, "no row has a value for the target")
+
+
+def test_native_categoricals_are_logged_registered_and_served(ctx, out, penguins_split, penguins):
+    """HistGradientBoosting gets ordinal codes and `categorical_features`, not a sparse one-hot
+    (which it refuses); the model logs with skops, registers, loads back as `mlopsc serve` loads
+    it, and answers raw rows that carry an unseen category and a missing one."""
+    import uuid
+
+    from mlopsc.runtime.serving.app import ServeConfig, create_app
+    from mlopsc.runtime.serving.model import load_version
+    from starlette.testclient import TestClient
+
+    step = forest(name="boosted", features=FEATURES, estimator=ir.Estimator(
+        name="sklearn.ensemble.HistGradientBoostingClassifier", params={"max_iter": 20}))
+    result = execute(step, {"data": penguins_split["train"]}, out(step), ctx)
+    assert result["encoding"] == "native" and result["categorical"] == ["island", "sex"]
+    registry = f"boosted-{uuid.uuid4().hex[:6]}"
+    deploy = ir.Deploy(name="ship", model=ir.Ref(step="boosted"), registry=registry)
+    release = execute(deploy, {"model": result["outputs"]["model"]["uri"]}, out(deploy), ctx)
+    served = load_version(ctx.tracking_uri, registry, release["version"])
+    assert served.model[-1].is_categorical_.tolist() == [False] * 4 + [True] * 2
+    rows = penguins[list(FEATURES)].dropna().head(6).astype(object)
+    rows.iloc[0, rows.columns.get_loc("island")] = "Atlantis"
+    rows.iloc[1, rows.columns.get_loc("sex")] = None
+    config = ServeConfig(model_name=registry, tracking_uri=ctx.tracking_uri, alias=None,
+                         version=release["version"], poll_interval=0)
+    with TestClient(create_app(config, served)) as client:
+        answer = client.post("/invocations", json={"dataframe_records": rows.to_dict("records")})
+    assert answer.status_code == 200, answer.text
+    expected = served.model.predict(rows.astype({c: float for c in FEATURES[:4]}))
+    assert answer.json()["predictions"] == list(expected)
