@@ -3,7 +3,7 @@
 Commands live beside what they drive and are loaded lazily by name, so `mlopsc --help` and
 `mlopsc check` never import kfp, prefect, mlflow, sklearn or pandas:
 
-    check, graph, fmt        -> mlopsc.compiler.cli
+    check, graph, fmt, diff  -> mlopsc.compiler.cli
     run, plan, monitor       -> mlopsc.backends.local.cli
     rollback, lineage        -> mlopsc.runtime.cli
     serve                    -> mlopsc.runtime.serving.cli
@@ -35,6 +35,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "check": ("mlopsc.compiler.cli:check", "Validate spec files and report every error."),
     "graph": ("mlopsc.compiler.cli:graph", "Draw a spec's step graph (mermaid, dot, png, svg)."),
     "fmt": ("mlopsc.compiler.cli:fmt", "Rewrite spec files in canonical layout."),
+    "diff": ("mlopsc.compiler.cli:diff", "Show what changed between two versions of a spec, and what it means."),
     "build": ("mlopsc.backends.cli:build", "Compile a spec for an orchestrator."),
     "run": ("mlopsc.backends.local.cli:run", "Run a spec on this machine (cached, resumable)."),
     "plan": ("mlopsc.backends.local.cli:plan", "Show which steps a run would execute, and why."),

@@ -1,4 +1,4 @@
-"""`mlopsc check`, `mlopsc graph`, `mlopsc fmt`: the front end's commands.
+"""`mlopsc check`, `mlopsc graph`, `mlopsc fmt`, `mlopsc diff`: the front end's commands.
 
 Loaded lazily by `mlopsc.backends.cli`; imports nothing heavy at module level, so `mlopsc check`
 never pays for kfp, prefect, mlflow, sklearn or pandas (tests/test_imports.py holds this).
@@ -127,6 +127,88 @@ def fmt(paths: tuple[str, ...], check_only: bool) -> None:
     click.echo(f"{_plural(len(changed), 'file')} {verb}, {len(files) - len(changed) - failed} unchanged"
                + (f", {failed} with errors" if failed else ""), err=True)
     sys.exit(1 if failed or (check_only and changed) else 0)
+
+
+@click.command()
+@click.argument("spec", type=EXISTING_FILE)
+@click.argument("new", type=EXISTING_FILE, required=False)
+@click.option("--against", "ref", metavar="GIT_REF", default=None,
+              help="Compare SPEC with its version at this git revision (git show GIT_REF:SPEC).")
+@click.option("--format", "-f", "fmt", type=click.Choice(["text", "markdown", "json"]), default="text",
+              show_default=True, help="markdown: for a pull-request comment or a CI job summary.")
+def diff(spec: str, new: str | None, ref: str | None, fmt: str) -> None:
+    """What changed between two versions of a spec, as a pipeline: steps added, removed, renamed or
+    changed, params, which steps a run would execute again, and what it means for gates and deploys.
+
+    \b
+        mlopsc diff OLD NEW
+        mlopsc diff SPEC --against GIT_REF
+    """
+    from .diff import diff_programs
+    from .diff_render import render
+    from .git_files import GitError, show
+
+    if (new is None) == (ref is None):
+        raise click.UsageError("give two specs (mlopsc diff OLD NEW) or one and a revision "
+                               "(mlopsc diff SPEC --against GIT_REF)")
+    if ref is None:
+        old_label, old_text, new_label = spec, _read(spec), new
+        old_files = _files_beside(spec)
+    else:
+        old_label, new_label, new = f"{ref}:{spec}", spec, spec
+        try:
+            data = show(ref, spec)
+        except GitError as exc:
+            raise click.UsageError(f"--against {ref}: {exc}") from None
+        if data is None:
+            raise click.UsageError(f"--against {ref}: {spec} does not exist in {ref}")
+        old_text = data.decode("utf-8", "replace")
+
+        def old_files(path: str) -> bytes | None:
+            try:
+                return show(ref, os.path.join(os.path.dirname(spec), path))
+            except GitError:
+                return None
+    programs = _compile_both([(old_label, old_text), (new_label, _read(new))])
+    result = diff_programs(*programs, old_label=old_label, new_label=new_label,
+                           old_files=old_files, new_files=_files_beside(new))
+    click.echo(render(result, fmt), nl=False)
+
+
+def _read(path: str) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise click.ClickException(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
+
+
+def _compile_both(versions: list[tuple[str, str]]) -> list:
+    """Both versions compiled, or every diagnostic of both and exit status 1."""
+    from . import loads
+
+    programs, counts, failed = [], {"error": 0, "warning": 0}, False
+    for label, text in versions:
+        try:
+            programs.append(loads(text, label))
+        except SpecError as exc:
+            report(exc.diagnostics, exc.source, counts)
+            failed = True
+    if failed:
+        click.echo(summary(len(versions), counts), err=True)
+        sys.exit(1)
+    return programs
+
+
+def _files_beside(spec: str):
+    """Reads the files a spec's sources name, relative to the spec's folder (None if unreadable)."""
+    folder = os.path.dirname(spec)
+
+    def read(path: str) -> bytes | None:
+        try:
+            return Path(folder, path).read_bytes()
+        except OSError:
+            return None
+    return read
 
 
 def spec_paths(paths: tuple[str, ...]) -> list[str]:

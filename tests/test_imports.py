@@ -30,7 +30,8 @@ def top_level(modules: set[str]) -> set[str]:
     return {m.split(".")[0] for m in modules}
 
 
-@pytest.mark.parametrize("args", [["--help"], ["check", "specs/penguins.mlops"], ["check", "--help"]])
+@pytest.mark.parametrize("args", [["--help"], ["check", "specs/penguins.mlops"], ["check", "--help"],
+                                  ["diff", "specs/penguins.mlops", "specs/wine_sql.mlops"]])
 def test_cli_imports_nothing_heavy(args):
     modules, done = cli(*args)
     assert done.returncode == 0, done.stderr[-2000:]
