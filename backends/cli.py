@@ -7,6 +7,7 @@ Commands live beside what they drive and are loaded lazily by name, so `mlopsc -
     run, plan, monitor       -> mlopsc.backends.local.cli
     rollback, lineage        -> mlopsc.runtime.cli
     serve                    -> mlopsc.runtime.serving.cli
+    lsp                      -> mlopsc.compiler.lsp.cli
     build, submit            -> here
 
 Exit codes (documented in README and docs): see EXIT below. No Python traceback ever reaches a
@@ -44,6 +45,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "rollback": ("mlopsc.runtime.cli:rollback", "Give the alias back to the previous model version."),
     "lineage": ("mlopsc.runtime.cli:lineage", "Show which spec and data produced a model."),
     "serve": ("mlopsc.runtime.serving.cli:serve", "Serve a deployed model over HTTP, following the registry."),
+    "lsp": ("mlopsc.compiler.lsp.cli:lsp", "Run the language server for editors (stdio)."),
 }
 
 

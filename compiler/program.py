@@ -57,16 +57,23 @@ def compile_pipeline(pipeline: ir.Pipeline, params: dict[str, str] | None = None
     """Validate and complete an already built IR (what `load_program_text` does after parsing).
     A pipeline built in part comes with what could not be built (`unbuilt`): its construction
     problems are reported with the passes' diagnostics, less those that only repeat them."""
-    from .passes import run_passes
-
-    pipeline, diagnostics = apply_overrides(pipeline, params or {})
-    pipeline, found = run_passes(pipeline)
-    diagnostics = sort_diagnostics([*unbuilt.problems, *without_echoes(diagnostics + found, pipeline, unbuilt)])
+    pipeline, diagnostics = validate(pipeline, params, unbuilt)
     if any(d.is_error for d in diagnostics):
         raise SpecError(diagnostics, source=source)
     return Program(pipeline=pipeline, graph=PipelineGraph(pipeline),
                    params={p.name: p.default for p in pipeline.params},
                    diagnostics=tuple(diagnostics), source=source)
+
+
+def validate(pipeline: ir.Pipeline, params: dict[str, str] | None = None,
+             unbuilt: Unbuilt = BUILT_IN_FULL) -> tuple[ir.Pipeline, list[Diagnostic]]:
+    """The passes over a built pipeline: the completed IR and every diagnostic, sorted, raising
+    nothing. `compile_pipeline` raises on its errors; the language server publishes them."""
+    from .passes import run_passes
+
+    pipeline, diagnostics = apply_overrides(pipeline, params or {})
+    pipeline, found = run_passes(pipeline)
+    return pipeline, sort_diagnostics([*unbuilt.problems, *without_echoes(diagnostics + found, pipeline, unbuilt)])
 
 
 def sort_diagnostics(diagnostics: list[Diagnostic]) -> list[Diagnostic]:

@@ -48,3 +48,22 @@ def test_importing_the_compiler_package_is_cheap():
     modules, done = imported("import mlopsc.compiler")
     assert done.returncode == 0, done.stderr[-2000:]
     assert not top_level(modules) & {"lark", "networkx", "jinja2", *HEAVY}
+
+
+def test_language_server_imports_nothing_heavy():
+    """`mlopsc lsp` answers with the compiler alone: an analysis, a completion, a hover, an outline
+    and a formatting of the penguins spec, in one fresh interpreter."""
+    pytest.importorskip("pygls", reason="the language server needs the lsp extra")
+    modules, done = imported(
+        "from mlopsc.compiler.lsp import server, analysis, completion, context, navigation, ranges",
+        "from mlopsc.compiler.fmt import format_spec",
+        "text = open('specs/penguins.mlops').read()",
+        "found = analysis.analyse(text, 'specs/penguins.mlops')",
+        "positions = ranges.Positions(text)",
+        "assert completion.complete(context.context_at(text, text.index('species_model') + 3), found.symbols,"
+        " positions)",
+        "assert navigation.hover(found.symbols, 35, 30, positions)",
+        "assert navigation.outline(found.symbols, positions)",
+        "format_spec(text)")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert not top_level(modules) & set(HEAVY), sorted(top_level(modules) & set(HEAVY))
