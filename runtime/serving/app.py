@@ -200,12 +200,13 @@ class Server:
             raise InputError("no model is loaded yet", status=503)
         return model
 
-    async def answer(self, request: Request, parse: Callable[[bytes, LoadedModel], tuple[Any, str | None]]
-                     ) -> Answered:
+    async def answer(self, request: Request, parse: Callable[[bytes, LoadedModel], tuple[Any, str | None]],
+                     model: LoadedModel | None = None) -> Answered:
+        """`model`: the version the request named (V2 versioned routes); else the one in service."""
         arrived, started = datetime.now(UTC), time.perf_counter()
         self.authorize(request)
         body = await self.body(request)
-        model = self.model()
+        model = model or self.model()
 
         def check() -> tuple[Checked, str | None]:
             try:
@@ -298,35 +299,44 @@ def create_app(config: ServeConfig, model: LoadedModel | None = None) -> Starlet
                             headers=_headers(answered))
 
     def v2_model(request: Request) -> LoadedModel:
+        """The model in service, if it is the one the path names (and the version, on a versioned
+        route: only the version in service is answered, as MLServer answers only the versions it
+        has loaded); else a 404."""
         model = server.model()
-        name = request.path_params["name"]
+        name, version = request.path_params["name"], request.path_params.get("version")
         if name != model.name:
             raise InputError(f"no model named {name!r} is served here", status=404, expected=model.name,
                              found=name)
+        if version is not None and version != model.version:
+            raise InputError(f"version {version} of model {name!r} is not served here (version {model.version} is)",
+                             status=404, expected=model.version, found=version)
         return model
 
-    @route("/v2/models/{name}/infer", ["POST"], "v2")
     async def infer(request: Request) -> Response:
         server.authorize(request)
-        v2_model(request)
+        model = v2_model(request)
 
         def parse(body: bytes, model: LoadedModel) -> tuple[Any, str | None]:
             # The V2 protocol's bodies are JSON whatever the Content-Type says (curl -d sends a form type).
             return v2_protocol.parse_infer(mlflow_protocol.load_json(body), model)
 
-        answered = await server.answer(request, parse)
+        # A versioned route is answered by the version it named, even if a swap comes meanwhile.
+        answered = await server.answer(request, parse, model if "version" in request.path_params else None)
         probabilities = None if answered.probabilities is None else answered.probabilities.tolist()
         body = v2_protocol.infer_response(answered.model, answered.request_id, answered.predictions, probabilities)
         return JSONResponse(body, headers=_headers(answered))
 
-    @route("/v2/models/{name}", ["GET"], "v2")
     async def v2_metadata(request: Request) -> Response:
         return JSONResponse(v2_protocol.metadata(v2_model(request)))
 
-    @route("/v2/models/{name}/ready", ["GET"], "v2")
     async def v2_model_ready(request: Request) -> Response:
-        v2_model(request)
-        return JSONResponse({"name": request.path_params["name"], "ready": True})
+        model = v2_model(request)
+        return JSONResponse({"name": model.name, "version": model.version, "ready": True})
+
+    v2_routes = [route(f"/v2/models/{{name}}{versioned}{path}", [method], "v2")(handler)
+                 for versioned in ("", "/versions/{version}")
+                 for path, method, handler in (("/infer", "POST", infer), ("", "GET", v2_metadata),
+                                               ("/ready", "GET", v2_model_ready))]
 
     @route("/v2/health/live", ["GET"], "v2")
     async def live(request: Request) -> Response:
@@ -379,8 +389,7 @@ def create_app(config: ServeConfig, model: LoadedModel | None = None) -> Starlet
             await server.stop()
             log.info("stopped; the prediction log is flushed" if server.log else "stopped")
 
-    routes = [invocations, ping_route, health_route, version, infer, v2_metadata, v2_model_ready, live, ready,
-              metrics_endpoint, feedback]
+    routes = [invocations, ping_route, health_route, version, *v2_routes, live, ready, metrics_endpoint, feedback]
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.server = server
     return app

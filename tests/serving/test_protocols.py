@@ -46,10 +46,14 @@ def test_every_mlflow_payload_answers_what_the_model_answers(server, local_model
         assert answer.headers["X-Request-Id"]
 
 
+def v2_inputs(records: list[dict]) -> list[dict]:
+    return [{"name": c, "shape": [len(records)], "datatype": "BYTES" if c in ("island", "sex") else "FP64",
+             "data": [r[c] for r in records]} for c in FEATURES]
+
+
 def test_v2_infer_answers_what_the_model_answers(server, store, local_models, rows):
     records = rows[:25]
-    inputs = [{"name": c, "shape": [len(records)], "datatype": "BYTES" if c in ("island", "sex") else "FP64",
-               "data": [r[c] for r in records]} for c in FEATURES]
+    inputs = v2_inputs(records)
     # A V2 body is JSON whatever its Content-Type says: `curl -d` sends a form type.
     answer = httpx.post(f"{server.url}/v2/models/{store.name}/infer",
                         content=json.dumps({"id": "req-1", "inputs": inputs}).encode(),
@@ -74,6 +78,21 @@ def test_v2_health_and_metadata(server, store):
     assert {i["name"]: i["datatype"] for i in meta["inputs"]}["island"] == "BYTES"
     missing = httpx.get(f"{server.url}/v2/models/nope")
     assert missing.status_code == 404 and missing.json()["expected"] == store.name
+
+
+def test_v2_versioned_routes_answer_for_the_served_version_only(server, store, rows):
+    served = httpx.get(server.url + "/version").json()["model_version"]
+    base = f"{server.url}/v2/models/{store.name}/versions"
+    assert httpx.get(f"{base}/{served}").json()["versions"] == [served]
+    assert httpx.get(f"{base}/{served}/ready").json() == {"name": store.name, "version": served, "ready": True}
+    answer = httpx.post(f"{base}/{served}/infer", json={"inputs": v2_inputs(rows[:3])})
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["model_version"] == answer.headers["X-Model-Version"] == served
+    for method, path in (("GET", ""), ("GET", "/ready"), ("POST", "/infer")):
+        other = httpx.request(method, f"{base}/999{path}", json={"inputs": v2_inputs(rows[:3])})
+        assert other.status_code == 404, (path, other.text)
+        assert other.json() == {"error": f"version 999 of model {store.name!r} is not served here (version "
+                                         f"{served} is)", "expected": served, "found": "999"}
 
 
 def test_ping_health_version(server, store):
