@@ -58,10 +58,45 @@ class LoadedModel:
             Xt, final = self.model[:-1].transform(X), steps[-1][1]
         else:
             Xt, final = X, self.model
-        proba = final.predict_proba(Xt) if self.has_proba else None
+        forest = _forest_kind(final)
+        if self.has_proba:
+            proba = _tree_mean(final, Xt, "predict_proba") if forest == "classifier" else final.predict_proba(Xt)
+        else:
+            proba = None
         if proba is not None and _predict_is_argmax_of_proba(final):
             return final.classes_.take(np.argmax(proba, axis=1), axis=0), proba
+        if forest == "regressor":
+            return _tree_mean(final, Xt, "predict"), proba
         return final.predict(Xt), proba
+
+
+def _forest_kind(estimator: Any) -> str | None:
+    """"classifier" or "regressor" for a fitted single-output random or extra-trees forest, else None."""
+    from sklearn.ensemble import (
+        ExtraTreesClassifier,
+        ExtraTreesRegressor,
+        RandomForestClassifier,
+        RandomForestRegressor,
+    )
+
+    if getattr(estimator, "n_outputs_", 0) != 1 or not hasattr(estimator, "_validate_X_predict"):
+        return None
+    if type(estimator) in (RandomForestClassifier, ExtraTreesClassifier):
+        return "classifier"
+    return "regressor" if type(estimator) in (RandomForestRegressor, ExtraTreesRegressor) else None
+
+
+def _tree_mean(forest: Any, X: Any, method: str) -> Any:
+    """What a single-output forest's `predict_proba` (classifier) or `predict` (regressor) computes,
+    the same sums in the same order, so the same numbers: the mean of its trees' answers. The
+    forest itself hands each tree to joblib, which, even on one thread, installs the scikit-learn
+    config and every warnings filter of the process again for each tree: for the 300 trees of
+    specs/penguins.mlops that is 50 of the call's 60 ms, whatever the number of rows."""
+    X = forest._validate_X_predict(X)        # the forest's own checks and float32 conversion
+    total = 0.0
+    for tree in forest.estimators_:
+        total = total + getattr(tree, method)(X, check_input=False)
+    return total / len(forest.estimators_)
 
 
 def _predict_is_argmax_of_proba(estimator: Any) -> bool:
