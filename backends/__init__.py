@@ -7,4 +7,5 @@ TARGETS: dict[str, str] = {
     "local": "mlopsc.backends.local.generator:LocalGenerator",
     "prefect": "mlopsc.backends.prefect.generator:PrefectGenerator",
     "kubeflow": "mlopsc.backends.kubeflow.generator:KubeflowGenerator",
+    "github-actions": "mlopsc.backends.github_actions.generator:GitHubActionsGenerator",
 }

@@ -21,6 +21,8 @@ import sys
 
 import click
 
+from . import TARGETS
+
 EXIT = {
     "ok": 0,
     "spec": 1,         # the spec has errors
@@ -86,18 +88,25 @@ def cli() -> None:
 
 @cli.command()
 @click.argument("spec", type=click.Path(exists=True, dir_okay=False))
-@click.option("--target", "-t", type=click.Choice(["local", "prefect", "kubeflow"]), default="local",
-              show_default=True)
+@click.option("--target", "-t", type=click.Choice(list(TARGETS)), default="local", show_default=True)
 @click.option("--output", "-o", "out_dir", type=click.Path(file_okay=False), required=True,
               help="Folder to write the generated files into.")
 @click.option("--image", default=None, help="Container image the steps run in (kubeflow).")
 @click.option("--work-pool", default=None, help="Prefect work pool the deployments run on.")
 @click.option("--work-pool-type", type=click.Choice(["process", "kubernetes"]), default=None,
               help="Prefect work pool type; decides which per-step resources can be expressed.")
+@click.option("--deploy-target", type=click.Choice(["prefect", "kubeflow"]), default=None,
+              help="github-actions: on a push, submit to this orchestrator instead of mlopsc run.")
+@click.option("--branch", default=None, help="github-actions: the main branch, whose pushes run or submit "
+              "the pipeline [default: main].")
+@click.option("--runs-on", default=None, help="github-actions: the runner label of the jobs that run or submit "
+              "the pipeline [default: ubuntu-latest].")
 @click.option("--strict", is_flag=True, help="Treat 'cannot express' warnings as errors.")
 def build(spec: str, target: str, out_dir: str, image: str | None, work_pool: str | None,
-          work_pool_type: str | None, strict: bool) -> None:
-    """Compile SPEC for TARGET into OUT_DIR."""
+          work_pool_type: str | None, deploy_target: str | None, branch: str | None, runs_on: str | None,
+          strict: bool) -> None:
+    """Compile SPEC for TARGET into OUT_DIR (for github-actions: the repository's root, which gets
+    .github/workflows/PIPELINE.yml)."""
     from dataclasses import replace
 
     from mlopsc.compiler import load
@@ -107,7 +116,8 @@ def build(spec: str, target: str, out_dir: str, image: str | None, work_pool: st
 
     program = load(spec)
     generator = load_generator(target)(program, {
-        "image": image, "work_pool": work_pool, "work_pool_type": work_pool_type})
+        "image": image, "work_pool": work_pool, "work_pool_type": work_pool_type,
+        "deploy_target": deploy_target, "branch": branch, "runs_on": runs_on, "output": out_dir})
     files = generator.generate()
     diagnostics = [replace(d, severity="error") if strict else d for d in generator.diagnostics]
     if any(d.is_error for d in diagnostics):
