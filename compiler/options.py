@@ -16,6 +16,8 @@ from typing import Any, Literal, get_args, get_origin
 from . import ir
 
 STEP_KINDS = tuple(ir.STEP_KINDS)
+# `description = "..."` and `schedule = "..."` at the pipeline's level (beside params, allow and steps).
+PIPELINE_OPTIONS = ("description", "schedule")
 # Options written right after `tune grid { ... }` that belong to the tune, as long as they follow
 # it without another option in between (`tune grid {...} cv = 5 metric = f1  seed = 3`).
 TUNE_KEYS = ("cv", "metric", "n_iter", "seed")

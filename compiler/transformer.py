@@ -30,6 +30,7 @@ from .options import (
     COMMON_OPTIONS,
     FORMAT_FIELD,
     LINK_FIELD,
+    PIPELINE_OPTIONS,
     RULE_KINDS,
     SOURCE_FORMATS,
     STEP_KINDS,
@@ -341,11 +342,11 @@ class SpecTransformer(RuleBuilders):
                              f"write `{item.key} NAME {{ ... }}`")
             elif isinstance(item, Block) and item.key == "params":
                 params.extend(p for p in map(self.param, item.entries) if p is not None)
-            elif isinstance(item, Option) and item.key in ("description", "schedule"):
+            elif isinstance(item, Option) and item.key in PIPELINE_OPTIONS:
                 self.put(fields, spans, item.key, self.convert(quoted, item.value, "", item.key), item.value, "")
             else:
                 self.problem("E250", f"unknown pipeline option '{item.key}'", item.key_span,
-                             did_you_mean(item.key, ("description", "schedule", "params", "allow", *STEP_KINDS)))
+                             did_you_mean(item.key, (*PIPELINE_OPTIONS, "params", "allow", *STEP_KINDS)))
         fields.update(params=tuple(params), steps=tuple(s for s in steps if s is not None),
                       estimators=tuple(estimators), spans=spans)
         return self.make(ir.Pipeline, fields, spans, spans["name"], f"pipeline {name_tok}: ")

@@ -15,6 +15,7 @@ from ..options import (
     COLUMN_TYPES,
     FORMAT_FIELD,
     LINK_FIELD,
+    PIPELINE_OPTIONS,
     RULE_KINDS,
     STEP_KINDS,
     known_keys,
@@ -28,7 +29,6 @@ from .context import Context, Token
 from .ranges import Positions
 
 Kind = types.CompletionItemKind
-PIPELINE_KEYS = ("description", "schedule")
 PARAM_TYPES = literal_choices(ir.Param.model_fields["type"].annotation)
 # Options whose value is a column of the dataset the step reads.
 COLUMN_OPTIONS = {("train", "target"), ("train", "features"), ("split", "stratify"), ("split", "time_column")}
@@ -74,7 +74,7 @@ def _pipeline_level(ctx: Context, words: list[str], symbols: Symbols) -> list[ty
     if words and not ctx.after_blank:
         return []
     items = [_item(kind, Kind.Class, f"a {kind} step", f"{kind} ${{1:name}} {{\n\t$0\n}}", True) for kind in STEP_KINDS]
-    items += [_item(key, Kind.Property, "pipeline option", f"{key} = ") for key in PIPELINE_KEYS]
+    items += [_item(key, Kind.Property, "pipeline option", f"{key} = ") for key in PIPELINE_OPTIONS]
     items.append(_item("params", Kind.Module, "the pipeline's parameters", "params {\n\t$0\n}", True))
     items.append(_item("allow", Kind.Keyword, "estimators beyond scikit-learn", 'allow estimators ["$1"]', True))
     return items
