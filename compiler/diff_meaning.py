@@ -68,7 +68,10 @@ def gate_changes(a: Side, b: Side, old: dict[str, Any], new: dict[str, Any]) -> 
     if old["no_champion"] != new["no_champion"]:
         verb = {"pass": ("passes", "failed"), "fail": ("fails", "passed")}[new["no_champion"]]
         texts.append(f"{who} now {verb[0]} when there is no champion yet (it {verb[1]} before)")
-    if old["alias"] != new["alias"] or old["registry"] != new["registry"]:
+    if not new["registry"] and old["registry"]:
+        texts.append(f"{who} has no champion to compare with any more: no deploy waits for it (it compared "
+                     f"with {champion(old)})")
+    elif old["alias"] != new["alias"] or old["registry"] != new["registry"]:
         texts.append(f"{who} now compares with {champion(new)} (was {champion(old)})")
     return texts
 
@@ -83,7 +86,7 @@ def param_values(side: Side, rule: dict[str, Any]) -> str:
 
 def champion(gate: dict[str, Any]) -> str:
     if not gate["registry"]:        # no deploy waits for the gate: its champion rules find no model
-        return "no champion (it has no registry)"
+        return "no champion"
     return f"the model holding alias {json.dumps(gate['alias'])} of {json.dumps(gate['registry'])}"
 
 
