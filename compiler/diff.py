@@ -111,10 +111,15 @@ class Side:
     read_file: FileReader | None
     steps: dict[str, dict[str, Any]] = field(init=False)
     params: dict[str, Any] = field(init=False)
+    deps: dict[str, list[str]] = field(init=False)      # step -> the steps it references, `after` too
+    order: list[str] = field(init=False)                 # graph_order(deps)
 
     def __post_init__(self) -> None:
-        self.steps = {s.name: s.model_dump(mode="json") for s in self.program.pipeline.steps}
+        steps = self.program.pipeline.steps
+        self.steps = {s.name: s.model_dump(mode="json") for s in steps}
         self.params = dict(self.program.params)
+        self.deps = {s.name: list(dict.fromkeys(ref.step for _, ref in s.refs())) for s in steps}
+        self.order = graph_order(self.deps)
 
     def node(self, name: str) -> ir.Step:
         return self.program.pipeline.step(name)
@@ -137,10 +142,10 @@ def diff_programs(old: Program, new: Program, old_label: str = "old", new_label:
 # ---------------------------------------------------------------- matching steps
 
 
-def graph_order(steps: dict[str, dict[str, Any]]) -> list[str]:
+def graph_order(references: dict[str, list[str]]) -> list[str]:
     """Producers before consumers, ties by name: the same order whatever the file's order."""
-    deps = {name: {r for r in refs_in(step) if r in steps and r != name} for name, step in steps.items()}
-    consumers: dict[str, list[str]] = {name: [] for name in steps}
+    deps = {name: {r for r in refs if r in references and r != name} for name, refs in references.items()}
+    consumers: dict[str, list[str]] = {name: [] for name in references}
     for name, ds in deps.items():
         for d in ds:
             consumers[d].append(name)
@@ -155,22 +160,13 @@ def graph_order(steps: dict[str, dict[str, Any]]) -> list[str]:
             waiting[consumer] -= 1
             if waiting[consumer] == 0:
                 heapq.heappush(ready, consumer)
-    return order + sorted(set(steps) - set(order))     # a cycle cannot compile; be safe
-
-
-def refs_in(value: Any) -> list[str]:
-    """The step names every reference in a step's JSON points at, `after` included."""
-    if isinstance(value, dict):
-        if value.get("kind") == "ref" and "step" in value:
-            return [value["step"]]
-        return [name for v in value.values() for name in refs_in(v)]
-    if isinstance(value, list):
-        return [name for v in value for name in refs_in(v)]
-    return []
+    return order + sorted(set(references) - set(order))     # a cycle cannot compile; be safe
 
 
 def renamed_refs(value: Any, renames: dict[str, str]) -> Any:
     """A step's JSON with references to renamed steps under their new names."""
+    if not renames:
+        return value
     if isinstance(value, dict):
         if value.get("kind") == "ref" and value.get("step") in renames:
             return {**value, "step": renames[value["step"]]}
@@ -196,7 +192,7 @@ def match_renames(a: Side, b: Side) -> dict[str, str]:
     for name in sorted(set(b.steps) - set(a.steps), reverse=True):
         added[content_key(b.steps[name])] = name
     renames: dict[str, str] = {}
-    for name in graph_order(a.steps):
+    for name in a.order:
         if name in removed:
             new_name = added.pop(content_key(renamed_refs(a.steps[name], renames)), None)
             if new_name is not None:
@@ -209,7 +205,7 @@ def match_renames(a: Side, b: Side) -> dict[str, str]:
 
 def step_changes(a: Side, b: Side, renames: dict[str, str]) -> list[StepChange]:
     old_names = {renames.get(n, n): n for n in a.steps}      # new name -> old name
-    order_b, order_a = graph_order(b.steps), graph_order(a.steps)
+    order_b, order_a = b.order, a.order
     added = [StepChange("added", b.steps[n]["kind"], n) for n in order_b if n not in old_names]
     removed = [StepChange("removed", a.steps[n]["kind"], n) for n in order_a
                if n not in b.steps and n not in renames]
@@ -314,7 +310,7 @@ def reruns(a: Side, b: Side, renames: dict[str, str], steps: list[StepChange]) -
     old_names = {renames.get(n, n): n for n in a.steps}
     changed = {c.name: c for c in steps}
     found: dict[str, Rerun] = {}
-    for name in graph_order(b.steps):
+    for name in b.order:
         step, old_name = b.steps[name], old_names.get(name)
         if old_name is None:
             reasons = ["new step"]
@@ -325,7 +321,7 @@ def reruns(a: Side, b: Side, renames: dict[str, str], steps: list[StepChange]) -
         if reasons:
             found[name] = Rerun(name, step["kind"], "runs", tuple(reasons))
             continue
-        upstream = sorted({r for r in refs_in(step) if r in found})
+        upstream = sorted({r for r in b.deps[name] if r in found})
         if upstream and not always_runs(step):
             found[name] = Rerun(name, step["kind"], "may run",
                                 (f"upstream {', '.join(upstream)} {'runs' if len(upstream) == 1 else 'run'} again",))
@@ -338,7 +334,7 @@ def own_reasons(a: Side, b: Side, name: str, change: StepChange | None, renames:
     reasons = []
     if old != new:
         paths = [f.path for f in change.fields if f.path.split(".")[0] not in RUN_POLICY] if change else []
-        moved = sorted({r for r in refs_in(a.steps[name]) if r in renames})
+        moved = sorted({r for r in a.deps[name] if r in renames})
         if paths:
             reasons.append(f"config changed: {', '.join(dict.fromkeys(paths))}")
         elif moved:

@@ -14,7 +14,7 @@ import json
 from typing import Any
 
 from .cache_config import strip_positions
-from .diff import Meaning, Side, graph_order, keyed_rules, refs_in
+from .diff import Meaning, Side, keyed_rules
 from .diff_text import rule_text, value_text
 
 # For each comparison, the direction of a bound that makes a rule easier to satisfy.
@@ -24,14 +24,14 @@ EASIER_WHEN_LOWER = frozenset({">=", ">"})
 def meaning(a: Side, b: Side, renames: dict[str, str]) -> list[Meaning]:
     old_names = {renames.get(n, n): n for n in a.steps}
     found: list[Meaning] = []
-    for name in graph_order(b.steps):
+    for name in b.order:
         step, old_name = b.steps[name], old_names.get(name)
         old = a.steps.get(old_name) if old_name else None
         if step["kind"] == "gate" and old is not None and old["kind"] == "gate":
             found += [Meaning(name, text) for text in gate_changes(a, b, old, step)]
         elif step["kind"] == "deploy":
             found += [Meaning(name, text) for text in deploy_changes(a, b, old, step, renames)]
-    for old_name in graph_order(a.steps):
+    for old_name in a.order:
         old = a.steps[old_name]
         if old_name not in b.steps and old_name not in renames and old["kind"] in ("gate", "deploy"):
             found.append(Meaning(old_name, removed_text(old)))
@@ -126,7 +126,7 @@ def gates_upstream(side: Side, name: str) -> list[str]:
     """Every gate a deploy waits for, directly or not: a gate that fails stops the deploy."""
     seen, todo, gates = {name}, [name], set()
     while todo:
-        for producer in refs_in(side.steps[todo.pop()]):
+        for producer in side.deps[todo.pop()]:
             if producer in seen or producer not in side.steps:
                 continue
             seen.add(producer)
