@@ -28,7 +28,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from . import ir
-from .cache_config import RUN_POLICY, hashed_file, referenced_params, step_config, strip_positions
+from .cache_config import (
+    NEVER_CACHED,
+    RUN_POLICY,
+    hashed_file,
+    referenced_params,
+    step_config,
+    strip_positions,
+)
 
 if TYPE_CHECKING:
     from .program import Program
@@ -120,9 +127,6 @@ class Side:
         self.params = dict(self.program.params)
         self.deps = {s.name: list(dict.fromkeys(ref.step for _, ref in s.refs())) for s in steps}
         self.order = graph_order(self.deps)
-
-    def node(self, name: str) -> ir.Step:
-        return self.program.pipeline.step(name)
 
 
 def diff_programs(old: Program, new: Program, old_label: str = "old", new_label: str = "new",
@@ -300,8 +304,6 @@ def param_changes(old: ir.Pipeline, new: ir.Pipeline) -> list[ParamChange]:
 def always_runs(step: dict[str, Any]) -> bool:
     """Runs on every run, changed or not: its key cannot hold (a monitor, `cache = off`, a source
     whose input is not a local file)."""
-    from .cache_config import NEVER_CACHED
-
     return step["kind"] in NEVER_CACHED or not step.get("cache", True) \
         or (step["kind"] == "source" and hashed_file(step) is None)
 
