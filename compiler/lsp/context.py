@@ -5,9 +5,11 @@
     ->  frames: pipeline > step train species_model > estimator RandomForestClassifier
         statement: []   prefix: "n_est"
 
-Tokens come from the compiler's lexer pattern; a block's kind comes from the tokens on the line
-of its `{` (headers are one line, as `mlopsc fmt` writes them); the statement at the cursor is the
-tokens on its line after the last brace, or since an unclosed `[` on an earlier line.
+Only the braces still open at the cursor are read closely (a 1000-step spec is not tokenized to
+complete in its last step): a block's kind comes from the tokens on the line of its `{` (headers
+are one line, as `mlopsc fmt` writes them); the statement at the cursor is the tokens on its line
+after the last brace, or since an unclosed `[` on an earlier line. Tokens come from the compiler's
+lexer pattern.
 """
 from __future__ import annotations
 
@@ -17,8 +19,9 @@ from dataclasses import dataclass, field
 from ..lexer import TOKEN
 from ..options import BLOCK_OPTIONS, STEP_KINDS
 
-BLOCKS = (*BLOCK_OPTIONS, "types")
 _WORD = re.compile(r"[A-Za-z0-9_]*$")
+# What decides the nesting: braces outside strings and comments, and a string left open.
+_STRUCTURE = re.compile(r'"(?:[^"\\\n]|\\[^\n])*"|#[^\n]*|[{}]|"')
 
 
 @dataclass(frozen=True)
@@ -33,7 +36,7 @@ class Token:
 class Frame:
     """A block the cursor is inside: the pipeline, a step, a nested block, an estimator, a tune."""
 
-    kind: str                    # top | pipeline | step | params | block | estimator | tune | other
+    kind: str                    # top | pipeline | step | params | types | block | estimator | tune | other
     name: str = ""               # the step's kind, the block's key, the estimator's dotted name
     step: str | None = None      # the step it is in
     step_kind: str | None = None
@@ -60,51 +63,64 @@ class Context:
 def context_at(text: str, offset: int) -> Context:
     prefix = _WORD.search(text, text.rfind("\n", 0, offset) + 1, offset).group()
     start = offset - len(prefix)
-    tokens, in_string = tokens_before(text, start)
+    opened, last_brace, in_string = _braces(text, start)
     frames = [Frame("top")]
+    for brace in opened:
+        line_start = text.rfind("\n", 0, brace) + 1
+        header_start = max(line_start, text.rfind("{", line_start, brace) + 1, text.rfind("}", line_start, brace) + 1)
+        frames.append(_frame(frames[-1], tokens_between(text, header_start, brace)))
+    if in_string:
+        return Context(frames, [], prefix, start, in_string=True)
     statement: list[Token] = []
     brackets = 0
-    for i, tok in enumerate(tokens):
+    for tok in tokens_between(text, last_brace + 1, start):
         if statement and tok.line != statement[-1].line and brackets == 0:
             statement = []
-        if tok.kind == "LBRACE":
-            frames.append(_frame(frames[-1], statement))
-            statement, brackets = [], 0
-        elif tok.kind == "RBRACE":
-            if len(frames) > 1:
-                frames.pop()
-            statement, brackets = [], 0
-        else:
-            statement.append(tok)
-            brackets += {"LSQB": 1, "RSQB": -1}.get(tok.kind, 0)
-            brackets = max(brackets, 0)
-    last_line = text.count("\n", 0, start) + 1
-    if statement and statement[-1].line != last_line and brackets == 0:
+        statement.append(tok)
+        brackets = max(brackets + {"LSQB": 1, "RSQB": -1}.get(tok.kind, 0), 0)
+    if statement and statement[-1].line != text.count("\n", 0, start) + 1 and brackets == 0:
         statement = []
     before = text[start - 1] if start > 0 else "\n"
-    return Context(frames, statement, prefix, start, in_string, before in " \t\r\n" and bool(statement))
+    return Context(frames, statement, prefix, start, False, before in " \t\r\n" and bool(statement))
 
 
-def tokens_before(text: str, end: int) -> tuple[list[Token], bool]:
-    """The tokens of text[:end] but blanks and comments, and whether `end` is inside a string."""
-    tokens, pos, line = [], 0, 1
+def _braces(text: str, end: int) -> tuple[list[int], int, bool]:
+    """Offsets of the `{` still open at `end`, of the last brace before it (-1: none), and whether
+    `end` is inside a string; braces in strings and comments do not count."""
+    opened, last, pos = [], -1, 0
+    while (found := _STRUCTURE.search(text, pos, end)) is not None:
+        pos = found.end()
+        if found.group() == '"':            # a string not closed on its line (yet)
+            newline = text.find("\n", found.start(), end)
+            if newline < 0:
+                return opened, last, True
+            pos = newline
+        elif found.group() == "{":
+            opened.append(found.start())
+            last = found.start()
+        elif found.group() == "}":
+            if opened:
+                opened.pop()
+            last = found.start()
+    return opened, last, False
+
+
+def tokens_between(text: str, begin: int, end: int) -> list[Token]:
+    """The tokens of text[begin:end] but blanks and comments (a string left open is skipped to the
+    end of its line)."""
+    tokens, pos, line = [], begin, text.count("\n", 0, begin) + 1
     while pos < end:
         found = TOKEN.match(text, pos, end)
         if found is None:
-            if text[pos] != '"':
-                pos += 1
-                continue
-            newline = text.find("\n", pos, end)
-            if newline < 0:             # an unclosed string runs to the cursor
-                return tokens, True
-            pos = newline
+            newline = text.find("\n", pos, end) if text[pos] == '"' else pos + 1
+            pos = end if newline < 0 else newline
             continue
         kind, value = found.lastgroup, found.group()
         if kind not in ("BLANK", "COMMENT"):
             tokens.append(Token(kind, value, line, pos))
         line += value.count("\n")
         pos = found.end()
-    return tokens, False
+    return tokens
 
 
 def _frame(parent: Frame, header: list[Token]) -> Frame:
@@ -119,9 +135,11 @@ def _frame(parent: Frame, header: list[Token]) -> Frame:
         if words == ["params"]:
             return Frame("params")
     if parent.kind == "step":
+        if words == ["types"]:
+            return Frame("types", **inherited)
         if len(words) >= 2 and words[-2] == "tune":
             return Frame("tune", words[-1], **inherited)
-        if words[-1:] and words[-1] in BLOCKS and len(words) == 1:
+        if len(words) == 1 and words[0] in BLOCK_OPTIONS:
             return Frame("block", words[0], **inherited)
         if len(words) >= 3 and words[0] == "estimator" and words[1] == "=":
             return Frame("estimator", "".join(words[2:]), **inherited)

@@ -56,6 +56,7 @@ def typed(before: str, after: str) -> str:
     ("    column sex: category nullable\n", "    column sex: ", ["int", "float", "str", "bool", "category",
                                                                    "datetime"]),
     ("    test_size: float = 0.25\n", "    test_size: ", ["int", "float", "str", "bool"]),
+    ('    filter = "year < 2009"\n', "    types { year: ", ["int", "float", "str", "bool", "category", "datetime"]),
 ])
 def test_values_where_they_are_expected(editor, document, line, cursor, expected):
     text = typed(line, cursor + "\n")
