@@ -92,3 +92,16 @@ def test_a_new_empty_file_is_told_what_to_write(editor):
     editor.close(uri)
     assert [(d.code, d.message) for d in got] == [
         ("E101", "expected 'pipeline' before the end of the file")]
+
+
+def test_positions_count_utf16_code_units_as_editors_do(editor):
+    """A character outside the Basic Multilingual Plane is one column for the compiler and two
+    UTF-16 code units for the editor: the range still covers the misspelt key."""
+    line = '  source s { csv = "🐧.csv"  filtr = "year > 1" }'
+    text = f"pipeline p {{\n{line}\n}}\n"
+    uri = (REPO / "specs" / "lsp_utf16.mlops").as_uri()
+    got = editor.open(uri, text)
+    editor.close(uri)
+    start = len(line[:line.index("filtr")].encode("utf-16-le")) // 2
+    assert [(d.code, d.range.start.line, d.range.start.character, d.range.end.character) for d in got] == [
+        ("E250", 1, start, start + len("filtr"))]
