@@ -30,7 +30,6 @@ class Reference:
     span: ir.Span                # the name alone: `penguins_split`, `x`
     written: ir.Span             # the whole reference: `penguins_split.train`, `params.x`
     port: str | None
-    owner: str                   # the step it is written in
 
 
 class Symbols:
@@ -74,11 +73,12 @@ class Symbols:
                 return self.param_name_span(param)
         return None
 
-    def definition(self, reference: Reference) -> ir.Span | None:
-        if reference.target == "step":
-            step = self.steps.get(reference.name)
+    def definition(self, what: str, name: str) -> ir.Span | None:
+        """Where the step or param `name` is defined (its name), if it is."""
+        if what == "step":
+            step = self.steps.get(name)
             return self.step_name_span(step) if step else None
-        param = self.params.get(reference.name)
+        param = self.params.get(name)
         return self.param_name_span(param) if param else None
 
 
@@ -87,20 +87,20 @@ def _references(step: ir.Step) -> list[Reference]:
     for _, ref in refs_of(step):
         if ref.span is not None:
             name = ref.span.model_copy(update={"end_line": ref.span.line, "end_col": ref.span.col + len(ref.step)})
-            found.append(Reference("step", ref.step, name, ref.span, ref.port, step.name))
+            found.append(Reference("step", ref.step, name, ref.span, ref.port))
     for _, _, ref in param_refs_of(step):
         if ref.span is not None:
             name = ref.span.model_copy(update={"line": ref.span.end_line, "col": ref.span.end_col - len(ref.name)})
-            found.append(Reference("param", ref.name, name, ref.span, None, step.name))
+            found.append(Reference("param", ref.name, name, ref.span, None))
     for expression in _expressions(step):
         for node in _param_values(expression.tree):
             span = inner_span(expression.span, expression.text, node.at, node.to)
             if span is not None and span.line == span.end_line:
                 name = span.model_copy(update={"col": span.end_col - len(node.name)})
-                found.append(Reference("param", node.name, name, span, None, step.name))
+                found.append(Reference("param", node.name, name, span, None))
     if isinstance(step, ir.Source) and step.served and "served" in step.spans:
         span = step.spans["served"]
-        found.append(Reference("step", step.served, span, span, None, step.name))
+        found.append(Reference("step", step.served, span, span, None))
     return found
 
 

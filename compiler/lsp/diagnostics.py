@@ -55,11 +55,8 @@ def _suggested(diag: Diagnostic, analysis: Analysis, uri: str, positions: Positi
     match = _SUGGESTION.search(diag.hint or "")
     if what is None or match is None or analysis.symbols is None or not analysis.current:
         return []
-    symbols, name = analysis.symbols, match.group(1)
-    if what == "step":
-        span = symbols.step_name_span(symbols.steps[name]) if name in symbols.steps else None
-    else:
-        span = symbols.param_name_span(symbols.params[name]) if name in symbols.params else None
+    name = match.group(1)
+    span = analysis.symbols.definition(what, name)
     if span is None:
         return []
     return [types.DiagnosticRelatedInformation(location=types.Location(uri=uri, range=positions.range(span)),

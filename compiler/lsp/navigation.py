@@ -15,7 +15,7 @@ from ..estimators import lookup
 from ..lexer import KEYWORDS
 from ..passes.common import inputs_of
 from ..passes.port_types import EXPECTS
-from .analysis import Reference, Symbols
+from .analysis import Symbols
 from .ranges import Positions, inside
 
 NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -113,8 +113,7 @@ def definition(symbols: Symbols, line: int, col: int) -> ir.Span | None:
     target = target_at(symbols, line, col)
     if target is None or target.what == "estimator":
         return None
-    ref = Reference(target.what, target.name, target.span, target.span, target.port, "")
-    return symbols.definition(ref)
+    return symbols.definition(target.what, target.name)
 
 
 def occurrences(symbols: Symbols, target: Target) -> list[ir.Span]:
