@@ -71,7 +71,10 @@ def _pipeline_level(ctx: Context, words: list[str], symbols: Symbols) -> list[ty
     if len(words) == 3 and words[0] in STEP_KINDS and words[2] in ("on", "from"):
         expected = EXPECTS.get(words[0], {}).get(LINK_FIELD.get(words[0], ""))
         return _step_refs(symbols, expected, exclude=words[1])
-    if words and not ctx.after_blank:
+    if len(words) == 2 and words[0] in LINK_FIELD and ctx.after_blank:      # `split parts |`
+        return _choices(("from", "on"), f"what {words[0]} {words[1]} reads: its {LINK_FIELD[words[0]]}",
+                        Kind.Keyword)
+    if words:
         return []
     items = [_item(kind, Kind.Class, f"a {kind} step", f"{kind} ${{1:name}} {{\n\t$0\n}}", True) for kind in STEP_KINDS]
     items += [_item(key, Kind.Property, "pipeline option", f"{key} = ") for key in PIPELINE_OPTIONS]

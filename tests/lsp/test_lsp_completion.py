@@ -41,6 +41,7 @@ def typed(before: str, after: str) -> str:
     ("    test_size = params.test_size\n", "    test_size = params.", ["test_size", "min_accuracy"]),
     ("  split penguins_split from penguins {", "  split penguins_split from ",
      ["penguins", "penguins_2009", "species_eval.predictions"]),
+    ("  split penguins_split from penguins {", "  split penguins_split ", ["from", "on"]),
     # columns, from the CSV header beside the spec
     ("    target = species\n", "    target = ", COLUMNS),
     ("    stratify = species\n", "    stratify = ", COLUMNS),
