@@ -126,10 +126,14 @@ def build_server() -> SpecServer:
     @server.feature(types.TEXT_DOCUMENT_COMPLETION, types.CompletionOptions(trigger_characters=TRIGGERS))
     @guarded
     async def completion(ls: SpecServer, params: types.CompletionParams) -> types.CompletionList:
-        analysis = await ls.latest(params.text_document.uri)
-        positions = ls.positions(analysis.text)
+        # The text as it is now, with the pipeline of the newest analysis there is: completion does
+        # not wait for the analysis of the keystroke that asked for it.
+        uri = params.text_document.uri
+        analysis = ls.analyses.get(uri) or await ls.latest(uri)
+        text = ls.workspace.get_text_document(uri).source
+        positions = ls.positions(text)
         offset = positions.offset(*positions.point(params.position))
-        items = complete(context_at(analysis.text, offset), analysis.symbols, positions)
+        items = complete(context_at(text, offset), analysis.symbols, positions)
         return types.CompletionList(is_incomplete=False, items=items)
 
     @server.feature(types.TEXT_DOCUMENT_HOVER)
