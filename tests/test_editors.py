@@ -103,3 +103,10 @@ def test_annotated_samples_pass_vscode_tmgrammar_test():
                            "test/*.mlops"], cwd=VSCODE, capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
     assert done.stdout.count("run successfuly") == len(samples), done.stdout
+    # The client: valid JavaScript, and the library it requires is where node will look for it.
+    client = subprocess.run(["node", "--check", "extension.js"], cwd=VSCODE, capture_output=True, text=True,
+                            timeout=60, check=False)
+    assert client.returncode == 0, client.stderr
+    resolved = subprocess.run(["node", "-e", "console.log(require.resolve('vscode-languageclient/node'))"],
+                              cwd=VSCODE, capture_output=True, text=True, timeout=60, check=False)
+    assert resolved.returncode == 0 and "node_modules/vscode-languageclient" in resolved.stdout, resolved.stderr
