@@ -60,9 +60,9 @@ def test_language_server_imports_nothing_heavy():
         "text = open('specs/penguins.mlops').read()",
         "found = analysis.analyse(text, 'specs/penguins.mlops')",
         "positions = ranges.Positions(text)",
-        "assert completion.complete(context.context_at(text, text.index('species_model') + 3), found.symbols,"
-        " positions)",
-        "assert navigation.hover(found.symbols, 35, 30, positions)",
+        "cursor = text.index('model = species_model') + len('model = ')",
+        "assert completion.complete(context.context_at(text, cursor), found.symbols, positions)",
+        "assert navigation.hover(found.symbols, *positions.point(positions.at(cursor)), positions)",
         "assert navigation.outline(found.symbols, positions)",
         "format_spec(text)")
     assert done.returncode == 0, done.stderr[-2000:]
