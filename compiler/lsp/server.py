@@ -46,25 +46,25 @@ class SpecServer(LanguageServer):
             task = self.pending[uri] = asyncio.ensure_future(self._analyse_latest(uri))
         return task
 
-    async def _analyse_latest(self, uri: str) -> Analysis | None:
+    async def _analyse_latest(self, uri: str) -> None:
         loop = asyncio.get_running_loop()
         while uri in self.open:
             doc = self.workspace.get_text_document(uri)
             done = self.analyses.get(uri)
             if done is not None and done.version == doc.version and done.text == doc.source:
-                return done
+                return
+            file = doc.path or uri
             try:
-                analysis = await loop.run_in_executor(self.analyser, analyse, doc.source, doc.path or uri,
-                                                      doc.version, done)
+                analysis = await loop.run_in_executor(self.analyser, analyse, doc.source, file, doc.version, done)
+                diagnostics = to_lsp(analysis, uri, self.positions(analysis.text))
             except Exception as exc:  # noqa: BLE001 - a bug in the compiler: say so, keep serving
                 self.report_bug("analysis", exc)
-                analysis = Analysis(doc.version, doc.source, [], done.symbols if done else None, False,
-                                    doc.path or uri)
+                analysis = Analysis(doc.version, doc.source, [], done.symbols if done else None, False, file)
+                diagnostics = []
             self.analyses[uri] = analysis
             if uri in self.open:
                 self.text_document_publish_diagnostics(types.PublishDiagnosticsParams(
-                    uri=uri, version=analysis.version, diagnostics=to_lsp(analysis, uri, self.positions(analysis.text))))
-        return None
+                    uri=uri, version=analysis.version, diagnostics=diagnostics))
 
     async def latest(self, uri: str) -> Analysis:
         """The analysis of the document as it is now (requests wait for it, never cancel it)."""
