@@ -280,6 +280,15 @@ class Train(Step):
     missing_target: Literal["fail", "drop"] = "fail"
 
 
+class Importance(Node):
+    """`importance { repeats = 5  seed = 0 }` in an evaluate step: permutation importance of each
+    feature on the evaluated data, scored with the step's first metric."""
+
+    repeats: int = 5
+    seed: int = 0
+    spans: dict[str, Span] = {}
+
+
 class Evaluate(Step):
     KIND: ClassVar[str] = "evaluate"
     OUTPUTS: ClassVar[dict[str, str]] = {"metrics": "Metrics", "predictions": "Dataset"}
@@ -289,6 +298,7 @@ class Evaluate(Step):
     model: Ref
     data: Ref
     metrics: tuple[str, ...]
+    importance: Importance | None = None
 
 
 class ThresholdRule(Node):

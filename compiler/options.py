@@ -341,9 +341,11 @@ BLOCK_OPTIONS: dict[str, dict[str, Callable]] = {
                 "max_batch_size": plain_int, "max_batch_wait_ms": plain_int},
     "preprocessing": {"numeric_impute": word, "scale": boolean, "categorical_impute": word, "encode": word,
                       "max_categories": plain_int, "numeric": listed(word), "categorical": listed(word)},
+    "importance": {"repeats": plain_int, "seed": plain_int},
 }
-BLOCK_KINDS = {"serving": ("deploy",), "preprocessing": ("train",), "types": ("source",)}
-BLOCK_MODELS = {"resources": ir.Resources, "serving": ir.Serving, "preprocessing": ir.Preprocessing}
+BLOCK_KINDS = {"serving": ("deploy",), "preprocessing": ("train",), "types": ("source",), "importance": ("evaluate",)}
+BLOCK_MODELS = {"resources": ir.Resources, "serving": ir.Serving, "preprocessing": ir.Preprocessing,
+                "importance": ir.Importance}
 RULE_KINDS = {"rows": "check", "column": "check", "expect": "check", "require": "gate", "drift": "monitor",
               "metric": "monitor", "latency": "monitor", "tune": "train"}
 TUNE_OPTIONS: dict[str, Callable] = {"cv": plain_int, "metric": word, "n_iter": plain_int, "seed": plain_int}

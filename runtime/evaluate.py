@@ -4,6 +4,13 @@ The target, task, features and classes come from the model's own metadata (writt
 step into its MLmodel file), so an evaluate step needs only the model and the data. Metrics are
 logged to the step's MLflow run and, under the same names, to the training run and its logged
 model: a registered model version then carries the metrics the gate compares with.
+
+With `importance { repeats  seed }`, the step also computes permutation importance
+(`sklearn.inspection.permutation_importance`) of every feature on the same data, scored with the
+step's first metric: how much that metric drops when one feature's values are shuffled, as mean
+and standard deviation over the repeats. It goes into the Metrics document (`importance`) and,
+as metrics `importance.<feature>`, into both MLflow runs, so that a registered version carries
+it too and a report can set a candidate's importance beside its champion's.
 """
 from __future__ import annotations
 
@@ -17,6 +24,8 @@ from .metrics import compute
 
 if TYPE_CHECKING:
     import pandas as pd
+
+IMPORTANCE_PREFIX = "importance."
 
 
 def model_info(step: ir.Evaluate, uri: str) -> dict[str, Any]:
@@ -92,6 +101,35 @@ def score(step: ir.Evaluate, info: dict[str, Any], preds: pd.DataFrame) -> dict[
     return metrics
 
 
+def permutation_importance(step: ir.Evaluate, model: Any, info: dict[str, Any], df: pd.DataFrame) -> dict[str, Any]:
+    """Each feature's drop in the step's first metric when its values are shuffled (seeded)."""
+    from sklearn import inspection
+
+    from .metrics import sklearn_scoring
+
+    metric, features = step.metrics[0], info["features"]
+    try:
+        found = inspection.permutation_importance(
+            model, df[features], df[info["target"]], scoring=sklearn_scoring(metric, info.get("classes") or []),
+            n_repeats=step.importance.repeats, random_state=step.importance.seed)
+    except (ValueError, AttributeError) as exc:   # e.g. a metric that needs probabilities the model lacks
+        raise step_error(step, f"permutation importance cannot be computed with {metric}", "importance",
+                         expected=f"a metric the model can be scored with (the first of metrics: {metric})",
+                         found=f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from None
+    return {"metric": metric, "repeats": step.importance.repeats, "seed": step.importance.seed,
+            "features": {name: {"mean": float(found.importances_mean[i]), "std": float(found.importances_std[i])}
+                         for i, name in enumerate(features)}}
+
+
+def importance_metric(feature: str) -> str:
+    """The MLflow metric that holds a feature's permutation importance."""
+    return IMPORTANCE_PREFIX + tracking.metric_name(feature)
+
+
+def importance_metrics(importance: dict[str, Any]) -> dict[str, float]:
+    return {importance_metric(name): value["mean"] for name, value in importance["features"].items()}
+
+
 def figure(info: dict[str, Any], preds: pd.DataFrame) -> tuple[str, Any]:
     """A confusion matrix (classification) or residuals against predictions (regression), drawn
     on a bare matplotlib Figure: no pyplot state, no display backend."""
@@ -125,18 +163,21 @@ def run(step: ir.Evaluate, inputs: dict[str, str], outputs: dict[str, str],
              f"(missing_target = drop in train {info.get('step')})")] if without_target else []
     preds = predict(step, model, info, df)
     metrics = score(step, info, preds)
+    importance = permutation_importance(step, model, info, df) if step.importance else None
+    logged = metrics | (importance_metrics(importance) if importance else {})
     plot_name, fig = figure(info, preds)
     document = {"metrics": metrics, "task": info["task"], "rows": len(df), "target": info["target"],
                 "classes": info.get("classes") or [], "model_sha256": artifacts.sha256_of(inputs["model"]),
                 "data_sha256": artifacts.sha256_of(inputs["data"]),
-                "train_mlflow_run_id": info.get("mlflow_run_id"), **dropped}
+                "train_mlflow_run_id": info.get("mlflow_run_id"), **dropped,
+                **({"importance": importance} if importance else {})}
     # Both outputs are computed before either is written.
     hashes = {"predictions": artifacts.write_parquet(preds, outputs["predictions"]),
               "metrics": artifacts.write_json(document, outputs["metrics"])}
     with tracking.step_run(ctx, step) as mlrun:
         import mlflow
 
-        mlflow.log_metrics(metrics)
+        mlflow.log_metrics(logged)
         mlflow.log_figure(fig, plot_name)
         mlflow.log_dict(document, "metrics.json")
         tracking.log_dataset(df, inputs["data"], name=str(step.data), digest=document["data_sha256"],
@@ -146,7 +187,7 @@ def run(step: ir.Evaluate, inputs: dict[str, str], outputs: dict[str, str],
         if info.get("mlflow_run_id"):
             train_run = info["mlflow_run_id"]
             client = tracking.client(ctx)
-            for name, value in metrics.items():
+            for name, value in logged.items():
                 client.log_metric(train_run, name, value)
     return step_result(step, {port: (outputs[port], hashes[port]) for port in ("metrics", "predictions")},
                        metrics=metrics, task=info["task"], rows=len(df), **dropped,

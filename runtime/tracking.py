@@ -40,6 +40,14 @@ def tracking_uri(ctx: RunContext) -> str:
     return f"sqlite:///{os.path.join(folder, 'mlflow.db')}"
 
 
+def metric_name(text: str) -> str:
+    """`text` as an MLflow metric name: letters, digits, `_ - . /` and spaces are kept, the rest
+    become `_`."""
+    import re
+
+    return re.sub(r"[^\w\-. /]", "_", text)
+
+
 def _quiet() -> None:
     # MLflow and alembic log schema migrations and hints at INFO on every new store; a pipeline
     # run's output is the steps' results, not that.

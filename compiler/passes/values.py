@@ -14,6 +14,8 @@ from .. import ir
 from ..errors import Diagnostic
 from .common import NODE_CLASSES, Index, index, name_span, option_nodes, span_of, where
 
+# Permutation importance predicts (repeats x features) times on the evaluated data: bounded.
+MAX_REPEATS = 50
 # Kubernetes resource quantities: "512Mi", "4Gi", "1.5G", "1000".
 QUANTITY = re.compile(r"^\d+(\.\d+)?(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$")
 
@@ -35,6 +37,8 @@ RANGES: list[tuple[type, str, Callable[[Any], bool], str]] = [
     (ir.Serving, "cpu", lambda v: v > 0, "must be more than 0 cores"),
     (ir.Serving, "max_batch_size", lambda v: 1 <= v <= 10_000, "must be between 1 and 10000 rows"),
     (ir.Serving, "max_batch_wait_ms", lambda v: 0 <= v <= 1_000, "must be between 0 and 1000 ms"),
+    (ir.Importance, "repeats", lambda v: 1 <= v <= MAX_REPEATS, f"must be between 1 and {MAX_REPEATS}"),
+    (ir.Importance, "seed", lambda v: v >= 0, "must be 0 or more"),
     (ir.Source, "window", lambda v: v > 0, "must be more than 0 seconds"),
     (ir.Monitor, "min_labels", lambda v: v >= 1, "must be 1 or more rows"),
     (ir.ColumnRule, "max_null_fraction", lambda v: 0 <= v <= 1, "must be a fraction between 0 and 1"),

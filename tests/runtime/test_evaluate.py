@@ -138,3 +138,25 @@ def test_a_missing_target_in_evaluation_names_the_train_option(ctx, out, cars_da
     model = execute(train, {"data": clean}, out(train), ctx)["outputs"]["model"]["uri"]
     assert_fails(evaluate(["rmse"], name="mpg_eval"), ctx, out, {"model": model, "data": cars_data},
                  "'Miles_per_Gallon' has 3 missing value(s)", "`missing_target = drop` in the train step mpg_model")
+
+
+def test_permutation_importance_is_seeded_and_recorded(session_ctx, trained, penguins_split):
+    """`importance { repeats = 2  seed = 4 }`: every feature's drop in the first metric, the same
+    twice from the same seed, in the Metrics document and as MLflow metrics of both runs."""
+    step = evaluate(["accuracy"], name="explained").model_copy(
+        update={"importance": ir.Importance(repeats=2, seed=4)})
+    inputs = {"model": trained["outputs"]["model"]["uri"], "data": penguins_split["test"]}
+    documents = []
+    for attempt in ("one", "two"):
+        outputs = artifacts.output_uris(f"{session_ctx.artifact_root}/explained-{attempt}", step)
+        result = execute(step, inputs, outputs, session_ctx)
+        documents.append(artifacts.read_json(outputs["metrics"]))
+    found = documents[0]["importance"]
+    assert found == documents[1]["importance"]
+    assert (found["metric"], found["repeats"], found["seed"]) == ("accuracy", 2, 4)
+    assert set(found["features"]) == set(FEATURES)
+    assert max(v["mean"] for v in found["features"].values()) > 0.05     # the model relies on something
+    client = tracking.client(session_ctx)
+    for run_id in (result["mlflow_run_id"], trained["mlflow_run_id"]):
+        logged = client.get_run(run_id).data.metrics
+        assert logged["importance.bill_length_mm"] == pytest.approx(found["features"]["bill_length_mm"]["mean"])
