@@ -11,8 +11,9 @@ Generated code of every backend calls `execute` and nothing else:
 - outputs: {port name: artifact URI} for each port in the node's OUTPUTS;
 - context: a RunContext (or its dict).
 
-It returns a JSON-able StepResult dict. This package imports no lark, jinja2, kfp or prefect, and
-imports pandas, sklearn and mlflow only inside the steps that need them.
+It returns a JSON-able StepResult dict. This package imports no lark, kfp or prefect (jinja2 only
+in `report`, to lay a run's report out), and imports pandas, sklearn and mlflow only inside the
+steps that need them.
 """
 from __future__ import annotations
 
