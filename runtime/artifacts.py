@@ -25,7 +25,7 @@ import shutil
 import tempfile
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from mlopsc.compiler import ir
@@ -63,18 +63,23 @@ def remove(uri: str) -> None:
             fs.rm(p, recursive=True)
 
 
-def _atomic_write(uri: str, data: bytes) -> None:
+def _atomic(uri: str, write: Callable[[Any, str], None]) -> None:
+    """Call `write(fs, tmp)` to write the artifact to a temporary name, then move it onto `uri`."""
     fs, path = _fs(uri)
     parent = path.rsplit("/", 1)[0] if "/" in path else ""
     if parent:
         fs.makedirs(parent, exist_ok=True)
     tmp = f"{path}.tmp-{uuid.uuid4().hex}"
     try:
-        fs.pipe_file(tmp, data)
+        write(fs, tmp)
         fs.mv(tmp, path)
     finally:
         if fs.exists(tmp):
             fs.rm(tmp)
+
+
+def _atomic_write(uri: str, data: bytes) -> None:
+    _atomic(uri, lambda fs, tmp: fs.pipe_file(tmp, data))
 
 
 def _write_sidecar(uri: str, digest: str) -> None:
@@ -115,28 +120,101 @@ def _to_table(df: pd.DataFrame):
     return pa.Table.from_pandas(df.rename(columns=str), preserve_index=False)
 
 
-def write_parquet(df: pd.DataFrame, uri: str) -> str:
-    """Write a frame (without its index) atomically; returns its content hash."""
-    import io
+def _reads_back_alike(df: pd.DataFrame, table: Any) -> bool:
+    """Whether `df` is, dtype for dtype, the frame that reading `table` back gives: then its hash
+    is that frame's hash. Values of such dtypes come back exactly (NaN and -0.0, the values with
+    several bit patterns, are made canonical by the hash itself); a Python object column may not
+    (a Decimal gains the column's scale), so one of those means no."""
+    back = table.slice(0, 0).to_pandas().dtypes
+    return len(back) == len(df.columns) and all(
+        a == b and a != object for a, b in zip(df.dtypes, back))
 
+
+# Dataset artifacts are written for speed: they are read back by the next steps of the same run
+# and hashed by content, not by bytes. Text and category columns are dictionary-encoded (a few
+# distinct values take a few bytes); numbers are stored plainly, uncompressed and without
+# statistics (random floats do not compress, and encoding, compressing and summarising them cost
+# more than writing them).
+
+
+def _write_table(table: Any, fs: Any, tmp: str) -> None:
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
+    text = [f.name for f in table.schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)
+            or pa.types.is_dictionary(f.type)]
+    options = {"compression": "none", "use_dictionary": text, "write_statistics": False}
+    if _is_local(fs):
+        pq.write_table(table, tmp, **options)
+    else:
+        with fs.open(tmp, "wb") as out:
+            pq.write_table(table, out, **options)
+
+
+def write_parquet(df: pd.DataFrame, uri: str) -> str:
+    """Write a frame (without its index) atomically; returns its content hash.
+
+    The hash is of the frame as readers will see it, so that a recomputed hash equals the
+    sidecar. That is `df`'s own hash unless Parquet changes a dtype (`_reads_back_alike`), and
+    it is computed while a thread writes the file (pyarrow writes without holding the GIL)."""
+    import threading
+
     table = _to_table(df)
-    buf = io.BytesIO()
-    pq.write_table(table, buf, compression="snappy")
-    # Hash the frame as readers will see it, so a recomputed hash equals the sidecar.
-    digest = dataset_sha256(table.to_pandas())
-    _atomic_write(uri, buf.getvalue())
+    failed: list[BaseException] = []
+
+    def write() -> None:
+        try:
+            _atomic(uri, lambda fs, tmp: _write_table(table, fs, tmp))
+        except BaseException as exc:  # noqa: BLE001 - raised again in the caller's thread
+            failed.append(exc)
+
+    writer = threading.Thread(target=write, name="mlopsc-parquet-write")
+    writer.start()
+    try:
+        digest = dataset_sha256(df if _reads_back_alike(df, table) else table.to_pandas())
+    finally:
+        writer.join()
+    if failed:
+        raise failed[0]
     _write_sidecar(uri, digest)
     return digest
 
 
-def read_parquet(uri: str) -> pd.DataFrame:
+def read_parquet(uri: str, columns: list[str] | None = None, filters: Any = None) -> pd.DataFrame:
+    """A Dataset artifact (or any Parquet file) as a frame; `columns`: only these; `filters`: a
+    pyarrow filter expression, applied while reading."""
+    import pyarrow.parquet as pq
+
+    fs, path = _fs(uri)
+    if _is_local(fs):
+        # Decoded page by page: pre-buffering (for object stores' latency) would first hold
+        # whole column chunks in memory.
+        table = pq.read_table(path, columns=columns, filters=filters, pre_buffer=False)
+    else:
+        with fs.open(path, "rb") as f:
+            table = pq.read_table(f, columns=columns, filters=filters)
+    return to_pandas(table)
+
+
+def parquet_schema(uri: str) -> Any:
+    """The pyarrow schema of a Parquet file, from its footer alone."""
     import pyarrow.parquet as pq
 
     fs, path = _fs(uri)
     with fs.open(path, "rb") as f:
-        return pq.read_table(f).to_pandas()
+        return pq.read_schema(f)
+
+
+def to_pandas(table: Any) -> pd.DataFrame:
+    """A pyarrow Table (not used afterwards) as a frame, holding about one copy of the data: each
+    column becomes its own block and its Arrow memory is freed once converted, rather than all
+    columns being copied into 2-D blocks while the table lives; then Arrow's allocator gives the
+    freed memory back to the system (it keeps it for reuse otherwise)."""
+    import pyarrow as pa
+
+    frame = table.to_pandas(split_blocks=True, self_destruct=True)
+    pa.default_memory_pool().release_unused()
+    return frame
 
 
 # ---------------------------------------------------------------- JSON documents

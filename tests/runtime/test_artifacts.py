@@ -107,3 +107,24 @@ def test_dataset_hash_is_the_same_in_another_process(tmp_path, penguins):
             "print(artifacts.dataset_sha256(artifacts.read_parquet(sys.argv[1])))")
     other = subprocess.run([sys.executable, "-c", code, uri], capture_output=True, text=True, check=True)
     assert other.stdout.strip() == digest
+
+
+def test_the_recorded_hash_is_the_read_back_frames_for_every_kind_of_column(tmp_path):
+    """write_parquet hashes the frame it was given when Parquet gives the same dtypes back, and
+    the read-back frame otherwise: either way the sidecar is what a reader recomputes."""
+    import decimal
+
+    import numpy as np
+
+    negative_nan = -np.float64("nan")            # NaN with its sign bit set, as `-x` makes one
+    df = pd.DataFrame({
+        "f": [1.5, negative_nan, -0.0, np.nan], "i": pd.array([1, None, 3, 4], dtype="Int64"),
+        "c": pd.Categorical(["b", "a", None, "b"], categories=["b", "a"]),
+        "s": pd.Series(["x", None, "z", "x"], dtype="str"), "b": [True, False, True, True],
+        "t": pd.to_datetime(["2024-01-01 00:00", None, "2024-03-01 12:00", "2024-04-01 00:00"]),
+        "tz": pd.to_datetime(["2024-01-01"] * 4).tz_localize("Europe/Paris"),
+        "o": [decimal.Decimal("1.1"), decimal.Decimal("2.25"), None, decimal.Decimal("3")]})
+    for columns in (["f", "i", "c", "s", "b", "t", "tz"], list(df.columns)):   # without, with an object column
+        uri = str(tmp_path / f"{len(columns)}.parquet")
+        digest = artifacts.write_parquet(df[columns], uri)
+        assert artifacts.dataset_sha256(artifacts.read_parquet(uri)) == digest
