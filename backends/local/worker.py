@@ -29,6 +29,7 @@ Answers: {"id", "started": wall clock} when it begins, then
 """
 from __future__ import annotations
 
+import gc
 import importlib
 import json
 import os
@@ -140,6 +141,10 @@ def serve(channel: socket.socket, parent: int, modules: list[str]) -> None:
 
 def _fork(control: socket.socket, fd: int, log: str, modules: list[str]) -> int:
     zygote = os.getpid()
+    # The imported modules' objects go to the garbage collector's permanent generation: a
+    # worker's collections then never walk (and write to) them, so the pages it shares with the
+    # zygote stay shared rather than being copied into each worker.
+    gc.freeze()
     pid = os.fork()
     if pid:
         os.close(fd)      # the worker has its own copy
