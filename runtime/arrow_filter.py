@@ -1,6 +1,7 @@
 """A spec expression as a pyarrow dataset filter, for pushing a `filter` down into a Parquet read.
 
     to_arrow_filter(tree, params)  ->  pyarrow.compute.Expression, or None
+    column_names(tree)             ->  the columns the expression reads
 
 Only what Arrow evaluates with exactly the evaluator's meaning translates: columns, literals,
 params, dates, comparisons, `and` / `or` / `not`, `in` / `not in` lists, `isin`, `between`, `isna`
@@ -17,6 +18,17 @@ from mlopsc.compiler import expression as ex
 
 COMPARE = {"==": "equal", "!=": "not_equal", "<": "less", "<=": "less_equal", ">": "greater",
            ">=": "greater_equal"}
+
+
+def column_names(tree: ex.Expr) -> set[str]:
+    """Every column the expression reads (a pushed-down filter needs them in the file)."""
+    names, stack = set(), [tree]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ex.Column):
+            names.add(node.name)
+        stack.extend(ex.walk_children(node))
+    return names
 
 
 class _Untranslatable(Exception):

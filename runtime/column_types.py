@@ -49,7 +49,7 @@ def read_types(step: ir.Source, df: pd.DataFrame) -> tuple[pd.DataFrame, dict[st
     wanted = {**{column: "float" for column in step.coerce}, **step.types}
     report: dict[str, Any] = {}
     if wanted:
-        df = df.copy()
+        df = df.copy(deep=False)   # the converted columns replace columns of this frame only
     for column, kind in wanted.items():
         original = df[column]
         converted = convert(step, column, original, kind)

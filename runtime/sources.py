@@ -3,8 +3,10 @@
 
 Order: read -> filter (may use any column) -> column selection -> column types (column_types.py:
 declared and coerced types, and a warning for a column that is mostly numbers).
-The dataset's version is its content hash (artifacts.dataset_sha256). A source always re-reads
-its input: the file or table may have changed since the last run.
+A Parquet file is read with the filter pushed down when all of it translates to a pyarrow filter
+(arrow_filter.py: the same rows as the evaluator keeps), and with `columns`, only those and the
+filter's columns are read. The dataset's version is its content hash (artifacts.dataset_sha256). A
+source always re-reads its input: the file or table may have changed since the last run.
 """
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from mlopsc.compiler import ir
 
 from . import artifacts, tracking
 from .column_types import read_types
-from .core import RunContext, require_columns, step_error, step_result
+from .core import RunContext, StepError, require_columns, step_error, step_result
 from .params import resolve_ref
 
 if TYPE_CHECKING:
@@ -31,7 +33,8 @@ def resolve_path(step: ir.Source, ctx: RunContext) -> str:
     return os.path.normpath(os.path.join(spec_dir, path))
 
 
-def _read_file(step: ir.Source, ctx: RunContext) -> pd.DataFrame:
+def _read_file(step: ir.Source, ctx: RunContext) -> tuple[pd.DataFrame, bool]:
+    """The file's rows, and whether the filter was already applied while reading."""
     import pandas as pd
 
     path = resolve_path(step, ctx)
@@ -41,14 +44,47 @@ def _read_file(step: ir.Source, ctx: RunContext) -> pd.DataFrame:
                          found="no such file")
     try:
         if step.format == "csv":
-            return pd.read_csv(path)
-        return pd.read_parquet(path)
+            return pd.read_csv(path), False
+        return _read_parquet(step, path, ctx)
+    except StepError:
+        raise
     except pd.errors.EmptyDataError:
         raise step_error(step, f"{path} is empty", "path", expected="a CSV file with a header and rows",
                          found="an empty file") from None
     except Exception as exc:  # noqa: BLE001 - any parser failure is a bad input file
         raise step_error(step, f"could not read {path} as {step.format}", "path",
                          expected=f"a valid {step.format} file", found=f"{type(exc).__name__}: {exc}") from None
+
+
+def _read_parquet(step: ir.Source, path: str, ctx: RunContext) -> tuple[pd.DataFrame, bool]:
+    """A Parquet file, with the filter pushed down into the read when all of it translates to a
+    pyarrow filter over the file's columns, and only the columns the step keeps when it says
+    which. Anything Arrow refuses (a text column compared with a number) is read whole and left
+    to the evaluator, whose errors name the step and the expression."""
+    import pyarrow as pa
+
+    from .arrow_filter import column_names, to_arrow_filter
+    from .expressions import validate
+
+    names = set(artifacts.parquet_schema(path).names)
+    pushed, needed = None, set()
+    if step.filter:
+        tree = validate(step.filter, step, step.spans.get("filter")).tree
+        needed = column_names(tree)
+        pushed = to_arrow_filter(tree, ctx.params) if needed <= names else None
+    columns = None
+    if step.columns is not None and set(step.columns) <= names:
+        kept = list(step.columns) if pushed is not None else [*step.columns, *sorted(needed - set(step.columns))]
+        columns = [c for c in dict.fromkeys(kept) if c in names]
+    if pushed is not None:
+        try:
+            df = artifacts.read_parquet(path, columns=columns, filters=pushed)
+        except pa.ArrowException:
+            df = None
+        if df is not None and len(df):
+            return df, True
+        # No row kept, or a filter Arrow could not apply: the evaluator says why, as for any file.
+    return artifacts.read_parquet(path, columns=columns if pushed is None else None), False
 
 
 def _read_sql(step: ir.Source) -> pd.DataFrame:
@@ -103,17 +139,20 @@ def _apply_filter(step: ir.Source, df: pd.DataFrame, ctx: RunContext) -> pd.Data
 def load(step: ir.Source, ctx: RunContext) -> tuple[pd.DataFrame, dict[str, Any]]:
     """The source's data after filter, column selection and types (nothing written), and what
     typing its columns found (column_types.read_types: notes, coerced counts, warnings)."""
+    filtered = False     # True: the filter was applied while reading, and kept rows
     if step.format == "served":
         from .served import read_served
 
         df = read_served(step, ctx)     # never empty: it says why instead
+    elif step.format == "sql":
+        df = _read_sql(step)
     else:
-        df = _read_sql(step) if step.format == "sql" else _read_file(step, ctx)
+        df, filtered = _read_file(step, ctx)
     origin = f"table {step.table}" if step.table else ("the query" if step.query else step.path)
     if df.empty:
         raise step_error(step, f"the source has no rows: {origin}", expected="at least one row", found="0 rows")
     if step.filter:
-        df = _apply_filter(step, df, ctx)
+        df = df if filtered else _apply_filter(step, df, ctx)
         if df.empty:
             raise step_error(step, f"no row matches the filter: {step.filter}", "filter",
                              expected="at least one matching row", found="0 of the rows")
