@@ -139,8 +139,9 @@ def _log_model_folder(client: Any, model_uri: str, run_id: str) -> str:
 def load_scoring_model(step: ir.Score | ir.Monitor, inputs: dict[str, str],
                        ctx: RunContext) -> tuple[Any, str | None]:
     """The model a Score or Monitor step uses and where it came from: `models:/registry@alias`
-    when the step names a registry and the alias is held (a monitor then watches the model in
-    service), else its `model` input; (None, None) when it has neither."""
+    when the step names a registry (a monitor's `registry` is its model's deploy, and it then
+    scores the deployed model: no backend gives it a `model` input), else its `model` input;
+    (None, None) when it has neither."""
     if not step.registry:
         if inputs.get("model"):
             return artifacts.load_model(inputs["model"]), inputs["model"]
@@ -152,15 +153,24 @@ def load_scoring_model(step: ir.Score | ir.Monitor, inputs: dict[str, str],
     try:
         registry.require_model(client, step.registry)
     except registry.RegistryError as exc:
-        if inputs.get("model"):     # nothing deployed yet: the model this run trained stands in
-            return artifacts.load_model(inputs["model"]), inputs["model"]
+        if isinstance(step, ir.Monitor):
+            raise _nothing_deployed(step, ctx) from None
         raise StepError(str(exc), expected="a model deployed by a pipeline", found=step.registry) from None
     if registry.version_by_alias(client, step.registry, step.alias) is None:
-        if inputs.get("model"):
-            return artifacts.load_model(inputs["model"]), inputs["model"]
+        if isinstance(step, ir.Monitor):
+            raise _nothing_deployed(step, ctx) from None
         raise StepError(f"no version of '{step.registry}' holds alias '{step.alias}'",
                         expected=f"a deployed {uri}", found="no such alias")
     return artifacts.load_model(uri), uri
+
+
+def _nothing_deployed(step: ir.Monitor, ctx: RunContext) -> StepError:
+    """A monitor of a deployed model before anything is deployed: say what to run first."""
+    spec = (step.span.file if step.span else ctx.spec_path) or "SPEC"
+    return StepError(f"monitor {step.name} scores the model deployed as {step.registry}@{step.alias}, and "
+                     f"nothing is deployed there yet: run the training pipeline first (`mlopsc run {spec}`)",
+                     expected=f"a version of '{step.registry}' holding alias '{step.alias}'",
+                     found="none")
 
 
 def predict(step: ir.Step, model: Any, data: pd.DataFrame) -> pd.DataFrame:

@@ -1,8 +1,9 @@
 """Monitor: drift of a current dataset against a reference, per feature and of the predictions.
 
 Inputs: `reference`, `current` (Datasets) and optionally `model` (a model folder). With
-`step.registry` set, the model in service, `models:/registry@alias`, is scored instead (the
-`model` input stands in while nothing holds the alias yet). Output: `report`,
+`step.registry` set (the monitor's model has a deploy), the model in service,
+`models:/registry@alias`, is scored instead, and a monitor run before anything is deployed fails
+saying what to run first. Output: `report`,
 a Report JSON with every feature's statistics, every rule with its observed value, and the rules
 that fired with their actions; the statistics are also logged as MLflow metrics of the step's run.
 

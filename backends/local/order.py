@@ -7,9 +7,20 @@ import graphlib
 from mlopsc.compiler import ir
 
 
+def reads(step: ir.Step) -> dict[str, ir.Ref]:
+    """The inputs a step reads when it runs: `Step.inputs()`, but for a monitor whose `model`
+    has a deploy (link_monitors gave it that deploy's `registry`), which scores the deployed
+    model and so neither reads nor waits for a newly trained one. Prefect and Kubeflow leave that
+    input out the same way: its train step is not in the monitor's flow (`monitor_steps`)."""
+    inputs = step.inputs()
+    if isinstance(step, ir.Monitor) and step.registry is not None:
+        inputs.pop("model", None)
+    return inputs
+
+
 def dependencies(pipeline: ir.Pipeline) -> dict[str, tuple[str, ...]]:
     """step -> the steps whose outputs it reads or that it must wait for (`after`)."""
-    return {s.name: tuple(sorted({ref.step for _, ref in s.refs()})) for s in pipeline.steps}
+    return {s.name: tuple(sorted({ref.step for ref in [*reads(s).values(), *s.after]})) for s in pipeline.steps}
 
 
 def downstream(deps: dict[str, tuple[str, ...]], name: str) -> set[str]:

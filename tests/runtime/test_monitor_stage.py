@@ -90,11 +90,16 @@ def test_prediction_drift_uses_the_model(ctx, out, frames, tmp_path):
 def test_a_deployed_monitor_watches_the_model_in_service(ctx, out, frames, tmp_path):
     data = penguins()
     model = fit_model(ctx, data, str(tmp_path / "m"))["outputs"]["model"]["uri"]
-    inputs = {"reference": frames("r", data), "current": frames("c", data), "model": model}
+    # No backend gives a monitor of a deployed model its `model` input: it scores the deployed one.
+    inputs = {"reference": frames("r", data), "current": frames("c", data)}
     name = registry_name()
-    step = monitor(model=True, registry=name)
-    execute(step, inputs, out(step), ctx)           # nothing deployed yet: the trained model stands in
-    assert artifacts.read_json(out(step)["report"])["model"] == model
+    span = ir.Span(file="penguins.mlops", line=63, col=3, end_line=70, end_col=4)
+    step = monitor(model=True, registry=name, span=span)
+    with pytest.raises(StepError) as error:         # nothing deployed yet: one line, what to run first
+        execute(step, inputs, out(step), ctx)
+    assert str(error.value).splitlines()[0] == (
+        f"step species_drift (penguins.mlops:63:3): monitor species_drift scores the model deployed as {name}@champion, "
+        "and nothing is deployed there yet: run the training pipeline first (`mlopsc run penguins.mlops`)")
     deploy = ir.Deploy(name="species_service", model=ir.Ref(step="species_model"), registry=name)
     execute(deploy, {"model": model}, out(deploy), ctx)
     execute(step, inputs, out(step), ctx)
