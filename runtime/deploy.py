@@ -9,7 +9,8 @@ alone, whatever store (local, memory://, s3://) held the pipeline's artifacts. T
 the train run, to which the evaluate stage also logs its metrics. The version is tagged with the
 model's sha256, the pipeline run and the train run.
 Re-deploying a model whose sha256 is already a version reuses that version instead of adding a
-duplicate. The alias moves to the version; its old holder keeps alias `previous`.
+duplicate. The alias moves to the version; its old holder keeps alias `previous`. When that
+version holds the alias already, nothing changes, and the result says so (`unchanged`, a note).
 Output `release`: a Report JSON {registry, version, alias, previous_version, model_sha256, ...}.
 
 Score. Inputs `data` and either `model` (a model folder) or `step.registry` (`models:/NAME@ALIAS`).
@@ -53,6 +54,7 @@ def deploy(step: ir.Deploy, inputs: dict[str, str], outputs: dict[str, str], ctx
     train_run_id = model_run_id(model_uri)
     client = tracking.client(ctx)
     version = _existing_version(client, step.registry, sha256)
+    holder = registry.version_by_alias(client, step.registry, step.alias)
     with tracking.step_run(ctx, step) as mlflow_run:
         import mlflow
 
@@ -79,7 +81,11 @@ def deploy(step: ir.Deploy, inputs: dict[str, str], outputs: dict[str, str], ctx
         "serving": step.serving.model_dump(exclude={"spans"}) if step.serving else None,
     }
     digest = artifacts.write_json(release, outputs["release"])
-    return step_result(step, {"release": (outputs["release"], digest)},
+    # The same model again (a retrain on unchanged data, where no cache spared the run): say so.
+    unchanged = holder is not None and str(holder.version) == str(version.version)
+    note = f"nothing new to deploy: this model is version {version.version}, which already holds '{step.alias}'"
+    return step_result(step, {"release": (outputs["release"], digest)}, unchanged=unchanged,
+                       **({"notes": [note]} if unchanged else {}),
                        **{k: release[k] for k in ("registry", "version", "alias", "previous_version",
                                                   "model_sha256", "model_uri")})
 

@@ -173,8 +173,9 @@ def summary_lines(record: dict[str, Any]) -> list[str]:
     if record.get("retrain"):
         retrain = record["retrain"]
         lines.append(f"  retrain  started run {retrain['run_id']} of the training pipeline: "
-                     f"{retrain['status']}, {len(retrain['ran'])} step(s) ran"
-                     + ("" if retrain["ran"] else " (its data and config are unchanged: all from cache)"))
+                     f"{retrain['status']}, {len(retrain['ran'])} step(s) ran")
+        if retrain.get("outcome"):
+            lines.append(f"  retrain  {retrain['outcome']}")
     if record.get("tracking_uri") and not record.get("error"):
         lines.append(f"  see      mlflow ui --backend-store-uri {record['tracking_uri']}")
     return lines

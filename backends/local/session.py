@@ -1,5 +1,6 @@
 """One local run as a person or a script starts it: select steps, run them with progress, act on
-a monitor's `retrain`, print the summary (or JSON), return the exit status.
+a monitor's `retrain` (a second run, whose outcome the monitor's record states in a sentence),
+print the summary (or JSON), return the exit status.
 
 Shared by `mlopsc run/monitor` (cli.py, which has the compiler) and generated local modules
 (which have only `mlopsc[runtime]`): both hand over the pipeline IR as JSON plus the step lists
@@ -60,6 +61,38 @@ def retrain_requested(record: dict[str, Any]) -> list[str]:
     return fired
 
 
+def retrain_outcome(retrain: dict[str, Any]) -> str:
+    """What a monitor's retrain run did, in one sentence for the monitor's record and summary.
+    A retrain is a normal run: with the training data and config unchanged, every step is a cache
+    hit (the same data and config give the same model), so nothing new is deployed, and saying so
+    is the point: the user must not wait for a version that is not coming."""
+    steps = retrain["steps"]
+    if retrain["status"] != "ok":
+        name, step = next(((n, s) for n, s in steps.items() if s["status"] == "failed"), (None, {}))
+        reason = (step.get("error") or {}).get("reason")
+        if reason == "gate":
+            return f"the gate {name} did not pass: nothing deployed"
+        if reason == "check":
+            return f"the check {name} stopped the run: nothing deployed"
+        return f"step {name} failed: nothing deployed" if name else f"the run {retrain['status']}: nothing deployed"
+    deploys = [(n, s) for n, s in steps.items() if s["kind"] == "deploy"]
+    if not deploys:
+        return "the pipeline has no deploy step: the retrained model is not deployed"
+    trained = any(s["kind"] == "train" and s["status"] == "ok" for s in steps.values())
+    sentences = []
+    for name, step in deploys:
+        result = step.get("result") or {}
+        version = f"{result.get('registry')} version {result.get('version')}"
+        if step["status"] == "cached" and not trained:
+            sentences.append(f"training data and config unchanged since {version}; nothing new to deploy "
+                             "until the training data changes")
+        elif step["status"] == "cached" or result.get("unchanged"):
+            sentences.append(f"the retrained model is identical to {version}; nothing new to deploy")
+        else:
+            sentences.append(f"deployed {version} (alias {result.get('alias')})")
+    return "; ".join(sentences)
+
+
 def run_session(pipeline: dict[str, Any], layout: Layout, params: dict[str, Any], spec_path: str,
                 options: RunOptions, *, only: str | None = None, from_step: str | None = None,
                 monitors_only: bool = False, as_json: bool = False) -> int:
@@ -86,8 +119,9 @@ def run_session(pipeline: dict[str, Any], layout: Layout, params: dict[str, Any]
                                                                          "monitors": fired}), observer)
                 record["retrain"] = {"run_id": retrain["run_id"], "status": retrain["status"],
                                      "monitors": fired, "exit_code": retrain["exit_code"],
-                                     "ran": [n for n, s in retrain["steps"].items() if s["status"] == "ok"]}
-                # The monitor's record says what its retrain action started.
+                                     "ran": [n for n, s in retrain["steps"].items() if s["status"] == "ok"],
+                                     "outcome": retrain_outcome(retrain)}
+                # The monitor's record says what its retrain action started, and what came of it.
                 state = StateDir(options.state_dir)
                 write_json_atomic(state.run_path(record["run_id"]), record)
     except StateBusy as exc:

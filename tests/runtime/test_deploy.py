@@ -49,10 +49,14 @@ def test_deploy_twice_moves_champion_and_keeps_previous(ctx, out, trained, two_m
 def test_redeploying_the_same_model_reuses_its_version(ctx, out, two_models):
     name = registry_name()
     step = deploy_step(name)
-    execute(step, {"model": two_models[0]}, out(step), ctx)
+    first = execute(step, {"model": two_models[0]}, out(step), ctx)
     again = execute(step, {"model": two_models[0]}, out(step), ctx)
     assert (again["version"], again["previous_version"]) == ("1", None)
     assert len(tracking.client(ctx).search_model_versions(f"name = '{name}'")) == 1
+    # What a retrain with unchanged data deploys where no cache spared the run (Prefect): nothing, said so.
+    assert first["unchanged"] is False and "notes" not in first
+    assert again["unchanged"] is True
+    assert again["notes"] == ["nothing new to deploy: this model is version 1, which already holds 'champion'"]
 
 
 def test_deploy_of_a_missing_model_is_a_step_error(ctx, out, tmp_path):
