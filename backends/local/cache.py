@@ -8,11 +8,25 @@ A step's key is the sha256 of what determines its outputs:
 - the values of the params it references (`params.NAME` anywhere in its config);
 - the sha256 of every upstream artifact it reads, `after` dependencies included;
 - the runtime version (`mlopsc.runtime.__version__`, read at call time);
-- for a file source, the sha256 of the file it reads: a changed file is never served stale;
+- for a file source, the sha256 of the file it reads: a changed file is never served stale
+  (`file_sha256`: computed again only when the file's fingerprint changed; see below);
 - for a gate, whether it was forced.
 
 An entry (`cache/<step>/<key>.json`) is written after every output and its sidecar exist, and
 records the key's components so that `plan` and the run record can say what changed.
+
+Source files are hashed in full only when they may have changed. `files/<sha256 of the path>.json`
+records a file's sha256 with its fingerprint: device, inode, size, mtime and ctime in
+nanoseconds, and the sha256 of its first and last 64 KiB (a Parquet file's footer is at its end).
+While the fingerprint is the same, the recorded sha256 is used. Why that is exact: every change of
+a file's bytes sets its ctime to the current time, and no program can set a ctime (touch and
+utime set mtime and atime, and ctime to now); replacing the file with another gives a new inode.
+A write in the same tick of the file system's clock as the write before it could leave the ctime
+equal, so a fingerprint is only recorded for a file that was last changed at least
+`SETTLED_SECONDS` before its hash began: any later change then has a later ctime. What this does
+not cover is a clock set back by more than that, or a file system that does not keep ctime (some
+network and FUSE mounts); the sampled bytes still catch most changes there, and `mlopsc run
+--no-cache` reads every source again.
 """
 from __future__ import annotations
 
@@ -42,6 +56,42 @@ def sha256_file(path: str | Path) -> str:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+SETTLED_SECONDS = 2.0        # more than the coarsest file-time granularity in use (FAT: 2 s)
+SAMPLE_BYTES = 1 << 16
+
+
+def file_fingerprint(path: Path) -> dict[str, Any]:
+    """What changes whenever the file's bytes do (see the module docstring)."""
+    st = os.stat(path)
+    sample = hashlib.sha256()
+    with open(path, "rb") as fh:
+        sample.update(fh.read(SAMPLE_BYTES))
+        if st.st_size > SAMPLE_BYTES:
+            fh.seek(max(SAMPLE_BYTES, st.st_size - SAMPLE_BYTES))
+            sample.update(fh.read(SAMPLE_BYTES))
+    return {"device": st.st_dev, "inode": st.st_ino, "size": st.st_size, "mtime_ns": st.st_mtime_ns,
+            "ctime_ns": st.st_ctime_ns, "sample": sample.hexdigest()}
+
+
+def file_sha256(state: StateDir, path: Path) -> str:
+    """The sha256 of a source file's bytes: the recorded one while the file's fingerprint is
+    unchanged, else computed (and recorded, once the file has settled)."""
+    record_path = state.root / "files" / f"{sha256_text(str(path))}.json"
+    began = time.time_ns()
+    before = file_fingerprint(path)
+    record = read_json(record_path)
+    if record and record.get("path") == str(path) and record.get("fingerprint") == before:
+        return record["sha256"]
+    digest = sha256_file(path)
+    settled = began - max(before["mtime_ns"], before["ctime_ns"]) >= SETTLED_SECONDS * 1e9
+    if settled and file_fingerprint(path) == before:    # and not changed while it was hashed
+        try:
+            write_json_atomic(record_path, {"path": str(path), "fingerprint": before, "sha256": digest})
+        except OSError:
+            pass   # a read-only state folder (`plan` on a checkout): hashed in full next time too
+    return digest
 
 
 def runtime_version() -> str:
