@@ -28,7 +28,7 @@ from mlopsc.runtime.core import StepError, os_user
 
 from ..cli import EXIT
 from . import cache, store
-from .order import dependencies, with_upstream
+from .order import dependencies, reads, with_upstream
 from .pool import WorkerPool
 from .preload import tracking_modules, warm_modules
 from .state import StateDir, write_json_atomic
@@ -172,7 +172,7 @@ class Runner:
         """Fill the step's key components from its upstream results; return the file a source
         reads when it can be hashed."""
         node, hashes = step.node, {}
-        for field_name, ref in node.inputs().items():
+        for field_name, ref in reads(node).items():
             hashes[field_name] = self._output(ref.step, ref.port)["sha256"]
         for ref in node.after:
             for port, out in sorted(self.steps[ref.step].result["outputs"].items()):
@@ -268,7 +268,7 @@ class Runner:
         staging = self.state.staging_dir(step.name, self.run_id, step.attempt)
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir(parents=True)
-        inputs = {f: self._output(ref.step, ref.port)["uri"] for f, ref in step.node.inputs().items()}
+        inputs = {f: self._output(ref.step, ref.port)["uri"] for f, ref in reads(step.node).items()}
         request = {"op": "step", "step": self.step_json[step.name], "inputs": inputs,
                    "base": str(staging), "context": self.context,
                    "log": str(self.state.log_path(self.run_id, step.name))}
