@@ -1,0 +1,91 @@
+"""Where a step's time and memory go: the steps of a spec run one after the other in this one
+process through `mlopsc.runtime.execute` (what a local worker does), each with its wall time, CPU
+time (every thread of the process) and the process's peak RSS while it ran, and for the steps
+named with --profile, the functions that took the most time (cProfile, cumulative).
+
+    .venv/bin/python bench/scale_profile.py DIR [--spec scale.mlops] [--profile events,by_time] [--top 20]
+
+DIR holds the spec and its data (bench/scale_bench.py's layout: scale.mlops, data/events.parquet,
+data/events_shifted.parquet); artifacts and an MLflow store go to DIR/profile/. Every step runs,
+monitors included, upstream first. The figures of bench/scale_bench.py come from whole runs;
+these tell which part of a step they are made of.
+"""
+from __future__ import annotations
+
+import argparse
+import cProfile
+import graphlib
+import io
+import pstats
+import resource
+import shutil
+import sys
+import time
+from pathlib import Path
+
+
+def cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def peak_rss_mib() -> int:
+    with open("/proc/self/status") as fh:
+        return int(fh.read().split("VmHWM:")[1].split()[0]) // 1024
+
+
+def reset_peak() -> None:
+    with open("/proc/self/clear_refs", "w") as fh:
+        fh.write("5")     # the kernel resets VmHWM to the current RSS
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("dir")
+    parser.add_argument("--spec", default="scale.mlops")
+    parser.add_argument("--profile", default="", help="comma-separated step names")
+    parser.add_argument("--top", type=int, default=20)
+    args = parser.parse_args()
+
+    from mlopsc.compiler import load
+    from mlopsc.runtime import RunContext, artifacts, execute, tracking
+
+    root = Path(args.dir).resolve()
+    work = root / "profile"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir()
+    pipeline = load(str(root / args.spec)).pipeline
+    steps = {s.name: s for s in pipeline.steps}
+    # Monitors last: one that watches a deployed model scores the version the deploy registered.
+    training = {s.name for s in pipeline.steps if s.kind != "monitor"}
+    order = graphlib.TopologicalSorter({s.name: {r.step for _, r in s.refs()} | (training if s.kind == "monitor" else set())
+                                        for s in pipeline.steps}).static_order()
+    ctx = RunContext(pipeline=pipeline.name, run_id="profile", spec_path=str(root / args.spec), spec_hash="profile",
+                     tracking_uri=f"sqlite:///{work / 'mlflow.db'}", artifact_root=str(work / "artifacts"))
+    ctx.parent_run_id = tracking.start_pipeline_run(ctx)
+    profiled = set(filter(None, args.profile.split(",")))
+    results: dict[str, dict] = {}
+    print(f"{'step':16s} {'kind':9s} {'wall s':>7s} {'CPU s':>7s} {'peak RSS MiB':>12s}")
+    for name in order:
+        step = steps[name]
+        inputs = {f: results[r.step]["outputs"][r.port]["uri"] for f, r in step.inputs().items()}
+        outputs = artifacts.output_uris(str(work / "artifacts" / name), step)
+        profiler = cProfile.Profile() if name in profiled else None
+        reset_peak()
+        wall, cpu = time.perf_counter(), cpu_seconds()
+        if profiler:
+            profiler.enable()
+        results[name] = execute(step, inputs, outputs, ctx)
+        if profiler:
+            profiler.disable()
+        wall, cpu = time.perf_counter() - wall, cpu_seconds() - cpu
+        print(f"{name:16s} {step.kind:9s} {wall:7.2f} {cpu:7.2f} {peak_rss_mib():12d}", flush=True)
+        if profiler:
+            text = io.StringIO()
+            pstats.Stats(profiler, stream=text).sort_stats("cumulative").print_stats(args.top)
+            print(text.getvalue(), file=sys.stderr)
+    tracking.end_pipeline_run(ctx, "ok")
+
+
+if __name__ == "__main__":
+    main()
