@@ -20,7 +20,7 @@ demo: install
 # Two workers (pytest-xdist): the suite's heavy tests wait on subprocesses and servers as much as
 # they compute. tests/conftest.py keeps the tests that share a session fixture on one worker.
 test: install
-	$(PY) -m pytest -n 2 --dist loadgroup
+	$(PY) -m pytest -n 2 --dist loadgroup --durations=30
 
 bench: install
 	$(PY) bench/check_speed.py
