@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from mlopsc.compiler import ir
 
 from . import artifacts, tracking
-from .core import RunContext, StepError, StepFailed, step_result
+from .core import RunContext, StepFailed, step_result
 from .expressions import rows_where
 
 if TYPE_CHECKING:
@@ -46,10 +46,11 @@ def _fmt(value: Any) -> str:
 
 
 class _Expectation:
-    """One checkable statement of a rule, with its pandera check key and its spec wording."""
+    """One checkable statement of a rule, with its pandera check key, its spec wording and, for
+    the checks this module builds, the pandera Check itself."""
 
-    def __init__(self, key: str, text: str, rule: Any, column: str | None) -> None:
-        self.key, self.text, self.rule, self.column = key, text, rule, column
+    def __init__(self, key: str, text: str, rule: Any, column: str | None, check: Any = None) -> None:
+        self.key, self.text, self.rule, self.column, self.check = key, text, rule, column, check
 
 
 def _column_checks(i: int, rule: ir.ColumnRule, pa: Any) -> tuple[dict[str, Any], list[_Expectation]]:
@@ -59,8 +60,10 @@ def _column_checks(i: int, rule: ir.ColumnRule, pa: Any) -> tuple[dict[str, Any]
 
     def add(what: str, text: str, check: Any) -> None:
         key = f"rule{i}:{what}"
-        checks.append(check(key))
-        exps.append(_Expectation(key, f"column {col} {text}", rule, col))
+        made = check(key)
+        made.n_failure_cases = 1   # the verdict; `_failing` finds every failing value (see validate)
+        checks.append(made)
+        exps.append(_Expectation(key, f"column {col} {text}", rule, col, made))
 
     if rule.dtype:
         add("dtype", f"is {rule.dtype}",
@@ -105,8 +108,8 @@ def _frame_check(i: int, rule: Any, df: pd.DataFrame, step: ir.Check, pa: Any,
     # An expression that cannot be evaluated is a mistake in the spec, not a data failure: it is
     # evaluated once here, where its error can name the step, and pandera only reads the mask.
     mask = rows_where(rule.expression, df, params, step, what="expectation", span=rule.span or step.span)
-    check = pa.Check(lambda d: mask.reindex(d.index, fill_value=False), error=key)
-    return check, _Expectation(key, f"expect {rule.expression.text!r}", rule, None)
+    check = pa.Check(lambda d: mask.reindex(d.index, fill_value=False), error=key, n_failure_cases=1)
+    return check, _Expectation(key, f"expect {rule.expression.text!r}", rule, None, check)
 
 
 def build_schema(step: ir.Check, df: pd.DataFrame,
@@ -147,47 +150,81 @@ def _key_of(row: Any, expectations: list[_Expectation]) -> str | None:
     return None
 
 
+def _failures_by_key(cases: pd.DataFrame, expectations: list[_Expectation]) -> dict[str, pd.DataFrame]:
+    """pandera's failure cases grouped by expectation key, looked up once per check and column."""
+    import pandas as pd
+
+    parts: dict[str, list[pd.DataFrame]] = {}
+    for (check, _), group in cases.groupby(["check", "column"], dropna=False, sort=False):
+        # A missing column is named by its case's value: one case per missing column.
+        rows = [group.iloc[[i]] for i in range(len(group))] if check == "column_in_dataframe" else [group]
+        for part in rows:
+            key = _key_of(part.iloc[0], expectations) or f"pandera:{check}"
+            parts.setdefault(key, []).append(part)
+    return {key: pd.concat(found) if len(found) > 1 else found[0] for key, found in parts.items()}
+
+
+def _failing(exp: _Expectation, df: pd.DataFrame) -> pd.Series | pd.DataFrame:
+    """Every value (or row, for an expression) that fails the expectation's check, as pandera finds
+    them: its Check run again on the column, missing values left out where the check ignores them.
+    pandera reports one case per failed check (`n_failure_cases = 1`): formatting a case per
+    failing value into its message made a check that fails on most of a million rows take minutes."""
+    result = exp.check(df if exp.column is None else df[exp.column])
+    return result.checked_object[~result.check_output]
+
+
 def _json_value(value: Any) -> Any:
     return value.item() if hasattr(value, "item") else (value if isinstance(value, (int, float, str, bool))
                                                           or value is None else str(value))
 
 
+def _examples(values: pd.Series) -> list[Any]:
+    """The first distinct failing values, missing ones (NaN) left out."""
+    import pandas as pd
+
+    found: dict[Any, None] = {}
+    for value in pd.unique(values.to_numpy(dtype=object)):   # in order of first appearance
+        value = _json_value(value)
+        if not (isinstance(value, float) and pd.isna(value)):
+            found.setdefault(value)
+            if len(found) == EXAMPLES:
+                break
+    return list(found)
+
+
 def validate(step: ir.Check, df: pd.DataFrame, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """Every expectation of the step with `passed`, `failures` and a few failing `examples`."""
-    import pandas as pd
     import pandera.pandas as pa
 
     schema, expectations = build_schema(step, df, params)
-    failures: dict[str, list[Any]] = {}
+    failures: dict[str, pd.DataFrame] = {}
     try:
         schema.validate(df, lazy=True)
     except pa.errors.SchemaErrors as exc:
-        for _, row in exc.failure_cases.iterrows():
-            key = _key_of(row, expectations) or f"pandera:{row['check']}"
-            failures.setdefault(key, []).append(row)
+        failures = _failures_by_key(exc.failure_cases, expectations)
     absent = {str(c) for c in {e.column for e in expectations} - {None} if c not in df.columns}
     found: list[dict[str, Any]] = []
     for exp in expectations:
-        rows = failures.pop(exp.key, [])
-        entry: dict[str, Any] = {"expectation": exp.text, "passed": not rows, "column": exp.column,
+        cases = failures.pop(exp.key, None)
+        entry: dict[str, Any] = {"expectation": exp.text, "passed": cases is None, "column": exp.column,
                                  "line": exp.rule.span.line if exp.rule.span else None}
         if exp.column in absent and not exp.key.endswith(":exists"):
             # pandera checks nothing else on a column that is not there: say so, not "passed".
             entry.update(passed=None, note="not evaluated: the column is missing")
-        elif rows:
-            if exp.key.endswith(":frame") and isinstance(exp.rule, ir.ExpressionRule):
-                idx = sorted({int(r["index"]) for r in rows})   # one case per (row, column): count rows
-                entry.update(failures=len(idx), examples=[f"row {i}" for i in idx[:EXAMPLES]])
-            elif exp.key.endswith((":dtype", ":nulls", ":frame")):   # one verdict over the whole column
-                entry.update(failures=1, examples=[_whole_column_finding(exp, df)])
-            else:
-                values = [_json_value(r["failure_case"]) for r in rows]
-                distinct = list(dict.fromkeys(v for v in values if not (isinstance(v, float) and pd.isna(v))))
-                entry.update(failures=len(rows), examples=distinct[:EXAMPLES] or [None])
+        elif cases is None:
+            pass
+        elif exp.key.endswith(":frame") and isinstance(exp.rule, ir.ExpressionRule):
+            rows = sorted(_failing(exp, df).index)
+            entry.update(failures=len(rows), examples=[f"row {i}" for i in rows[:EXAMPLES]])
+        elif exp.key.endswith((":dtype", ":nulls", ":frame")):   # one verdict over the whole column
+            entry.update(failures=1, examples=[_whole_column_finding(exp, df)])
+        else:   # values: those of this module's checks found again, pandera's own (nulls, unique) as reported
+            values = _failing(exp, df) if exp.check is not None else cases["failure_case"]
+            entry.update(failures=len(values), examples=_examples(values) or [None])
         found.append(entry)
-    for key, rows in failures.items():   # a pandera finding no rule states: still reported
+    for key, cases in failures.items():   # a pandera finding no rule states: still reported
         found.append({"expectation": key, "passed": False, "column": None, "line": None,
-                      "failures": len(rows), "examples": [_json_value(rows[0]["failure_case"])]})
+                      "failures": len(cases), "examples": [_json_value(cases["failure_case"].iloc[0])]})
     return found
 
 

@@ -183,13 +183,13 @@ def predict(step: ir.Step, model: Any, data: pd.DataFrame) -> pd.DataFrame:
     """`data` plus `y_pred` and, for a classifier, `proba_<class>` columns."""
     features = [str(c) for c in getattr(model, "feature_names_in_", data.columns)]
     require_columns(step, [str(c) for c in data.columns], features, role="model feature")
-    X = data[features]
-    scored = data.copy()
-    scored["y_pred"] = model.predict(X)
-    if hasattr(model, "predict_proba") and hasattr(model, "classes_"):
-        for cls, column in zip(model.classes_, model.predict_proba(X).T):
-            scored[f"proba_{cls}"] = column
-    return scored
+    from .scoring import predict_with_proba
+
+    predicted, proba = predict_with_proba(model, data[features])   # one pass for both
+    columns = {"y_pred": predicted}
+    if proba is not None:
+        columns |= {f"proba_{cls}": column for cls, column in zip(model.classes_, proba.T)}
+    return data.assign(**columns)   # the data's columns are shared, not copied
 
 
 def score(step: ir.Score, inputs: dict[str, str], outputs: dict[str, str], ctx: RunContext) -> dict[str, Any]:

@@ -7,9 +7,10 @@ saying what to run first. Output: `report`,
 a Report JSON with every feature's statistics, every rule with its observed value, and the rules
 that fired with their actions; the statistics are also logged as MLflow metrics of the step's run.
 
-Statistics (missing values are left out and reported as null fractions):
-- numeric features: PSI over ten bins cut at the reference's deciles, and the two-sample
-  Kolmogorov-Smirnov test (scipy.stats.ks_2samp): statistic and p-value;
+Statistics (runtime/drift_statistics.py; missing values are left out and reported as null fractions):
+- numeric features (and datetimes, as seconds since 1970): PSI over ten bins cut at the
+  reference's deciles, and the two-sample Kolmogorov-Smirnov test (scipy.stats.ks_2samp's
+  statistic and p-value);
 - categorical features (text, category, bool): PSI over the categories, and the chi-square test of
   the reference-vs-current category counts (scipy.stats.chi2_contingency): statistic and p-value;
 - predictions, under the name `prediction`: the model scores both datasets; predicted classes are
@@ -42,6 +43,7 @@ from mlopsc.compiler import ir
 
 from . import artifacts
 from .core import RunContext, StepError, require_columns, step_result
+from .drift_statistics import drift
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -49,8 +51,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("mlopsc.monitor")
 OPS = {">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le}
 PREDICTION = "prediction"
-BINS = 10
-FLOOR = 1e-4
 
 
 def run(step: ir.Monitor, inputs: dict[str, str], outputs: dict[str, str], ctx: RunContext) -> dict[str, Any]:
@@ -105,68 +105,6 @@ def _features(step: ir.Monitor, model: Any, reference: pd.DataFrame, current: pd
             raise StepError("a drift rule on the predictions needs a model", span=rule.span,
                             expected="model = <train step> in the monitor block", found="no model")
     return names
-
-
-def is_numeric(values: pd.Series) -> bool:
-    import pandas as pd
-
-    return pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
-
-
-def drift(reference: pd.Series, current: pd.Series) -> dict[str, Any]:
-    """Every statistic of one feature (see the module docstring)."""
-    ref, cur = reference.dropna(), current.dropna()
-    entry: dict[str, Any] = {"null_fraction": {"reference": _share(reference.isna().mean()),
-                                               "current": _share(current.isna().mean())}}
-    if len(ref) == 0 or len(cur) == 0:
-        return entry | {"type": "empty", "psi": None}
-    if is_numeric(reference) and is_numeric(current):
-        from scipy.stats import ks_2samp
-
-        ks = ks_2samp(ref.to_numpy(dtype=float), cur.to_numpy(dtype=float))
-        return entry | {"type": "numeric", "psi": numeric_psi(ref, cur),
-                        "ks": {"statistic": float(ks.statistic), "pvalue": float(ks.pvalue)},
-                        "mean": {"reference": float(ref.mean()), "current": float(cur.mean())},
-                        "std": {"reference": float(ref.std()), "current": float(cur.std())}}
-    return entry | categorical_drift(ref.astype(str), cur.astype(str))
-
-
-def _share(value: float) -> float:
-    return round(float(value), 6)
-
-
-def psi(ref_shares: list[float], cur_shares: list[float]) -> float:
-    total = 0.0
-    for r, c in zip(ref_shares, cur_shares):
-        r, c = max(r, FLOOR), max(c, FLOOR)
-        total += (c - r) * math.log(c / r)
-    return total
-
-
-def numeric_psi(ref: pd.Series, cur: pd.Series) -> float:
-    import numpy as np
-
-    edges = np.unique(np.quantile(ref.to_numpy(dtype=float), np.linspace(0, 1, BINS + 1))[1:-1])
-    edges = np.concatenate([[-np.inf], edges, [np.inf]])
-    ref_counts = np.histogram(ref.to_numpy(dtype=float), edges)[0]
-    cur_counts = np.histogram(cur.to_numpy(dtype=float), edges)[0]
-    return psi(list(ref_counts / len(ref)), list(cur_counts / len(cur)))
-
-
-def categorical_drift(ref: pd.Series, cur: pd.Series) -> dict[str, Any]:
-    import pandas as pd
-    from scipy.stats import chi2_contingency
-
-    counts = pd.DataFrame({"reference": ref.value_counts(), "current": cur.value_counts()}).fillna(0)
-    shares = counts / counts.sum()
-    entry: dict[str, Any] = {"type": "categorical",
-                             "psi": psi(list(shares["reference"]), list(shares["current"])),
-                             "shares": {str(k): {"reference": _share(v["reference"]), "current": _share(v["current"])}
-                                        for k, v in shares.iterrows()}}
-    if len(counts) < 2:
-        return entry | {"chi2": {"statistic": 0.0, "pvalue": 1.0}}   # one category: nothing can differ
-    chi2 = chi2_contingency(counts.T.to_numpy())
-    return entry | {"chi2": {"statistic": float(chi2.statistic), "pvalue": float(chi2.pvalue)}}
 
 
 def _prediction_drift(step: ir.Monitor, model: Any, reference: pd.DataFrame, current: pd.DataFrame,

@@ -121,3 +121,38 @@ def test_report_on_memory(ctx, penguins):
     step = check([ir.RowsRule(op="==", value=50)])
     result = execute(step, {"data": uri}, {"report": "memory://checks-test/report.json"}, ctx)
     assert result["passed"] and artifacts.read_json("memory://checks-test/report.json")["rows"] == 50
+
+
+def test_counts_and_examples_of_rules_failing_on_most_rows():
+    """pandera reports one case per failed check; the counts and examples are those of every
+    failing value, found again: the same numbers a case per value gave, computed with pandas here."""
+    import numpy as np
+    import pandas as pd
+    from mlopsc.runtime.checks import validate
+
+    rng = np.random.default_rng(0)
+    rows = 5_000
+    frame = pd.DataFrame({"x": np.where(rng.random(rows) < 0.1, np.nan, rng.normal(0, 2, rows)),
+                          "tag": rng.choice(["a", "b", "c", "d"], rows),
+                          "code": [f"c{i % 50}" for i in range(rows)]})
+    rules = [ir.ColumnRule(column="x", min=-1, max=1, span=span(3)),
+             ir.ColumnRule(column="tag", allowed=("a", "b"), span=span(4)),
+             ir.ColumnRule(column="code", regex="^c[0-9]$", unique=True, span=span(5)),
+             ir.ColumnRule(column="x", nullable=False, span=span(6)),
+             ir.ExpressionRule(expression=expression("x < 0.5"), span=span(7))]
+    found = {e["expectation"]: e for e in validate(check(rules), frame)}
+
+    def expected(failing: pd.Series) -> tuple[int, list]:
+        return int(failing.sum()), list(dict.fromkeys(frame.loc[failing, failing.name]))[:5]
+
+    x, tag, code = frame["x"], frame["tag"], frame["code"]
+    for text, failing in [("column x between -1 and 1", x.notna() & ((x < -1) | (x > 1))),
+                          ("column tag in ['a', 'b']", ~tag.isin(["a", "b"])),
+                          ("column code matches '^c[0-9]$'", ~code.str.match("^c[0-9]$")),
+                          ("column code unique", code.duplicated(keep=False))]:
+        count, examples = expected(failing)
+        assert (found[text]["failures"], found[text]["examples"]) == (count, examples), text
+    assert found["column x not nullable"]["failures"] == int(x.isna().sum())
+    rows_failing = frame.index[~(x < 0.5)]   # a missing x makes the expression false: the row fails
+    assert found["expect 'x < 0.5'"]["failures"] == len(rows_failing)
+    assert found["expect 'x < 0.5'"]["examples"] == [f"row {i}" for i in rows_failing[:5]]
