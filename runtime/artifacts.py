@@ -152,13 +152,20 @@ def _write_table(table: Any, fs: Any, tmp: str) -> None:
 
 
 def write_parquet(df: pd.DataFrame, uri: str) -> str:
-    """Write a frame (without its index) atomically; returns its content hash.
+    """Write a frame (without its index) atomically; returns its content hash."""
+    with parquet_written(df, uri) as digest:
+        return digest
+
+
+@contextlib.contextmanager
+def parquet_written(df: pd.DataFrame, uri: str) -> Iterator[str]:
+    """Write a frame (without its index) atomically, from a thread: yields its content hash as
+    soon as it is computed, and the file is complete, with its sidecar, when the block ends.
+    Work in the block (a step's MLflow logging) overlaps the write; pyarrow writes without
+    holding the GIL. The frame must not change until then.
 
     The hash is of the frame as readers will see it, so that a recomputed hash equals the
-    sidecar. That is `df`'s own hash unless Parquet changes a dtype (`_reads_back_alike`), and
-    it is computed while a thread writes the file (pyarrow writes without holding the GIL)."""
-    import threading
-
+    sidecar: `df`'s own hash, unless Parquet changes a dtype (`_reads_back_alike`)."""
     table = _to_table(df)
     failed: list[BaseException] = []
 
@@ -172,12 +179,12 @@ def write_parquet(df: pd.DataFrame, uri: str) -> str:
     writer.start()
     try:
         digest = dataset_sha256(df if _reads_back_alike(df, table) else table.to_pandas())
+        yield digest
     finally:
         writer.join()
     if failed:
         raise failed[0]
     _write_sidecar(uri, digest)
-    return digest
 
 
 def read_parquet(uri: str, columns: list[str] | None = None, filters: Any = None) -> pd.DataFrame:

@@ -166,8 +166,8 @@ def load(step: ir.Source, ctx: RunContext) -> tuple[pd.DataFrame, dict[str, Any]
 def run(step: ir.Source, inputs: dict[str, str], outputs: dict[str, str], ctx: RunContext) -> dict[str, Any]:
     df, typing = load(step, ctx)
     uri = outputs["data"]
-    digest = artifacts.write_parquet(df, uri)
-    with tracking.step_run(ctx, step) as mlrun:
+    # The file is written while the step's MLflow run is logged, and complete before it ends.
+    with tracking.step_run(ctx, step) as mlrun, artifacts.parquet_written(df, uri) as digest:
         import mlflow
 
         # The file read is the dataset's source; an SQL result's (or a served log's) is the artifact.

@@ -75,12 +75,13 @@ def run(step: ir.Split, inputs: dict[str, str], outputs: dict[str, str], ctx: Ru
     df = artifacts.read_parquet(inputs["data"])
     train, test = _by_time(step, df) if step.time_column else _random(step, df)
     method = "time" if step.time_column else ("stratified" if step.stratify else "random")
-    # Both parts are computed before either is written: a failure leaves neither.
-    hashes = {"train": artifacts.write_parquet(train, outputs["train"]),
-              "test": artifacts.write_parquet(test, outputs["test"])}
-    with tracking.step_run(ctx, step) as mlrun:
+    # Both parts are computed before either is written: a failure leaves neither. The files are
+    # written while the step's MLflow run is logged, and complete before it ends.
+    with tracking.step_run(ctx, step) as mlrun, artifacts.parquet_written(train, outputs["train"]) as train_sha, \
+            artifacts.parquet_written(test, outputs["test"]) as test_sha:
         import mlflow
 
+        hashes = {"train": train_sha, "test": test_sha}
         mlflow.log_params({"method": method, "test_size": step.test_size, "seed": step.seed,
                            "train_rows": len(train), "test_rows": len(test)})
         mlflow.set_tags({f"mlopsc.sha256.{port}": digest for port, digest in hashes.items()})

@@ -123,8 +123,16 @@ def test_the_recorded_hash_is_the_read_back_frames_for_every_kind_of_column(tmp_
         "s": pd.Series(["x", None, "z", "x"], dtype="str"), "b": [True, False, True, True],
         "t": pd.to_datetime(["2024-01-01 00:00", None, "2024-03-01 12:00", "2024-04-01 00:00"]),
         "tz": pd.to_datetime(["2024-01-01"] * 4).tz_localize("Europe/Paris"),
-        "o": [decimal.Decimal("1.1"), decimal.Decimal("2.25"), None, decimal.Decimal("3")]})
+        "o": [decimal.Decimal("1.1"), decimal.Decimal("2.25"), None, decimal.Decimal(3)]})
     for columns in (["f", "i", "c", "s", "b", "t", "tz"], list(df.columns)):   # without, with an object column
         uri = str(tmp_path / f"{len(columns)}.parquet")
         digest = artifacts.write_parquet(df[columns], uri)
         assert artifacts.dataset_sha256(artifacts.read_parquet(uri)) == digest
+
+
+def test_a_write_that_fails_in_its_thread_fails_the_caller_and_leaves_no_sidecar(tmp_path):
+    (tmp_path / "file").write_text("not a folder")
+    uri = str(tmp_path / "file" / "x.parquet")
+    with pytest.raises(OSError):
+        artifacts.write_parquet(pd.DataFrame({"a": [1, 2]}), uri)
+    assert not artifacts.exists(f"{uri}.sha256")
