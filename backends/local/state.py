@@ -6,6 +6,7 @@ and its on-disk layout.
       artifacts/<step>/.staging-<run>-<n>/     one attempt's outputs while it runs; renamed or deleted
       artifacts/<step>/failed-<run>/          the report of a check or gate that stopped the run
       cache/<step>/<key>.json                 cache entries, written last and atomically
+      files/<sha256 of path>.json             a source file's sha256 and fingerprint (cache.file_sha256)
       runs/<run_id>.json                      the record of one run (what ran, hits and why, results)
       logs/<run_id>/<step>.log                what a step printed (stdout and stderr of its worker)
       mlflow.db                               MLflow tracking and registry (unless MLFLOW_TRACKING_URI)
