@@ -132,8 +132,8 @@ def store(tmp_path_factory) -> Iterator[Store]:
     yield Store(uri, name, root, models, str(broken))
 
 
-def serve_args(store: Store, port: int, log_dir: Path, *extra: str) -> list[str]:
-    return [str(BIN / "mlopsc"), "serve", "--model", f"{store.name}@champion", "--tracking-uri", store.uri,
+def serve_args(store: Store, port: int, log_dir: Path, *extra: str, alias: str = "champion") -> list[str]:
+    return [str(BIN / "mlopsc"), "serve", "--model", f"{store.name}@{alias}", "--tracking-uri", store.uri,
             "--port", str(port), "--log", str(log_dir), *extra]
 
 
@@ -143,6 +143,8 @@ def serve_env(**extra: str) -> dict[str, str]:
 
 TOKEN = "s3cret-token"          # the spec-started server's bearer token
 KILL_FLUSH_INTERVAL = 0.5       # the flush interval of the server that test_shutdown kills -9
+LOAD_ALIAS = "load"             # the alias test_load moves (no other test looks at it)
+LOAD_MAX_REQUEST_BYTES = 20_000
 
 
 def penguins_spec(folder: Path, registry: str, port: int) -> Path:
@@ -162,9 +164,12 @@ def launched(store, tmp_path_factory) -> Iterator[dict[str, Process]]:
 
     - session: `mlopsc serve --model`, polls the alias and writes its log every 0.2 s;
     - mlflow: `mlflow models serve` of version 1, with the venv's bin/ on PATH (it runs uvicorn);
-    - spec, kill: test_shutdown's own, stopped by SIGTERM and kill -9 there."""
+    - spec, kill: test_shutdown's own, stopped by SIGTERM and kill -9 there;
+    - load: test_load's own, following `@load` (version 1 at first) every 0.1 s."""
+    from mlopsc.runtime import registry
+
     folder = tmp_path_factory.mktemp("servers")
-    ports = {name: free_port() for name in ("session", "mlflow", "spec", "kill")}
+    ports = {name: free_port() for name in ("session", "mlflow", "spec", "kill", "load")}
     url = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
     processes = {}
     try:
@@ -191,6 +196,12 @@ def launched(store, tmp_path_factory) -> Iterator[dict[str, Process]]:
                        "--flush-interval", str(KILL_FLUSH_INTERVAL)),
             url["kill"], folder / "kill.out", serve_env())
         processes["kill"].log_dir = folder / "kill-log"
+        registry.client(store.uri).set_registered_model_alias(store.name, LOAD_ALIAS, "1")
+        processes["load"] = launch(
+            serve_args(store, ports["load"], folder / "load-log", "--poll-interval", "0.1", "--flush-interval", "0.2",
+                       "--max-request-bytes", str(LOAD_MAX_REQUEST_BYTES), alias=LOAD_ALIAS),
+            url["load"], folder / "load.out", serve_env())
+        processes["load"].log_dir = folder / "load-log"
         yield processes
     finally:
         for process in processes.values():
