@@ -76,7 +76,8 @@ def new_run_id() -> str:
 
 class Runner:
     def __init__(self, pipeline: dict[str, Any], selected: list[str], params: dict[str, Any],
-                 spec_path: str, options: RunOptions, observer: Observer | None = None) -> None:
+                 spec_path: str, options: RunOptions, observer: Observer | None = None,
+                 pool: WorkerPool | None = None) -> None:
         self.pipeline = ir.Pipeline.model_validate(pipeline)
         self.step_json = {s["name"]: s for s in pipeline["steps"]}
         self.params = params
@@ -103,13 +104,13 @@ class Runner:
         self.failure: StepState | None = None
         self.error: dict[str, Any] | None = None     # a failure of the run, not of one step
         self.pool: WorkerPool | None = None
+        self.shared_pool = pool            # the caller's, kept open after the run
         self.mlflow_started = False
 
     # ---------------------------------------------------------------- public
     def run(self) -> dict[str, Any]:
         self.state.acquire()
-        self.pool = WorkerPool(self.options.jobs or os.cpu_count() or 1,
-                               self.state.root / "logs" / self.run_id)
+        self.pool = self.shared_pool or worker_pool(self.options, self.run_id)
         status = "interrupted"
         try:
             self.observe("plan", "", {"steps": self.order, "run_id": self.run_id})
@@ -121,7 +122,8 @@ class Runner:
             status = "failed"
         finally:
             self._finish(status)
-            self.pool.close(kill=status == "interrupted")
+            if self.shared_pool is None or status == "interrupted":   # a shared pool outlives a run, not an interrupt
+                self.pool.close(kill=status == "interrupted")
             self.state.release()
         return self.record(status)
 
@@ -382,7 +384,8 @@ class Runner:
             raise StepError(f"cannot reach the MLflow tracking server: {unreachable}",
                             expected="a running MLflow server at MLFLOW_TRACKING_URI", found=uri)
         self.pool.preload(tracking_modules(uri) + warm_modules(first_step.node))
-        first = self.pool.start_worker()
+        # An idle worker of a shared pool has the store open and its modules imported.
+        first = self.pool.idle_worker(tracking_modules(uri)) or self.pool.start_worker()
         todo = [n for n in self.order if self.steps[n].status in ("pending", "ready")]
         self.pool.preload(tuple(m for n in todo for m in warm_modules(self.steps[n].node)))
         self._start_parallel_workers(todo)
@@ -488,7 +491,14 @@ def _replace_prefix(value: Any, old: str, new: str) -> Any:
     return value
 
 
+def worker_pool(options: RunOptions, run_id: str) -> WorkerPool:
+    """The workers of a run; their zygote's and workers' logs go to `logs/<run_id>/`."""
+    return WorkerPool(options.jobs or os.cpu_count() or 1, StateDir(options.state_dir).root / "logs" / run_id)
+
+
 def run_steps(pipeline: dict[str, Any], selected: list[str], params: dict[str, Any], spec_path: str,
-              options: RunOptions, observer: Observer | None = None) -> dict[str, Any]:
-    """Run `selected` (and serve their upstream from the cache); return the run record."""
-    return Runner(pipeline, selected, params, spec_path, options, observer).run()
+              options: RunOptions, observer: Observer | None = None, pool: WorkerPool | None = None) -> dict[str, Any]:
+    """Run `selected` (and serve their upstream from the cache); return the run record. With
+    `pool`, the steps run in its workers and it stays open for the caller's next run; else the
+    run starts its own and closes it."""
+    return Runner(pipeline, selected, params, spec_path, options, observer, pool).run()

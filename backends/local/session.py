@@ -1,6 +1,6 @@
 """One local run as a person or a script starts it: select steps, run them with progress, act on
-a monitor's `retrain` (a second run, whose outcome the monitor's record states in a sentence),
-print the summary (or JSON), return the exit status.
+a monitor's `retrain` (a second run, in the same worker pool, whose outcome the monitor's record
+states in a sentence), print the summary (or JSON), return the exit status.
 
 Shared by `mlopsc run/monitor` (cli.py, which has the compiler) and generated local modules
 (which have only `mlopsc[runtime]`): both hand over the pipeline IR as JSON plus the step lists
@@ -15,7 +15,7 @@ from typing import Any
 
 from .order import dependencies, downstream
 from .progress import progress_for, summary_lines
-from .runner import EXIT, RunOptions, run_steps
+from .runner import EXIT, RunOptions, new_run_id, run_steps, worker_pool
 from .state import StateBusy, StateDir, write_json_atomic
 
 
@@ -108,15 +108,19 @@ def run_session(pipeline: dict[str, Any], layout: Layout, params: dict[str, Any]
     except SelectionError as exc:
         print(f"mlopsc: {exc}", file=sys.stderr)
         return EXIT["usage"]
-    options = replace(options, extra={**options.extra, "only": only, "from": from_step})
+    options = replace(options, run_id=options.run_id or new_run_id(),
+                      extra={**options.extra, "only": only, "from": from_step})
+    # One pool for the run and the retrain a monitor of it fires: the retrain's steps start in
+    # workers that have their modules imported and the MLflow store open, not in a new process tree.
+    pool = worker_pool(options, options.run_id)
     try:
         with progress_for() as observer:
-            record = run_steps(pipeline, selection, params, spec_path, options, observer)
+            record = run_steps(pipeline, selection, params, spec_path, options, observer, pool)
             fired = retrain_requested(record)
             if fired and record["exit_code"] == 0:
                 retrain = run_steps(pipeline, layout.pipeline_steps, params, spec_path,
                                     replace(options, run_id=None, extra={"retrain_of": record["run_id"],
-                                                                         "monitors": fired}), observer)
+                                                                         "monitors": fired}), observer, pool)
                 record["retrain"] = {"run_id": retrain["run_id"], "status": retrain["status"],
                                      "monitors": fired, "exit_code": retrain["exit_code"],
                                      "ran": [n for n, s in retrain["steps"].items() if s["status"] == "ok"],
@@ -130,6 +134,8 @@ def run_session(pipeline: dict[str, Any], layout: Layout, params: dict[str, Any]
     except KeyboardInterrupt:
         print("interrupted; the next run resumes from the completed steps", file=sys.stderr)
         return EXIT["interrupted"]
+    finally:
+        pool.close()
     if as_json:
         print(json.dumps(record, indent=2, sort_keys=True, default=str))
     else:

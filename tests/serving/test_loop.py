@@ -1,17 +1,22 @@
 """The loop `mlopsc serve` closes, with real processes on one machine (issue 10):
 
-1. `mlopsc run` trains and deploys version 1;
+1. `mlopsc run` trains and deploys version 1 (on the penguins before 2009);
 2. `mlopsc serve SPEC` starts and logs to its default folder;
 3. a client sends penguins whose bills are 10 mm longer than any the model saw, the whole time;
 4. `mlopsc monitor` reads the served log (`source live { served = species_service }`) and its
    drift rule fires `-> retrain`; the retrain reads the training file, which has meanwhile gained
-   the labelled 2009 penguins (without new data a retrain is all cache hits and deploys nothing);
+   the labelled 2009 penguins (with unchanged data a retrain is all cache hits and deploys nothing,
+   and says so: tests/local/test_local_monitor.py);
 5. the retrain passes the gate and deploys version 2, moving the alias;
 6. the running server answers with version 2, and not one request failed throughout.
 
-The second test makes the gate impossible (`--param min_accuracy=1.01`): the retrain runs and
-stops at the gate, and the server stays on the version it started with. Both tests share one
-`mlopsc run`, so each counts versions from the one its own server first answered with.
+The second test makes the gate impossible (`--param min_accuracy=1.01`): the retrain stops at the
+gate, and the server stays on the version it answered with before.
+
+Both tests share one `mlopsc run`, one server and one client (module fixture `loop`); each judges
+the answers from its own start, relative to the version the server answered with then, so they
+hold in either order. The one that runs second finds the retrained model and its evaluation in
+the cache (same data, same config) and runs only the gate (and the deploy).
 """
 from __future__ import annotations
 
@@ -20,11 +25,12 @@ import shutil
 import subprocess
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
-from conftest import BIN, FEATURES, PENGUINS, free_port, launch, serve_env, wait_ready
+from conftest import BIN, FEATURES, PENGUINS, Process, free_port, launch, serve_env, wait_ready
 
 SPEC = """\
 pipeline loop {
@@ -80,8 +86,8 @@ pipeline loop {
 
 
 class Traffic(threading.Thread):
-    """Sends the shifted rows, one request of two rows at a time, in a loop until stopped; records
-    every status and answering version, and every exception."""
+    """Sends the shifted rows, one request of two rows at a time, at most five a second until
+    stopped; records every status and answering version, and every exception."""
 
     def __init__(self, url: str, rows: list[dict]) -> None:
         super().__init__(daemon=True)
@@ -101,10 +107,19 @@ class Traffic(threading.Thread):
                     self.answers.append((answer.status_code, answer.headers.get("X-Model-Version")))
                 except httpx.HTTPError as exc:
                     self.errors.append(f"{type(exc).__name__}: {exc}")
-                time.sleep(0.02)     # ~40 requests a second: leave the cores to the runs
+                # Enough to see every swap and fill the log; more would only take the cores from the
+                # runs (tests/serving/test_registry_following.py swaps under heavier traffic).
+                time.sleep(0.2)
 
-    def versions(self) -> list[str | None]:
-        return [v for _, v in self.answers]
+    def versions(self, since: int = 0) -> list[str | None]:
+        return [v for _, v in self.answers[since:]]
+
+
+@dataclass
+class Loop:
+    folder: Path
+    server: Process
+    traffic: Traffic
 
 
 def wait_for(condition, timeout: float, what: str) -> None:
@@ -116,17 +131,29 @@ def wait_for(condition, timeout: float, what: str) -> None:
 
 def mlopsc(folder: Path, *args: str) -> subprocess.CompletedProcess:
     env = serve_env()
-    env.pop("MLFLOW_TRACKING_URI", None)     # the spec's own store, as a user beside it gets
+    # The spec's own store, as a user beside it gets: in-process MLflow calls of earlier tests in
+    # this worker (mlflow.set_tracking_uri) leave MLFLOW_TRACKING_URI in os.environ.
+    env.pop("MLFLOW_TRACKING_URI", None)
     return subprocess.run([str(BIN / "mlopsc"), *args], cwd=folder, env=env, capture_output=True, text=True,
-                          check=False, timeout=180)
+                          check=False, timeout=300)
+
+
+def serve(folder: Path) -> Process:
+    port = free_port()
+    env = serve_env()
+    env.pop("MLFLOW_TRACKING_URI", None)     # the spec's own store, as for `mlopsc run`
+    # The alias is polled every 0.5 s: a deploy is seen soon, and the polls cost little CPU.
+    return wait_ready(launch([str(BIN / "mlopsc"), "serve", str(folder / "loop.mlops"), "--port", str(port),
+                              "--poll-interval", "0.5", "--flush-interval", "0.2"],
+                             f"http://127.0.0.1:{port}", folder / "server.out", env))
 
 
 @pytest.fixture(scope="module")
-def deployed(tmp_path_factory):
-    """A folder with the spec and its training data (penguins before 2009), after `mlopsc run`
-    deployed version 1; and the shifted 2009 penguins the client will send. The tests share it
-    (one `mlopsc run` is a third of their time) and do not depend on their order: each judges
-    the versions relative to the one its server started with."""
+def loop(tmp_path_factory):
+    """`mlopsc run` deployed version 1, trained on the penguins before 2009; then the labelled 2009
+    penguins arrived in the training file, so that a retrain has new data to learn from. One
+    `mlopsc serve SPEC` and one client sending the shifted 2009 penguins serve both tests; the
+    client has had its first answers logged."""
     import pandas as pd
 
     folder = tmp_path_factory.mktemp("loop")
@@ -135,93 +162,66 @@ def deployed(tmp_path_factory):
     (folder / "loop.mlops").write_text(SPEC)
     done = mlopsc(folder, "run", "loop.mlops")
     assert done.returncode == 0, done.stdout + done.stderr
+    data[data["year"] == 2009].to_csv(folder / "train.csv", mode="a", header=False, index=False)
     shifted = data[data["year"] == 2009].dropna().copy()
     shifted["bill_length_mm"] += 10
-    rows = json.loads(shifted[list(FEATURES)].to_json(orient="records"))
-    yield folder, rows
-    shutil.rmtree(folder, ignore_errors=True)
-
-
-def serve(folder: Path):
-    port = free_port()
-    env = serve_env()
-    # The spec's own store, as for `mlopsc run` above: in-process MLflow calls of earlier tests in
-    # this worker (mlflow.set_tracking_uri) leave MLFLOW_TRACKING_URI in os.environ.
-    env.pop("MLFLOW_TRACKING_URI", None)
-    return wait_ready(launch([str(BIN / "mlopsc"), "serve", str(folder / "loop.mlops"), "--port", str(port),
-                              "--poll-interval", "0.2", "--flush-interval", "0.2"],
-                             f"http://127.0.0.1:{port}", folder / "server.out", env))
-
-
-def new_labelled_data(folder: Path) -> None:
-    """Ground truth for 2009 has arrived: the training file gains those penguins."""
-    import pandas as pd
-
-    data = pd.read_csv(PENGUINS)
-    data[data["year"] == 2009].to_csv(folder / "train.csv", mode="a", header=False, index=False)
-
-
-def run_loop(folder: Path, rows: list[dict], *monitor_args: str) -> tuple[Traffic, subprocess.CompletedProcess, object]:
-    """Serve, send traffic, run the monitor; returns with the traffic still running."""
     server = serve(folder)
-    traffic = Traffic(server.url, rows)
+    traffic = Traffic(server.url, json.loads(shifted[list(FEATURES)].to_json(orient="records")))
     traffic.start()
-    wait_for(lambda: len(traffic.answers) >= 60, 30, "the first answers")
-    time.sleep(0.5)      # the server writes its log every 0.2 s
-    new_labelled_data(folder)
-    monitor = mlopsc(folder, "monitor", "loop.mlops", "--json", *monitor_args)
-    return traffic, monitor, server
-
-
-def stop(traffic: Traffic, server) -> None:
-    traffic.stopping.set()
-    traffic.join(10)
-    server.stop()
-
-
-def test_drift_in_served_traffic_retrains_and_the_server_follows_to_the_new_version(deployed):
-    folder, rows = deployed
-    traffic, monitor, server = run_loop(folder, rows)
-    first = None
     try:
-        assert monitor.returncode == 0, monitor.stdout[-3000:] + monitor.stderr[-3000:]
-        record = json.loads(monitor.stdout)
-        result = record["steps"]["live_drift"]["result"]
-        assert result["retrain"] is True and result["reasons"][0].startswith("psi(bill_length_mm) is")
-        assert record["steps"]["live"]["result"]["rows"] >= 120
-        uri = Path(record["steps"]["live_drift"]["result"]["outputs"]["report"]["uri"])
-        report = json.loads((uri if uri.is_absolute() else folder / ".mlopsc" / uri).read_text())
-        latency = next(r for r in report["rules"] if r.get("kind") == "latency")
-        assert latency["evaluated"] and not latency["fired"]
-        assert record["retrain"]["status"] == "ok" and "species_service" in record["retrain"]["ran"]
-        first = int(traffic.versions()[0])
-        wait_for(lambda: traffic.versions()[-1] == str(first + 1), 20, f"answers from version {first + 1}")
-        seen = len(traffic.answers)
-        wait_for(lambda: len(traffic.answers) >= seen + 20, 20, "more answers")
+        wait_for(lambda: len(traffic.answers) >= 20, 60, "the first answers")
+        time.sleep(0.5)      # the server writes its log every 0.2 s
+        yield Loop(folder, server, traffic)
     finally:
-        stop(traffic, server)
+        traffic.stopping.set()
+        traffic.join(10)
+        server.stop()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def assert_every_request_answered(traffic: Traffic) -> None:
     assert not traffic.errors, traffic.errors[:3]
     assert {status for status, _ in traffic.answers} == {200}
-    versions = [int(v) for v in traffic.versions()]
+
+
+def test_a_failing_gate_leaves_the_server_on_its_version(loop):
+    start = len(loop.traffic.answers)
+    version = loop.traffic.versions()[-1]        # "1" when this test runs first
+    monitor = mlopsc(loop.folder, "monitor", "loop.mlops", "--json", "--param", "min_accuracy=1.01")
+    assert monitor.returncode == 4, monitor.stdout[-3000:] + monitor.stderr[-3000:]   # the gate did not pass
+    record = json.loads(monitor.stdout)
+    assert record["steps"]["live_drift"]["result"]["retrain"] is True
+    retrain = record["retrain"]
+    assert retrain["status"] == "failed" and "species_service" not in retrain["ran"]
+    assert retrain["outcome"] == "the gate release did not pass: nothing deployed"
+    seen = len(loop.traffic.answers)
+    # Ten more answers, at most five a second: the server polled the alias at least four times.
+    wait_for(lambda: len(loop.traffic.answers) >= seen + 10, 30, "more answers")
+    assert_every_request_answered(loop.traffic)
+    assert set(loop.traffic.versions(start)) == {version}
+
+
+def test_drift_in_served_traffic_retrains_and_the_server_follows_to_the_new_version(loop):
+    start = len(loop.traffic.answers)
+    first = int(loop.traffic.versions()[-1])     # 1 when this test runs first
+    monitor = mlopsc(loop.folder, "monitor", "loop.mlops", "--json")
+    assert monitor.returncode == 0, monitor.stdout[-3000:] + monitor.stderr[-3000:]
+    record = json.loads(monitor.stdout)
+    result = record["steps"]["live_drift"]["result"]
+    assert result["retrain"] is True and result["reasons"][0].startswith("psi(bill_length_mm) is")
+    assert record["steps"]["live"]["result"]["rows"] >= 40
+    uri = Path(result["outputs"]["report"]["uri"])
+    report = json.loads((uri if uri.is_absolute() else loop.folder / ".mlopsc" / uri).read_text())
+    latency = next(r for r in report["rules"] if r.get("kind") == "latency")
+    assert latency["evaluated"] and not latency["fired"]
+    retrain = record["retrain"]
+    assert retrain["status"] == "ok" and "species_service" in retrain["ran"]
+    assert retrain["outcome"] == f"deployed loop-penguins version {first + 1} (alias champion)"
+    # Generous bounds: failure detectors on a busy machine (the new version loads in the background).
+    wait_for(lambda: loop.traffic.versions()[-1] == str(first + 1), 60, f"answers from version {first + 1}")
+    seen = len(loop.traffic.answers)
+    wait_for(lambda: len(loop.traffic.answers) >= seen + 10, 30, "more answers")
+    assert_every_request_answered(loop.traffic)
+    versions = [int(v) for v in loop.traffic.versions(start)]
     assert versions[0] == first and versions[-1] == first + 1
     assert versions == sorted(versions), "an answer from the old version came after one from the new"
-
-
-def test_a_failing_gate_leaves_the_server_on_its_version(deployed):
-    folder, rows = deployed
-    traffic, monitor, server = run_loop(folder, rows, "--param", "min_accuracy=1.01")
-    try:
-        assert monitor.returncode == 4, monitor.stdout[-3000:] + monitor.stderr[-3000:]   # the gate did not pass
-        record = json.loads(monitor.stdout)
-        assert record["steps"]["live_drift"]["result"]["retrain"] is True
-        ran = record["retrain"]["ran"]
-        assert record["retrain"]["status"] != "ok" and "species_eval" in ran      # it trained and evaluated ...
-        assert "release" not in ran and "species_service" not in ran              # ... and the gate stopped it
-        seen = len(traffic.answers)
-        time.sleep(1.0)      # five polls of the alias
-        wait_for(lambda: len(traffic.answers) >= seen + 20, 20, "more answers")
-    finally:
-        stop(traffic, server)
-    assert not traffic.errors, traffic.errors[:3]
-    assert {status for status, _ in traffic.answers} == {200}
-    assert len(set(traffic.versions())) == 1       # the version it started with (1 when this test runs first)
