@@ -294,7 +294,7 @@ def create_app(config: ServeConfig, model: LoadedModel | None = None) -> Starlet
         probabilities = None
         if answered.probabilities is not None:
             classes = [str(c) for c in answered.model.classes]
-            probabilities = [dict(zip(classes, map(float, row))) for row in answered.probabilities]
+            probabilities = [dict(zip(classes, row)) for row in answered.probabilities.tolist()]
         return JSONResponse(mlflow_protocol.response(answered.predictions, probabilities),
                             headers=_headers(answered))
 

@@ -17,8 +17,11 @@ what is queued into Arrow tables and rewrites the current part of each stream wi
 holds: to a hidden temporary name, then renamed over the part, so a reader sees a whole file or
 the previous one, never half of one. A part is closed and a new one started after `roll_rows`
 rows or `roll_bytes` bytes (in memory), `roll_seconds` seconds, or when the served model's columns
-change. Each write rewrites the whole current part, so these bounds also bound a write's cost. `close()` (the server's
-graceful shutdown) writes everything queued. A `kill -9` loses what was queued since the start of
+change. Each write rewrites the whole current part, so these bounds also bound a write's cost:
+at 1,000 rows/s a 10,000-row part fills in 20 flushes and each row is written about 10 times,
+which is what the log costs beside the server's own work (docs/benchmarks.md, "Serving"); a
+larger part costs more per row, a smaller one makes more files. `close()` (the server's graceful
+shutdown) writes everything queued. A `kill -9` loses what was queued since the start of
 the last completed write: at most one flush interval plus the duration of one write.
 
 Rows are never dropped silently: a full queue or a failed write counts the rows in `on_failed`
@@ -198,7 +201,7 @@ class _Stream:
 
 class PredictionLog:
     def __init__(self, uri: str, *, flush_interval: float = 0.5, max_pending_rows: int = 200_000,
-                 roll_rows: int = 20_000, roll_bytes: int = 32 * 1024 * 1024, roll_seconds: float = 600.0,
+                 roll_rows: int = 10_000, roll_bytes: int = 32 * 1024 * 1024, roll_seconds: float = 600.0,
                  on_written: Callable[[str, int], None] | None = None,
                  on_failed: Callable[[str, int, str], None] | None = None) -> None:
         from fsspec.core import url_to_fs
@@ -286,7 +289,7 @@ class PredictionLog:
         tmp = f"{folder}/.{name}.tmp-{uuid.uuid4().hex}"
         # Every flush rewrites the whole part, so its cost counts: no dictionary for the unique request
         # ids and the numbers, and column statistics for the timestamp only (what a reader of a time
-        # window can use) halve a write of 20,000 rows.
+        # window can use) halve the cost of a write.
         options = {"use_dictionary": [f.name for f in table.schema if pa.types.is_string(f.type)
                                       and f.name != "request_id"],
                    "write_statistics": ["timestamp"]}
