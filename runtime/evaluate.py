@@ -61,21 +61,19 @@ def predict(step: ir.Evaluate, model: Any, info: dict[str, Any], df: pd.DataFram
                          expected="a target value on every evaluated row (or `missing_target = drop` in the "
                                   f"train step {info.get('step') or 'of the model'}: it drops them there and here)",
                          found=f"{missing} of {len(df)} rows")
-    X = df[features]
+    from .scoring import predict_with_proba
+
     try:
-        y_pred = model.predict(X)
-        has_proba = info["task"] == "classification" and hasattr(model, "predict_proba")
-        proba = model.predict_proba(X) if has_proba else None
+        # One pass of the preprocessing and the estimator for both (runtime/scoring.py).
+        y_pred, proba = predict_with_proba(model, df[features], with_proba=info["task"] == "classification")
     except Exception as exc:  # noqa: BLE001 - the data does not fit the model: the user's to fix
         raise step_error(step, "the model cannot predict on this data", "data",
                          expected=f"the columns the model was trained on: {', '.join(features)}",
                          found=f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from None
-    out = df.copy()
-    out["y_true"] = df[target].to_numpy()
-    out["y_pred"] = y_pred
+    columns = {"y_true": df[target].to_numpy(), "y_pred": y_pred}
     if proba is not None:
-        for i, label in enumerate(model.classes_):
-            out[f"proba_{label}"] = proba[:, i]
+        columns |= {f"proba_{label}": proba[:, i] for i, label in enumerate(model.classes_)}
+    out = df.assign(**columns)   # the data's columns are shared, not copied
     return out
 
 
