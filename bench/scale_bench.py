@@ -2,7 +2,7 @@
 bench/baseline_scale.py (the same work by hand, one process), side by side, at several sizes.
 
     .venv/bin/python bench/scale_bench.py [--rows 100000,1000000,5000000] [--runs 3]
-        [--only mlopsc|baseline] [--data DIR] [--json results.json]
+        [--only mlopsc|baseline] [--threads N] [--data DIR] [--json results.json]
 
 Per size, the table comes from bench/gen_data.py (generated into --data once, then reused). Each
 round runs both sides on fresh folders, alternating which goes first, so that the machine's load
@@ -96,10 +96,14 @@ class Sampler(threading.Thread):
             self.stopped.wait(self.interval)
 
 
+THREADS: dict[str, str] = {}     # OMP_NUM_THREADS etc. for both sides (--threads)
+
+
 def measure(cmd: list[str], cwd: Path) -> dict:
     """Run `cmd`; its wall and CPU seconds, peak RSS and PSS of its tree, and the samples."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
     env["PYTHONWARNINGS"] = "ignore"
+    env.update(THREADS)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.time()
     with open(cwd / "bench.log", "a") as log:
@@ -192,8 +196,9 @@ def med(values) -> float:
 
 def report(results: dict[int, dict[str, list[dict]]], runs: int) -> str:
     load = os.getloadavg()
+    threads = f"; OMP_NUM_THREADS={THREADS['OMP_NUM_THREADS']}" if THREADS else ""
     out = [(f"median of {runs} round(s); load average at the end {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} "
-            f"on {os.cpu_count()} cores"), "",
+            f"on {os.cpu_count()} cores{threads}"), "",
            ("| rows | wall s mlopsc / baseline | ratio | CPU s mlopsc / baseline | ratio "
             "| peak PSS MiB mlopsc / baseline | ratio | peak RSS sum MiB mlopsc / baseline | re-run s (share of first) |"),
            "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
@@ -226,7 +231,12 @@ def main() -> None:
     parser.add_argument("--only", choices=("mlopsc", "baseline"))
     parser.add_argument("--data", default=str(Path(tempfile.gettempdir()) / "mlopsc-scale-data"))
     parser.add_argument("--json", help="also write every measurement here")
+    parser.add_argument("--threads", type=int, help="OpenMP/BLAS threads of both sides (OMP_NUM_THREADS): on "
+                        "a loaded machine, OpenMP's spin-waiting threads make the fits' times erratic")
     args = parser.parse_args()
+    if args.threads:
+        THREADS.update({name: str(args.threads) for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+                                                             "MKL_NUM_THREADS")})
     data = Path(args.data)
     data.mkdir(parents=True, exist_ok=True)
     results: dict[int, dict[str, list[dict]]] = {}

@@ -3,6 +3,10 @@ process through `mlopsc.runtime.execute` (what a local worker does), each with i
 time (every thread of the process) and the process's peak RSS while it ran, and for the steps
 named with --profile, the functions that took the most time (cProfile, cumulative).
 
+For a step that writes Datasets, "hash+write" is what writing them costs: each is read back and
+written again with `artifacts.write_parquet` (content hash and Parquet file, as the step does
+it), and its wall and CPU time are shown beside the step's, with their shares of the step's.
+
     .venv/bin/python bench/scale_profile.py DIR [--spec scale.mlops] [--profile events,by_time] [--top 20]
 
 DIR holds the spec and its data (bench/scale_bench.py's layout: scale.mlops, data/events.parquet,
@@ -39,6 +43,17 @@ def reset_peak() -> None:
         fh.write("5")     # the kernel resets VmHWM to the current RSS
 
 
+def rewrite(uri: str, scratch: Path) -> tuple[float, float]:
+    """Wall and CPU seconds that hashing and writing the Dataset at `uri` take (read back first,
+    untimed)."""
+    from mlopsc.runtime import artifacts
+
+    frame = artifacts.read_parquet(uri)
+    wall, cpu = time.perf_counter(), cpu_seconds()
+    artifacts.write_parquet(frame, str(scratch))
+    return time.perf_counter() - wall, cpu_seconds() - cpu
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("dir")
@@ -65,7 +80,8 @@ def main() -> None:
     ctx.parent_run_id = tracking.start_pipeline_run(ctx)
     profiled = set(filter(None, args.profile.split(",")))
     results: dict[str, dict] = {}
-    print(f"{'step':16s} {'kind':9s} {'wall s':>7s} {'CPU s':>7s} {'peak RSS MiB':>12s}")
+    print(f"{'step':16s} {'kind':9s} {'wall s':>7s} {'CPU s':>7s} {'peak RSS MiB':>12s}   hash+write: wall s (share)"
+          "  CPU s (share)")
     for name in order:
         step = steps[name]
         inputs = {f: results[r.step]["outputs"][r.port]["uri"] for f, r in step.inputs().items()}
@@ -79,7 +95,12 @@ def main() -> None:
         if profiler:
             profiler.disable()
         wall, cpu = time.perf_counter() - wall, cpu_seconds() - cpu
-        print(f"{name:16s} {step.kind:9s} {wall:7.2f} {cpu:7.2f} {peak_rss_mib():12d}", flush=True)
+        peak = peak_rss_mib()
+        datasets = [out["uri"] for out in results[name]["outputs"].values() if out["type"] == "Dataset"]
+        costs = [rewrite(uri, work / "rewrite.parquet") for uri in datasets]
+        w, c = sum(x[0] for x in costs), sum(x[1] for x in costs)
+        share = f"   {w:6.2f} ({w / wall:4.0%})  {c:6.2f} ({c / cpu:4.0%})" if datasets else ""
+        print(f"{name:16s} {step.kind:9s} {wall:7.2f} {cpu:7.2f} {peak:12d} {share}", flush=True)
         if profiler:
             text = io.StringIO()
             pstats.Stats(profiler, stream=text).sort_stats("cumulative").print_stats(args.top)
