@@ -18,7 +18,9 @@ Measured per whole command:
   workers share with the zygote that forked them (the imported libraries) count once. The peak
   RSS sum counts them once per process and is shown beside it.
 Per stage: the steps' start and end from mlopsc's run records (the baseline writes its own with
---stages), each with its duration and the tree's peak PSS while it ran.
+--stages), each with its duration and the tree's peak PSS while it ran; "start-up" is from the
+command's start to its first step (compiling, imports, the MLflow store), "finish" from its last
+step to its exit (lineage, the run's report).
 
 Prints Markdown tables (medians over the rounds) for docs/benchmarks.md, with the load average.
 """
@@ -44,7 +46,7 @@ MLOPSC = str(Path(sys.executable).parent / "mlopsc")
 STAGE_OF_STEP = {"events": "source", "events_quality": "check", "by_time": "split", "label_model": "train",
                  "label_eval": "evaluate", "release": "gate", "label_service": "deploy", "score_all": "score",
                  "shifted": "monitor", "label_drift": "monitor"}
-STAGES = ["start-up", "source", "check", "split", "train", "evaluate", "gate", "deploy", "score", "monitor"]
+STAGES = ["start-up", "source", "check", "split", "train", "evaluate", "gate", "deploy", "score", "monitor", "finish"]
 MIB = 1 << 20
 
 
@@ -156,7 +158,9 @@ def run_mlopsc(root: Path) -> dict:
     for measured, record in ((run, records[0]), (monitor, records[1])):
         steps = json.loads(record.read_text())["steps"]
         first = min(s["started_at"] for s in steps.values() if s["started_at"])
+        last = max(s["ended_at"] for s in steps.values() if s["ended_at"])
         stages.setdefault("start-up", []).append((measured["start"], first, measured["samples"]))
+        stages.setdefault("finish", []).append((last, measured["end"], measured["samples"]))
         for name, step in steps.items():
             if step["started_at"]:
                 stages.setdefault(STAGE_OF_STEP[name], []).append(
@@ -176,6 +180,7 @@ def run_baseline(root: Path) -> dict:
         key = "start-up" if name in ("imports", "mlflow setup") else name
         stages.setdefault(key, []).append((start, end, done["samples"]))
     stages["start-up"][0] = (done["start"], stages["start-up"][0][1], done["samples"])
+    stages["finish"] = [(max(end for windows in stages.values() for _, end, _ in windows), done["end"], done["samples"])]
     return {**{k: done[k] for k in ("wall", "cpu", "rss", "pss")}, "stages": per_stage(stages)}
 
 
