@@ -1,7 +1,7 @@
 """Speed of `mlopsc serve` against `mlflow models serve`: the same registered model, one run.
 
-    nice -n 10 .venv/bin/python bench/serve_speed.py [--runs 3] [--duration 8] [--only throughput,startup,load]
-                                                     [--work DIR] [--json FILE]
+    nice -n 10 .venv/bin/python bench/serve_speed.py [--runs 5] [--logging-runs 8] [--duration 10]
+        [--only throughput,logging,startup,load] [--work DIR] [--json FILE]
 
 1. `mlopsc run specs/penguins.mlops` on a copy of specs/ in a temporary folder (or in --work, once)
    trains the penguins model and registers it as penguins-species@champion in that folder's
@@ -11,11 +11,13 @@
    defaults: one worker, batching, the prediction log on) and the same with `--no-log` all serve
    that version at once; each round drives each server in turn (the order rotates every round)
    with bench/loadgen.py, a process of its own at 32 connections: single-row requests, then
-   100-row requests (`dataframe_split`, rows of penguins.csv). Before timing, both servers must
+   100-row requests (`dataframe_split`, rows of penguins.csv). Before timing, the servers must
    give the same predictions for the same bodies. Medians of --runs rounds.
-3. startup: from the process's start to the first 200 of /ping, for each server, alternated, after
+3. logging: the two mlopsc servers alone, single-row requests, --logging-runs rounds (the
+   difference sought is smaller than the spread of a few rounds on a shared machine).
+4. startup: from the process's start to the first 200 of /ping, for each server, alternated, after
    one untimed start of each (a warm machine: files in the page cache).
-4. load: serve_load.py at full size against a fresh `mlopsc serve` that follows the alias every
+5. load: serve_load.py at full size against a fresh `mlopsc serve` that follows the alias every
    0.2 s: 10,000 requests, 10 % malformed, three swaps to newly registered versions; its checks
    must hold.
 
@@ -186,16 +188,17 @@ def loadgen(server: Server, bodies: list[str], work: Path, connections: int, war
     return json.loads(done.stdout)
 
 
-def throughput(uri: str, work: Path, runs: int, duration: float, warmup: float, connections: int) -> dict:
+def throughput(uri: str, work: Path, runs: int, duration: float, warmup: float, connections: int,
+               names: tuple[str, ...] = SERVERS, sizes: tuple[int, ...] = (1, 100)) -> dict:
     servers = {}
     try:
-        for name in SERVERS:
+        for name in names:
             port = free_port()
             servers[name] = launch(name, *command(name, uri, port, work), work, port)
         for server in servers.values():
             wait_ping(server)
         results: dict[str, dict[str, list[dict]]] = {}
-        for size in (1, 100):
+        for size in sizes:
             bodies = penguin_bodies(size)
             same_predictions(servers, bodies[:5])
             per_server = results[f"{size}-row"] = {name: [] for name in servers}
@@ -265,6 +268,12 @@ def median(values: list[float]) -> float:
     return statistics.median(values)
 
 
+def efficiency(result: dict) -> float:
+    """Answers per CPU-second of the server's processes: on a shared machine, steadier than throughput,
+    which also measures how much CPU the scheduler gave the server."""
+    return result["throughput"] / result["server_cpu_share"] if result["server_cpu_share"] else float("nan")
+
+
 def machine() -> str:
     model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                   if line.startswith("model name")), platform.processor())
@@ -274,22 +283,40 @@ def machine() -> str:
     return f"{os.cpu_count()} cores ({model}), Python {platform.python_version()}; {packages}"
 
 
+def throughput_table(per_server: dict[str, list[dict]]) -> None:
+    if "mlflow" in per_server:
+        mlflow_rate = median([r["throughput"] for r in per_server["mlflow"]])
+        mlflow_work = median([efficiency(r) for r in per_server["mlflow"]])
+        print("| server | requests/s | vs mlflow | p50 ms | p95 ms | p99 ms | server CPU (cores) "
+              "| requests per CPU-second | vs mlflow | generator CPU (of one core) |")
+        print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    else:
+        print("| server | requests/s | p50 ms | p95 ms | p99 ms | server CPU (cores) | requests per CPU-second "
+              "| generator CPU (of one core) |")
+        print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for name, runs in per_server.items():
+        rate, work = median([r["throughput"] for r in runs]), median([efficiency(r) for r in runs])
+        latency = " | ".join(f"{median([r[k] for r in runs]):.0f}" for k in ("p50_ms", "p95_ms", "p99_ms"))
+        cpu = median([r["server_cpu_share"] for r in runs])
+        generator = f"{median([r['client_cpu_share'] for r in runs]) * 100:.1f} %"
+        if "mlflow" in per_server:
+            print(f"| `{name}` | {rate:.0f} | {rate / mlflow_rate:.2f}x | {latency} | {cpu:.2f} | {work:.0f} | "
+                  f"{work / mlflow_work:.2f}x | {generator} |")
+        else:
+            print(f"| `{name}` | {rate:.0f} | {latency} | {cpu:.2f} | {work:.0f} | {generator} |")
+    on, off = (median([r["throughput"] for r in per_server[n]]) for n in ("mlopsc", "mlopsc --no-log"))
+    on_work, off_work = (median([efficiency(r) for r in per_server[n]]) for n in ("mlopsc", "mlopsc --no-log"))
+    print(f"\nLogging on costs {(1 - on / off) * 100:.1f} % of the throughput with logging off "
+          f"({(1 - on_work / off_work) * 100:.1f} % of the requests per CPU-second).\n")
+
+
 def report(results: dict, args: argparse.Namespace, loads: tuple[str, str]) -> None:
     print(f"Machine: {machine()}. Load average before / after: {loads[0]} / {loads[1]}.\n")
-    for scenario, per_server in results.get("throughput", {}).items():
-        print(f"{scenario} requests, {args.connections} connections, median of {args.runs} runs of "
-              f"{args.duration:g} s (after {args.warmup:g} s of warm-up):\n")
-        print("| server | requests/s | vs mlflow | p50 ms | p95 ms | p99 ms | server CPU (cores) | generator CPU |")
-        print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
-        base = median([r["throughput"] for r in per_server["mlflow"]])
-        for name, runs in per_server.items():
-            rate = median([r["throughput"] for r in runs])
-            cells = [f"{median([r[k] for r in runs]):.1f}" for k in ("p50_ms", "p95_ms", "p99_ms")]
-            print(f"| `{name}` | {rate:.0f} | {rate / base if base else float('inf'):.2f}x | {' | '.join(cells)} | "
-                  f"{median([r['server_cpu_share'] for r in runs]):.2f} | "
-                  f"{median([r['client_cpu_share'] for r in runs]) * 100:.0f} % of a core |")
-        on, off = (median([r["throughput"] for r in per_server[n]]) for n in ("mlopsc", "mlopsc --no-log"))
-        print(f"\nLogging on costs {(1 - on / off) * 100:.1f} % of the throughput with logging off.\n")
+    for section, runs in (("throughput", args.runs), ("logging", args.logging_runs)):
+        for scenario, per_server in results.get(section, {}).items():
+            print(f"{scenario} requests, {args.connections} connections, median of {runs} runs of "
+                  f"{args.duration:g} s (after {args.warmup:g} s of warm-up):\n")
+            throughput_table(per_server)
     if "startup" in results:
         print(f"Start to the first 200 on /ping, median of {args.runs} (after one untimed start of each):\n")
         print("| server | wall s | CPU s | all runs (wall / CPU) |")
@@ -306,13 +333,14 @@ def report(results: dict, args: argparse.Namespace, loads: tuple[str, str]) -> N
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--duration", type=float, default=8.0)
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--warmup", type=float, default=2.0)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--requests", type=int, default=10_000, help="of the load test")
     parser.add_argument("--load-seconds", type=float, default=20.0, help="the load test's schedule")
-    parser.add_argument("--only", default="throughput,startup,load")
+    parser.add_argument("--logging-runs", type=int, default=8, help="of the logging on / off comparison")
+    parser.add_argument("--only", default="throughput,logging,startup,load")
     parser.add_argument("--work", type=Path, default=None, help="keep the trained store here (reused next time)")
     parser.add_argument("--json", type=Path, default=None, help="write every run's figures here")
     args = parser.parse_args()
@@ -325,6 +353,9 @@ def main() -> None:
         results: dict = {}
         if "throughput" in only:
             results["throughput"] = throughput(uri, work, args.runs, args.duration, args.warmup, args.connections)
+        if "logging" in only:
+            results["logging"] = throughput(uri, work, args.logging_runs, args.duration, args.warmup,
+                                            args.connections, names=SERVERS[1:], sizes=(1,))
         if "startup" in only:
             results["startup"] = startup(uri, work, args.runs)
         if "load" in only:
