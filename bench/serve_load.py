@@ -42,6 +42,7 @@ from raw_http import Connection, request_bytes
 
 FEATURES = ("bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g", "island", "sex")
 VALID_KINDS = ("split_1_row", "records_5_rows", "csv_3_rows", "v2_2_rows")
+SWAP_TIMEOUT = 120.0       # seconds; a failure detector only (a busy machine loads a 300-tree model slowly)
 MALFORMED = {"bad_json": 400, "missing_column": 400, "wrong_type": 400, "oversized": 413,
              "wrong_content_type": 415}
 
@@ -188,17 +189,22 @@ async def drive(url: str, planned: list[Planned], *, seconds: float, swap: Calla
         connection.close()
 
     async def swapper() -> None:
-        for k in range(1, swaps + 1):
-            while sent < k * len(planned) // (swaps + 1):
-                await asyncio.sleep(0.01)
-            set_at = time.perf_counter()
-            version = await asyncio.to_thread(swap, k)
-            record = Swap(version, set_at)
-            done_swaps.append(record)
-            while (await _version(watch, origin)) != version:
-                await asyncio.sleep(0.02)
-            record.seen_at = time.perf_counter()
-        all_seen.set()
+        try:
+            for k in range(1, swaps + 1):
+                while sent < k * len(planned) // (swaps + 1):
+                    await asyncio.sleep(0.01)
+                set_at = time.perf_counter()
+                version = await asyncio.to_thread(swap, k)
+                record = Swap(version, set_at)
+                done_swaps.append(record)
+                while (await _version(watch, origin)) != version:
+                    if time.perf_counter() - set_at > SWAP_TIMEOUT:
+                        raise AssertionError(f"the server did not serve version {version} within "
+                                             f"{SWAP_TIMEOUT:.0f} s of the alias move")
+                    await asyncio.sleep(0.02)
+                record.seen_at = time.perf_counter()
+        finally:
+            all_seen.set()      # the senders' last tenth goes on, and a failure is raised below
 
     swapping = asyncio.create_task(swapper())
     await asyncio.gather(*(sender() for _ in range(connections)))
