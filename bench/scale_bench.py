@@ -18,7 +18,8 @@ Measured per whole command:
   workers share with the zygote that forked them (the imported libraries) count once. The peak
   RSS sum counts them once per process and is shown beside it.
 Per stage: the steps' start and end from mlopsc's run records (the baseline writes its own with
---stages), each with its duration and the tree's peak PSS while it ran; "start-up" is from the
+--stages), each with its duration, the tree's CPU time over it (from /proc/PID/stat: user +
+system of every live process of the tree and of the children each has reaped) and its peak PSS; "start-up" is from the
 command's start to its first step (compiling, imports, the MLflow store), "finish" from its last
 step to its exit (lineage, the run's report).
 
@@ -83,8 +84,22 @@ def memory(pid: int) -> tuple[int, int]:
     return rss, pss
 
 
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu(pid: int) -> float:
+    """CPU seconds of a process (all its threads) and of its children it has waited for."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return sum(int(f) for f in fields[11:15]) / TICKS      # utime, stime, cutime, cstime
+
+
 class Sampler(threading.Thread):
-    """Samples (time, RSS sum, PSS sum) of a process tree until stopped."""
+    """Samples (time, RSS sum, PSS sum, CPU seconds) of a process tree until stopped. The CPU of the
+    tree so far is that of its live processes, each with the children it has reaped."""
 
     def __init__(self, pid: int, interval: float = 0.05) -> None:
         super().__init__(daemon=True)
@@ -93,8 +108,10 @@ class Sampler(threading.Thread):
 
     def run(self) -> None:
         while not self.stopped.is_set():
-            sizes = [memory(p) for p in tree(self.pid)]
-            self.samples.append((time.time(), sum(s[0] for s in sizes), sum(s[1] for s in sizes)))
+            pids = tree(self.pid)
+            sizes = [memory(p) for p in pids]
+            self.samples.append((time.time(), sum(s[0] for s in sizes), sum(s[1] for s in sizes),
+                                 sum(cpu(p) for p in pids)))
             self.stopped.wait(self.interval)
 
 
@@ -119,15 +136,25 @@ def measure(cmd: list[str], cwd: Path) -> dict:
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if code != 0:
         raise SystemExit(f"{' '.join(cmd)} exited {code}; see {cwd / 'bench.log'}")
-    samples = sampler.samples or [(start, 0, 0)]
+    samples = sampler.samples or [(start, 0, 0, 0.0)]
     return {"wall": end - start, "start": start, "end": end,
             "cpu": (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime),
             "rss": max(s[1] for s in samples), "pss": max(s[2] for s in samples), "samples": samples}
 
 
 def peak_between(samples: list, start: float, end: float) -> int:
-    inside = [s[2] for s in samples if start <= s[0] <= end]
-    return max(inside) if inside else 0
+    """The tree's peak PSS over [start, end], the sample just before it included (a stage
+    shorter than the sampling interval has no sample of its own)."""
+    before = [s for s in samples if s[0] <= start][-1:]
+    return max(s[2] for s in before + [s for s in samples if start <= s[0] <= end] or samples[:1])
+
+
+def cpu_between(samples: list, start: float, end: float) -> float:
+    """The tree's CPU seconds from the last sample at or before `start` to the first at or after
+    `end` (a 50 ms sampling: stages shorter than that get the CPU of their neighbourhood)."""
+    before = [s[3] for s in samples if s[0] <= start] or [samples[0][3]]
+    after = [s[3] for s in samples if s[0] >= end] or [samples[-1][3]]
+    return max(0.0, after[0] - before[-1])
 
 
 # ---------------------------------------------------------------- the two sides
@@ -185,8 +212,9 @@ def run_baseline(root: Path) -> dict:
 
 
 def per_stage(stages: dict) -> dict:
-    """{stage: (seconds, peak PSS)} summed over a stage's windows (a stage may have several)."""
+    """{stage: (seconds, CPU seconds, peak PSS)}, over a stage's windows (a stage may have several)."""
     return {name: (sum(end - start for start, end, _ in windows),
+                   sum(cpu_between(samples, start, end) for start, end, samples in windows),
                    max(peak_between(samples, start, end) for start, end, samples in windows))
             for name, windows in stages.items()}
 
@@ -218,13 +246,15 @@ def report(results: dict[int, dict[str, list[dict]]], runs: int) -> str:
                   f"{rerun:.2f} ({rerun / med(r['wall'] for r in m):.1%})" if m else ""]
         out.append(f"| {rows:,} | " + " | ".join(cells) + " |")
     for rows, sides in results.items():
-        out += ["", f"Per stage at {rows:,} rows (seconds, and the tree's peak PSS in MiB while it ran):", "",
-                "| stage | mlopsc s | mlopsc MiB | baseline s | baseline MiB |", "| --- | ---: | ---: | ---: | ---: |"]
+        out += ["", f"Per stage at {rows:,} rows (wall and CPU seconds, and the tree's peak PSS in MiB while it ran):",
+                "", "| stage | mlopsc s | mlopsc CPU s | mlopsc MiB | baseline s | baseline CPU s | baseline MiB |",
+                "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
         for stage in STAGES:
             cells = []
             for side in ("mlopsc", "baseline"):
                 found = [r["stages"][stage] for r in sides.get(side, []) if stage in r["stages"]]
-                cells += [f"{med(f[0] for f in found):.2f}", f"{med(f[1] for f in found) / MIB:.0f}"] if found else ["", ""]
+                cells += ([f"{med(f[0] for f in found):.2f}", f"{med(f[1] for f in found):.2f}",
+                           f"{med(f[2] for f in found) / MIB:.0f}"] if found else ["", "", ""])
             out.append(f"| {stage} | " + " | ".join(cells) + " |")
     return "\n".join(out)
 
