@@ -110,8 +110,8 @@ def build_preprocessor(step: ir.Train, estimator: Any, numeric: list[str], categ
     else:
         limit = pp.max_categories
         if encode == "native":
-            bins = estimator.get_params()["max_bins"]
-            limit = min(limit or bins, bins)
+            bins = estimator.get_params().get("max_bins")   # the most categories it takes, if it says
+            limit = min(limit or bins, bins) if bins else limit
             if categorical and "categorical_features" not in step.estimator.params:
                 codes = range(len(numeric), len(numeric) + len(categorical))
                 estimator.set_params(categorical_features=list(codes))

@@ -131,7 +131,7 @@ def test_counts_and_examples_of_rules_failing_on_most_rows():
     from mlopsc.runtime.checks import validate
 
     rng = np.random.default_rng(0)
-    rows = 5_000
+    rows = 2_000
     frame = pd.DataFrame({"x": np.where(rng.random(rows) < 0.1, np.nan, rng.normal(0, 2, rows)),
                           "tag": rng.choice(["a", "b", "c", "d"], rows),
                           "code": [f"c{i % 50}" for i in range(rows)]})
