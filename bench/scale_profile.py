@@ -6,8 +6,12 @@ named with --profile, the functions that took the most time (cProfile, cumulativ
 For a step that writes Datasets, "hash+write" is what writing them costs: each is read back and
 written again with `artifacts.write_parquet` (content hash and Parquet file, as the step does
 it), and its wall and CPU time are shown beside the step's, with their shares of the step's.
+With --write-cost N, such a step also runs N more times as it is and N times with a writer that
+hashes and writes nothing, alternately: the difference of the median wall times is what hashing
+and writing add to the step (the file is written by a thread while the step logs to MLflow).
 
     .venv/bin/python bench/scale_profile.py DIR [--spec scale.mlops] [--profile events,by_time] [--top 20]
+        [--write-cost 3]
 
 DIR holds the spec and its data (bench/scale_bench.py's layout: scale.mlops, data/events.parquet,
 data/events_shifted.parquet); artifacts and an MLflow store go to DIR/profile/. Every step runs,
@@ -17,12 +21,14 @@ these tell which part of a step they are made of.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import cProfile
 import graphlib
 import io
 import pstats
 import resource
 import shutil
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -54,12 +60,37 @@ def rewrite(uri: str, scratch: Path) -> tuple[float, float]:
     return time.perf_counter() - wall, cpu_seconds() - cpu
 
 
+@contextlib.contextmanager
+def no_write(df, uri):
+    yield "0" * 64
+
+
+def write_cost(step, inputs: dict, ctx, scratch: Path, rounds: int) -> tuple[float, float]:
+    """(median wall of the step minus that of the step with a writer that does nothing, median
+    wall of the step), over `rounds` alternated runs of each."""
+    from unittest import mock
+
+    from mlopsc.runtime import artifacts, execute
+
+    times: dict[bool, list[float]] = {True: [], False: []}
+    for i in range(2 * rounds):
+        writes = i % 2 == 0
+        outputs = artifacts.output_uris(str(scratch / str(i)), step)
+        with mock.patch.object(artifacts, "parquet_written", artifacts.parquet_written if writes else no_write):
+            start = time.perf_counter()
+            execute(step, inputs, outputs, ctx)
+            times[writes].append(time.perf_counter() - start)
+        shutil.rmtree(scratch / str(i), ignore_errors=True)
+    return statistics.median(times[True]) - statistics.median(times[False]), statistics.median(times[True])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("dir")
     parser.add_argument("--spec", default="scale.mlops")
     parser.add_argument("--profile", default="", help="comma-separated step names")
     parser.add_argument("--top", type=int, default=20)
+    parser.add_argument("--write-cost", type=int, default=0, metavar="N")
     args = parser.parse_args()
 
     from mlopsc.compiler import load
@@ -101,6 +132,10 @@ def main() -> None:
         w, c = sum(x[0] for x in costs), sum(x[1] for x in costs)
         share = f"   {w:6.2f} ({w / wall:4.0%})  {c:6.2f} ({c / cpu:4.0%})" if datasets else ""
         print(f"{name:16s} {step.kind:9s} {wall:7.2f} {cpu:7.2f} {peak:12d} {share}", flush=True)
+        if datasets and args.write_cost:
+            added, median = write_cost(step, inputs, ctx, work / "again", args.write_cost)
+            print(f"{'':16s} hashing and writing add {added:.2f} s to the step's median {median:.2f} s "
+                  f"({added / median:.0%})", flush=True)
         if profiler:
             text = io.StringIO()
             pstats.Stats(profiler, stream=text).sort_stats("cumulative").print_stats(args.top)
