@@ -4,7 +4,8 @@ Commands live beside what they drive and are loaded lazily by name, so `mlopsc -
 `mlopsc check` never import kfp, prefect, mlflow, sklearn or pandas:
 
     check, graph, fmt, diff  -> mlopsc.compiler.cli
-    run, plan, monitor       -> mlopsc.backends.local.cli
+    run, plan, monitor,      -> mlopsc.backends.local.cli
+    report
     rollback, lineage        -> mlopsc.runtime.cli
     serve                    -> mlopsc.runtime.serving.cli
     lsp                      -> mlopsc.compiler.lsp.cli
@@ -43,6 +44,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("mlopsc.backends.local.cli:run", "Run a spec on this machine (cached, resumable)."),
     "plan": ("mlopsc.backends.local.cli:plan", "Show which steps a run would execute, and why."),
     "monitor": ("mlopsc.backends.local.cli:monitor", "Run a spec's monitor blocks on this machine."),
+    "report": ("mlopsc.backends.local.cli:report", "Render or open the HTML report of a local run."),
     "submit": ("mlopsc.backends.cli:submit", "Send a built pipeline to Prefect or Kubeflow."),
     "rollback": ("mlopsc.runtime.cli:rollback", "Give the alias back to the previous model version."),
     "lineage": ("mlopsc.runtime.cli:lineage", "Show which spec and data produced a model."),

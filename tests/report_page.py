@@ -5,6 +5,7 @@ section, row or figure does."""
 from __future__ import annotations
 
 import base64
+import difflib
 import json
 import os
 import re
@@ -147,4 +148,6 @@ def assert_outline(page: ReportPage, name: str) -> None:
         golden.parent.mkdir(parents=True, exist_ok=True)
         golden.write_text(text, encoding="utf-8")
     assert golden.exists(), f"no golden outline {golden}: run with UPDATE_GOLDEN=1 and review it"
-    assert json.loads(text) == json.loads(golden.read_text(encoding="utf-8"))
+    expected = golden.read_text(encoding="utf-8")
+    assert text == expected, "".join(difflib.unified_diff(expected.splitlines(True), text.splitlines(True),
+                                                          str(golden), "this page"))

@@ -55,6 +55,10 @@ def synthetic_runs(folder: Path, names: Names = HOSTILE) -> tuple[dict[str, Any]
     data = pd.DataFrame({column: rng.normal(10, 2, rows), "group": rng.choice([value, "b"], rows),
                          "target": rng.choice(classes, rows)})
     reference, current = data.iloc[:80], data.iloc[80:].assign(**{column: lambda d: d[column] + 1.5})
+    # The current rows as a served model's log has them: one request per row, over an hour.
+    current = current.assign(request_id=[f"r{i}" for i in range(len(current))],
+                             timestamp=pd.date_range("2026-12-01 10:00", periods=len(current), freq="90s", tz="UTC"),
+                             latency_ms=rng.gamma(4, 6, len(current)))
     reference.to_parquet(folder / "reference.parquet", index=False)
     current.to_parquet(folder / "current.parquet", index=False)
     score = rng.random(rows)
@@ -103,7 +107,10 @@ def synthetic_runs(folder: Path, names: Names = HOSTILE) -> tuple[dict[str, Any]
                            "shares": {classes[0]: {"reference": 0.5, "current": 0.4},
                                       classes[1]: {"reference": 0.5, "current": 0.6}}}},
         "rules": [{"rule": f"psi({column}) > 0.2", "kind": "drift", "column": column, "observed": 0.9, "op": ">",
-                   "threshold": 0.2, "fired": True, "action": "alert", "reason": f"psi({column}) is 0.9, > 0.2"}],
+                   "threshold": 0.2, "fired": True, "action": "alert", "reason": f"psi({column}) is 0.9, > 0.2"},
+                  {"rule": "latency p95 > 50ms", "kind": "latency", "observed": 46.0, "evaluated": True, "rows": 40,
+                   "op": ">", "threshold": 50.0, "fired": False, "action": "alert",
+                   "reason": "latency p95 is 46ms, not > 50ms (over 40 requests)"}],
         "retrain": False, "alert": True})
 
     common = {"pipeline": names.pipeline, "spec": str(folder / f"{names.pipeline}.mlops"), "spec_hash": "s" * 64,
@@ -135,7 +142,7 @@ def synthetic_runs(folder: Path, names: Names = HOSTILE) -> tuple[dict[str, Any]
                    "steps": {"src": source,
                              "live": {"kind": "source", "status": "ok", "duration": 0.3, "line": 3, "result": {
                                  "outputs": {"data": _artifact(str(folder / "current.parquet"), "c" * 64, "Dataset")},
-                                 "columns": [column, "group", "target"]}},
+                                 "columns": [column, "group", "target", "request_id", "timestamp", "latency_ms"]}},
                              "watch": {"kind": "monitor", "status": "ok", "duration": 0.9, "line": 14, "result": {
                                  "outputs": {"report": _artifact(monitor, "w" * 64, "Report")}}}},
                    "graph": {"src": [], "live": [], "watch": [["reference", "src", "data"], ["current", "live", "data"]]}}

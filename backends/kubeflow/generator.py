@@ -22,7 +22,7 @@ from typing import Any
 
 from mlopsc.compiler import ir
 
-from ..base import Generator, py_literal, references, step_literal
+from ..base import Generator, format_literal, py_literal, references, step_literal
 from . import manifests
 
 KFP_TYPE = {"Dataset": "Dataset", "Model": "Model", "Metrics": "Metrics", "Report": "Artifact"}
@@ -31,7 +31,7 @@ KFP_TYPE = {"Dataset": "Dataset", "Model": "Model", "Metrics": "Metrics", "Repor
 NEVER_CACHED = frozenset({"source", "gate", "deploy", "monitor"})
 # Python names the generated pipeline function uses; a spec param may not shadow them.
 RESERVED = frozenset({"dsl", "kubernetes", "pipeline", "closing", "start", "finish", "retrain", "IMAGE",
-                      "Artifact", "Dataset", "Input", "Markdown", "Metrics", "Model", "Output"})
+                      "Artifact", "Dataset", "HTML", "Input", "Markdown", "Metrics", "Model", "Output"})
 SPEC_DIR_IN_IMAGE = "/opt/mlopsc/spec"
 TRAINING_PACKAGE_IN_IMAGE = "/opt/mlopsc/pipeline.yaml"
 
@@ -110,8 +110,16 @@ class KubeflowGenerator(Generator):
             "uses_kubernetes": any(line.startswith("kubernetes.") for st in steps for line in st["settings"]),
             "monitor_var": f"{monitor.name}_task" if monitor else None,
             "training_package": TRAINING_PACKAGE_IN_IMAGE,
+            "layout": self._layout_literal(names),
         }
         return self.environment().get_template("pipeline.py.j2").render(**context)
+
+    def _layout_literal(self, names: list[str]) -> str:
+        """What the run's HTML report draws beside the step results: each step's kind, spec line
+        and references, each deploy's registry (`mlopsc.runtime.report.layout_of`)."""
+        from mlopsc.runtime.report import layout_of
+
+        return format_literal(layout_of(self.pipeline.step(n) for n in names), indent=4, used=len("    layout = "))
 
     def _param_model(self, param: ir.Param) -> dict[str, Any]:
         return {"name": param.name, "type": param.type, "has_default": param.default is not None,
@@ -265,7 +273,7 @@ def compile_module(text: str) -> str:
 
 def _dsl_names(steps: list[dict[str, Any]]) -> list[str]:
     """The kfp.dsl names the module's components use (no unused import in generated code)."""
-    names = {"Output"} | {"Markdown" for s in steps if s["summary"]}
+    names = {"Output", "HTML"} | {"Markdown" for s in steps if s["summary"]}
     for s in steps:
         names |= {io["type"] for io in s["inputs"] + s["outputs"]} | ({"Input"} if s["inputs"] else set())
     return sorted(names)

@@ -22,6 +22,7 @@ import os
 import shutil
 import sys
 import tempfile
+import time
 from typing import Any
 
 # kfp artifact schema -> the file suffix the runtime expects (ir.PORT_SUFFIX by port type)
@@ -61,6 +62,7 @@ def run_step(step: dict[str, Any], context: str, inputs: dict[str, Any], outputs
         in_uris = _guard(node.name, lambda: {name: _stage_input(artifact, os.path.join(work, "in", name))
                                              for name, artifact in inputs.items()}, doing="read its inputs")
         out_uris = output_uris(os.path.join(work, "out"), node)
+        started = time.monotonic()
         try:
             result = execute(node, in_uris, out_uris, ctx)
         except StepFailed as exc:
@@ -69,6 +71,7 @@ def run_step(step: dict[str, Any], context: str, inputs: dict[str, Any], outputs
             _fail(exc, EXIT.get(exc.reason, EXIT["step"]))
         except StepError as exc:
             _fail(exc, EXIT["step"])
+        result["duration"] = round(time.monotonic() - started, 3)
         _guard(node.name, lambda: _publish_all(node, out_uris, outputs, result), doing="write its outputs")
         _log_notes(node, result)
         _write_summary(summary, node.name, result)
@@ -77,21 +80,38 @@ def run_step(step: dict[str, Any], context: str, inputs: dict[str, Any], outputs
         shutil.rmtree(work, ignore_errors=True)
 
 
-def finish_run(context: str, results: dict[str, str]) -> None:
-    """Record the run's lineage from every step's result and close the MLflow parent run."""
+def finish_run(context: str, results: dict[str, str], layout: dict[str, Any] | None = None,
+               report: Any = None) -> None:
+    """Record the run's lineage from every step's result, write the run's HTML report onto the
+    `report` artifact (kfp's HTML type, which the KFP UI renders) and close the MLflow parent run.
+    A report that cannot be written is a line in the task's log, not a failed run."""
     from mlopsc.runtime import RunContext
 
     ctx = RunContext.from_any(json.loads(context))
-    loaded = [json.loads(text) for text in results.values()]   # in pipeline order, as the local runner
+    loaded = {name: json.loads(text) for name, text in results.items()}   # in pipeline order
+    status = "warn" if any(r.get("status") == "warn" for r in loaded.values()) else "ok"
 
-    def record() -> None:
+    def lineage() -> None:
         from mlopsc.runtime.lineage import record_run
+
+        record_run(ctx, list(loaded.values()), {"backend": "kubeflow"})
+
+    _guard("lineage", lineage, doing="record the lineage")
+    if report is not None and layout is not None:
+        try:
+            from mlopsc.runtime.report import record_from_results, report_remote_run
+
+            record = record_from_results(ctx, loaded, layout, backend="kubeflow", order=list(loaded), status=status)
+            report.metadata["sha256"] = report_remote_run(ctx, record, report.path)
+        except Exception as exc:  # noqa: BLE001 - the run's outcome stands without its report
+            print(f"mlopsc: the run's report was not written: {type(exc).__name__}: {exc}", file=sys.stderr)
+
+    def close() -> None:
         from mlopsc.runtime.tracking import end_pipeline_run
 
-        record_run(ctx, loaded, {"backend": "kubeflow"})
-        end_pipeline_run(ctx, "warn" if any(r.get("status") == "warn" for r in loaded) else "ok")
+        end_pipeline_run(ctx, status)
 
-    _guard("lineage", record, doing="record the lineage")
+    _guard("end", close, doing="close the MLflow run")
 
 
 def end_failed_run(pipeline: dict[str, str], spec_dir: str, tracking_uri: str, run_id: str, state: str) -> None:

@@ -1,4 +1,4 @@
-"""`mlopsc run`, `mlopsc plan` and `mlopsc monitor`: the local runner from the command line.
+"""`mlopsc run`, `plan`, `monitor` and `report`: the local runner from the command line.
 
 Loaded lazily by backends/cli.py. Commands end with `sys.exit(code)`: under click's
 `standalone_mode=False` (how `mlopsc.backends.cli.main` runs click) `ctx.exit` would become a
@@ -122,3 +122,41 @@ def plan(spec: str, params: tuple[str, ...], only: str | None, from_step: str | 
         click.echo(json.dumps(rows, indent=2))
     else:
         click.echo("\n".join(plan_lines(rows)))
+
+
+@click.command()
+@click.argument("run_id", default="latest", required=False)
+@click.option("--spec", type=click.Path(exists=True, dir_okay=False), default=None,
+              help=f"Use the state folder beside this spec [default: {STATE_FOLDER} in the current folder].")
+@STATE_DIR
+@click.option("--open", "open_it", is_flag=True, help="Open the report in a web browser.")
+def report(run_id: str, spec: str | None, state_dir: str | None, open_it: bool) -> None:
+    """Render the HTML report of a local run again and print its path: RUN_ID, or `latest`.
+    Figures that did not change are reused (state folder, reports/figures/)."""
+    import webbrowser
+
+    from mlopsc.runtime.report import write_report
+
+    from .state import StateDir, read_json
+
+    folder = state_dir or state_folder(Path(spec).resolve().parent if spec else Path.cwd())
+    state = StateDir(folder)
+    runs = sorted(p.stem for p in (state.root / "runs").glob("*.json"))
+    if not runs:
+        raise click.ClickException(f"no run recorded in {state.root}: run `mlopsc run SPEC` first, "
+                                   "or pass --spec / --state-dir")
+    if run_id == "latest":
+        run_id = runs[-1]
+    elif run_id not in runs:
+        import difflib
+
+        close = difflib.get_close_matches(run_id, runs, n=1, cutoff=0.5)
+        raise click.ClickException(f"no run {run_id} in {state.root}" + (f"; did you mean {close[0]}?" if close
+                                   else f"; the latest is {runs[-1]}"))
+    record = read_json(state.run_path(run_id))
+    if not isinstance(record, dict):
+        raise click.ClickException(f"the record of run {run_id} cannot be read: {state.run_path(run_id)}")
+    path = write_report(record, state.report_path(run_id), state.figure_cache)
+    click.echo(str(path))
+    if open_it and not webbrowser.open(path.as_uri()):
+        click.echo("no web browser to open it with here; open the file above", err=True)

@@ -19,6 +19,10 @@ WARM = {"source": ("mlopsc.runtime.sources",),
                      "mlopsc.runtime.evaluate"),
         "gate": ("mlopsc.runtime.gate",), "deploy": ("mlopsc.runtime.deploy",),
         "score": ("mlopsc.runtime.deploy",), "monitor": ("scipy.stats", "mlopsc.runtime.monitor")}
+# The run's HTML report, rendered in a worker after the last step: imported last, while steps run.
+REPORT_MODULES = ("jinja2", "matplotlib.figure", "matplotlib.backends.backend_svg", "pyarrow.parquet",
+                  "mlopsc.runtime.report.render", "mlopsc.runtime.report.evaluation_figures",
+                  "mlopsc.runtime.report.monitor_figures")
 
 
 def tracking_modules(uri: str) -> tuple[str, ...]:

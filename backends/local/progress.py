@@ -3,8 +3,8 @@
 During: a live table (rich) of every step's state, elapsed time and cache hits when stderr is a
 terminal; one plain line per event when it is not (CI logs, pipes). After: a summary of the run
 record — checks, metrics, the gate decision and its reasons, the registered model, each step's
-notes and warnings, and the `mlflow ui` command for this store. Progress goes to stderr, the
-summary to stdout.
+notes and warnings, the path of the HTML report, and the `mlflow ui` command for this store.
+Progress goes to stderr, the summary to stdout.
 """
 from __future__ import annotations
 
@@ -176,6 +176,10 @@ def summary_lines(record: dict[str, Any]) -> list[str]:
                      f"{retrain['status']}, {len(retrain['ran'])} step(s) ran")
         if retrain.get("outcome"):
             lines.append(f"  retrain  {retrain['outcome']}")
+    if record.get("report"):
+        lines.append(f"  report   {record['report']}")
+    elif record.get("report_error"):
+        lines.append(f"  report   not written: {record['report_error']}")
     if record.get("tracking_uri") and not record.get("error"):
         lines.append(f"  see      mlflow ui --backend-store-uri {record['tracking_uri']}")
     return lines

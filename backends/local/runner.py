@@ -25,12 +25,14 @@ from typing import Any
 from mlopsc.compiler import ir
 from mlopsc.compiler.cache_config import NEVER_CACHED
 from mlopsc.runtime.core import StepError, os_user
+from mlopsc.runtime.report import layout_of
 
 from ..cli import EXIT
 from . import cache, store
 from .order import dependencies, reads, with_upstream
 from .pool import WorkerPool
-from .preload import tracking_modules, warm_modules
+from .preload import REPORT_MODULES, tracking_modules, warm_modules
+from .reporting import write_run_report
 from .state import StateDir, write_json_atomic
 
 Observer = Callable[[str, str, dict[str, Any]], None]
@@ -106,6 +108,9 @@ class Runner:
         self.pool: WorkerPool | None = None
         self.shared_pool = pool            # the caller's, kept open after the run
         self.mlflow_started = False
+        self.layout = layout_of(self.pipeline.steps)
+        self.report: str | None = None
+        self.report_error: str | None = None
 
     # ---------------------------------------------------------------- public
     def run(self) -> dict[str, Any]:
@@ -387,7 +392,7 @@ class Runner:
         # An idle worker of a shared pool has the store open and its modules imported.
         first = self.pool.idle_worker(tracking_modules(uri)) or self.pool.start_worker()
         todo = [n for n in self.order if self.steps[n].status in ("pending", "ready")]
-        self.pool.preload(tuple(m for n in todo for m in warm_modules(self.steps[n].node)))
+        self.pool.preload(tuple(m for n in todo for m in warm_modules(self.steps[n].node)) + REPORT_MODULES)
         self._start_parallel_workers(todo)
         answer = self.pool.call("mlopsc.runtime.tracking:start_pipeline_run", self.context,
                                 log=self.state.log_path(self.run_id, "_tracking"), worker=first)
@@ -416,18 +421,22 @@ class Runner:
                 step.status = "not_run"
                 step.reason = "interrupted" if status == "interrupted" else "the run stopped before it"
         self._save(status)
-        if not self.context["parent_run_id"] or self.pool is None:
-            return
         log = self.state.log_path(self.run_id, "_tracking")
+        parent = self.context["parent_run_id"]
         try:
-            if self.options.record_lineage and status != "interrupted":
+            if parent and self.options.record_lineage and status != "interrupted":
                 # Cached steps' results too: the deployed model's data and metrics are part of
                 # this run's lineage even when they were computed by an earlier run.
                 results = [self.steps[n].result for n in self.order if self.steps[n].result]
                 cached = [n for n in self.order if self.steps[n].status == "cached"]
                 self.pool.call("mlopsc.runtime.lineage:record_run", self.context, results,
                                {"backend": "local", "cached_steps": cached}, log=log)
-            self.pool.call("mlopsc.runtime.tracking:end_pipeline_run", self.context, status, log=log)
+            if status != "interrupted":
+                self.report, self.report_error = write_run_report(self.pool, self.state, self.context,
+                                                                  self.record(status))
+                self._save(status)
+            if parent:
+                self.pool.call("mlopsc.runtime.tracking:end_pipeline_run", self.context, status, log=log)
         except RuntimeError:
             pass   # bookkeeping after the run; the run record still says what happened
 
@@ -464,7 +473,8 @@ class Runner:
             "order": self.order, "steps": steps, "state_dir": str(self.state.root),
             "tracking_uri": self.context["tracking_uri"],
             "mlflow_run_id": self.context["parent_run_id"], "options": self.options.extra,
-            "error": self.error,
+            "error": self.error, "graph": self.layout["graph"], "deploys": self.layout["deploys"],
+            "report": self.report, "report_error": self.report_error,
         }
 
     def _save(self, status: str) -> None:

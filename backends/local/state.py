@@ -9,6 +9,9 @@ and its on-disk layout.
       files/<sha256 of path>.json             a source file's sha256 and fingerprint (cache.file_sha256)
       runs/<run_id>.json                      the record of one run (what ran, hits and why, results)
       logs/<run_id>/<step>.log                what a step printed (stdout and stderr of its worker)
+      reports/<run_id>/report.html            the run's HTML report
+      reports/figures/<key>.svg               its figures, by the hash of what they show (reused)
+      reports/figures/templates/              the report's template, compiled once
       mlflow.db                               MLflow tracking and registry (unless MLFLOW_TRACKING_URI)
       lock                                    held (flock) by the run using this folder
 
@@ -81,6 +84,13 @@ class StateDir:
 
     def log_path(self, run_id: str, step: str) -> Path:
         return self.root / "logs" / run_id / f"{step}.log"
+
+    def report_path(self, run_id: str) -> Path:
+        return self.root / "reports" / run_id / "report.html"
+
+    @property
+    def figure_cache(self) -> Path:
+        return self.root / "reports" / "figures"
 
     def relative(self, path: str | Path) -> str:
         """Paths stored in cache entries are relative to the state folder, so that moving the

@@ -10,9 +10,11 @@ gate verdicts, lineage), so that a spec gives the same results here as on the lo
   `GateFailed`, never retried. Either way the message (step, spec line, reasons) is logged
   without a traceback; steps downstream of it do not run. A step that succeeds logs its
   notes (what it did to the data as the spec asked) and warnings, as the local summary shows them.
-- `finish_run` waits for every task, records lineage, closes the MLflow run and ends the flow
-  run Failed (with the failing steps' messages) or returns the step results. A monitor's
-  `retrain` verdict starts the training deployment with `run_deployment`.
+- `finish_run` waits for every task, records lineage, writes the run's HTML report
+  (`{storage}/{flow_run_id}/report.html`, logged to the MLflow run, linked from a Prefect link
+  artifact `mlopsc-report-<pipeline>`), closes the MLflow run and ends the flow run Failed (with
+  the failing steps' messages) or returns the step results. A monitor's `retrain` verdict starts
+  the training deployment with `run_deployment`.
 
 Secrets: `secret("NAME")` is read by the runtime from an environment variable
 (`runtime.params.env_name`); when the worker lacks that variable, `run_step` loads the Prefect
@@ -24,6 +26,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +41,7 @@ class PipelineRun:
     steps: dict[str, ir.Step]
     root: str                          # {storage}/{flow_run_id}
     storage: str = ""                  # the flow's `storage` parameter as given ("" = the default)
+    started: float = 0.0               # wall clock, for the report
 
     def outputs(self, name: str) -> dict[str, str]:
         from mlopsc.runtime.artifacts import output_uris
@@ -77,7 +81,7 @@ def start_run(pipeline: str, spec_file: str, spec_hash: str, step_configs: dict[
                         expected="a reachable MLflow store (MLFLOW_TRACKING_URI in the worker's environment)") from None
     get_run_logger().info("pipeline %s: artifacts under %s", pipeline, root)
     steps = {name: ir.step_from_json(config) for name, config in step_configs.items()}
-    return PipelineRun(context=ctx.to_dict(), steps=steps, root=root, storage=storage)
+    return PipelineRun(context=ctx.to_dict(), steps=steps, root=root, storage=storage, started=time.time())
 
 
 class _NoTraceback(logging.Filter):
@@ -113,6 +117,7 @@ def run_step(config: dict[str, Any], inputs: dict[str, str], outputs: dict[str, 
 
     node = ir.step_from_json(config)
     logger = get_run_logger()
+    started = time.monotonic()
     try:
         load_secret_blocks(node)
         result = execute(node, inputs, outputs, context)
@@ -124,6 +129,7 @@ def run_step(config: dict[str, Any], inputs: dict[str, str], outputs: dict[str, 
     except StepError as exc:
         logger.error("%s", exc)
         return Failed(message=str(exc), name="StepError", data={})
+    result["duration"] = round(time.monotonic() - started, 3)
     if result.get("status") == "warn":
         logger.warning("%s %s finished with warnings", node.kind, node.name)
     for note in result.get("notes") or []:
@@ -183,18 +189,21 @@ def finish_run(run: PipelineRun, steps: dict[str, Any], retrain_deployment: str 
     results: dict[str, dict[str, Any]] = {}
     failures: list[Any] = []
     not_run: list[str] = []
+    statuses: dict[str, str] = {}
     for name, future in steps.items():
         future.wait()
         state = future.state
         if state.is_completed():
-            results[name] = future.result()
+            results[name], statuses[name] = future.result(), "ok"
         elif state.is_failed():
             failures.append(state)
+            statuses[name] = "failed"
             verdict = future.result(raise_on_failure=False)
             if isinstance(verdict, dict) and verdict:
                 results[name] = verdict   # a check or gate's own result: lineage records it
         else:
             not_run.append(name)
+            statuses[name] = "skipped"
     ctx = RunContext.from_any(run.context)
     status = "failed" if failures else "warn" if any(r.get("status") == "warn" for r in results.values()) else "ok"
     try:
@@ -203,10 +212,12 @@ def finish_run(run: PipelineRun, steps: dict[str, Any], retrain_deployment: str 
         end_pipeline_run(ctx, status)
     except Exception as exc:  # noqa: BLE001 - bookkeeping after the steps must not hide their outcome
         logger.warning("lineage or MLflow run not recorded: %s: %s", type(exc).__name__, exc)
+    report = write_report(run, ctx, results, statuses, {n: f.state.message for n, f in steps.items()
+                                                        if statuses[n] == "failed"}, status, logger)
     if not_run:
         logger.info("not run, because a step they depend on did not complete: %s", ", ".join(not_run))
     summary = {"run_id": ctx.run_id, "status": status, "artifacts": run.root, "mlflow_run_id": ctx.parent_run_id,
-               "steps": results}
+               "report": report, "steps": results}
     if failures:
         # Named after the first verdict, so that `mlopsc submit --wait` exits 3 / 4 / 5 like `mlopsc run`.
         name = next((s.name for s in failures if s.name in VERDICTS.values()), "Failed")
@@ -217,6 +228,33 @@ def finish_run(run: PipelineRun, steps: dict[str, Any], retrain_deployment: str 
         parameters = {**ctx.params, **({"storage": run.storage} if run.storage else {})}
         start_retraining(results, retrain_deployment, parameters, ctx.run_id, logger)
     return summary
+
+
+def write_report(run: PipelineRun, ctx: Any, results: dict[str, dict[str, Any]], statuses: dict[str, str],
+                 errors: dict[str, str | None], status: str, logger: Any) -> str | None:
+    """The run's HTML report at `{root}/report.html`, logged to the MLflow run and linked from a
+    Prefect artifact; its URI, or None (a warning in the flow's log) when it cannot be written."""
+    from mlopsc.runtime.report import layout_of, record_from_results, report_remote_run
+    from prefect.artifacts import create_link_artifact
+
+    target = f"{run.root}/report.html"
+    local_root = "://" not in run.root or run.root.startswith("file://")
+    figures = os.path.join(os.path.dirname(run.root.removeprefix("file://")), "report-figures") \
+        if local_root else None
+    try:
+        record = record_from_results(ctx, results, layout_of(run.steps.values()), backend="prefect",
+                                     order=list(statuses), status=status, statuses=statuses,
+                                     errors={n: e for n, e in errors.items() if e}, started=run.started)
+        report_remote_run(ctx, record, target, figures)
+        link = f"file://{os.path.abspath(target.removeprefix('file://'))}" if local_root else target
+        key = "mlopsc-report-" + re.sub("[^a-z0-9-]", "-", ctx.pipeline.lower())   # Prefect's key alphabet
+        create_link_artifact(link, link_text="report.html", key=key,
+                             description=f"mlopsc report of pipeline {ctx.pipeline}, run {ctx.run_id}: {status}")
+    except Exception as exc:  # noqa: BLE001 - the run's outcome stands without its report
+        logger.warning("the run's report was not written: %s: %s", type(exc).__name__, exc)
+        return None
+    logger.info("report: %s", link)
+    return target
 
 
 def start_retraining(results: dict[str, dict[str, Any]], deployment: str, parameters: dict[str, Any],

@@ -94,7 +94,7 @@ class Report:
         for monitor in self.monitors:
             found += [c["figure"] for c in monitor["columns"]]
             found += [monitor[k] for k in ("prediction", "latency") if monitor.get(k)]
-        return found
+        return [f for f in found if f is not None]
 
 
 def read_json(uri: str) -> Any:
@@ -112,6 +112,9 @@ class Collector:
         self.steps: dict[str, dict[str, Any]] = record.get("steps") or {}
         self.graph: dict[str, list[list[str]]] = record.get("graph") or {}
         self.problems: list[str] = []
+        # The spec's order, by each step's line: the runner's order of independent steps may vary.
+        self.order = sorted(self.steps, key=lambda n: (self.steps[n].get("line") is None,
+                                                       self.steps[n].get("line") or 0, n))
 
     # ------------------------------------------------------------ helpers
     def result(self, name: str) -> dict[str, Any]:
@@ -137,7 +140,7 @@ class Collector:
         return None
 
     def of_kind(self, kind: str) -> list[str]:
-        return [n for n in self.record.get("order") or self.steps if (self.steps.get(n) or {}).get("kind") == kind]
+        return [n for n in self.order if self.steps[n].get("kind") == kind]
 
     # ------------------------------------------------------------ the report
     def collect(self) -> Report:
@@ -169,7 +172,7 @@ class Collector:
 
     def step_rows(self) -> list[StepRow]:
         rows = []
-        for name in self.record.get("order") or self.steps:
+        for name in self.order:
             step = self.steps[name]
             result, error = step.get("result") or {}, step.get("error") or {}
             rows.append(StepRow(
@@ -180,10 +183,9 @@ class Collector:
         return rows
 
     def graph_figure(self) -> FigureSpec:
-        order = list(self.record.get("order") or self.steps)
         nodes = [[n, self.steps[n].get("kind", ""), self.steps[n].get("status", ""), self.steps[n].get("duration")]
-                 for n in order]
-        edges = [list(e) for e in edges_of(self.graph, set(order))]
+                 for n in self.order]
+        edges = [list(e) for e in edges_of(self.graph, set(self.order))]
         return FigureSpec("graph", "steps", {"nodes": nodes, "edges": edges},
                           {"nodes": nodes, "edges": edges, "dot": self.use_dot})
 

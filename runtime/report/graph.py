@@ -7,10 +7,11 @@ and its steps' statuses and durations. Standard library only.
 """
 from __future__ import annotations
 
+import graphlib
 import shutil
 import subprocess
 from dataclasses import dataclass
-from xml.sax.saxutils import escape, quoteattr
+from html import escape
 
 # status -> (fill, border); the legend in the report uses the same words.
 STATUS_COLOURS = {
@@ -83,15 +84,14 @@ def to_dot(nodes: list[Node], edges: list[tuple[str, str, bool]]) -> str:
 
 
 def columns(nodes: list[Node], edges: list[tuple[str, str, bool]]) -> dict[str, int]:
-    """A step's column: 0 for a step without inputs, else one more than its deepest input's.
-    `nodes` come in run order (topological), so inputs are placed first."""
+    """A step's column: 0 for a step without inputs, else one more than its deepest input's."""
     inputs: dict[str, list[str]] = {}
     for producer, consumer, _ in edges:
         inputs.setdefault(consumer, []).append(producer)
     placed: dict[str, int] = {}
-    for node in nodes:
-        placed[node.name] = 1 + max((placed.get(p, -1) for p in inputs.get(node.name, ())), default=-1)
-    return placed
+    for name in graphlib.TopologicalSorter({n.name: inputs.get(n.name, ()) for n in nodes}).static_order():
+        placed[name] = 1 + max((placed[p] for p in inputs.get(name, ())), default=-1)
+    return {node.name: placed[node.name] for node in nodes}
 
 
 def layered_svg(nodes: list[Node], edges: list[tuple[str, str, bool]]) -> str:
@@ -120,8 +120,8 @@ def layered_svg(nodes: list[Node], edges: list[tuple[str, str, bool]]) -> str:
         x, y = position[node.name]
         fill, border = STATUS_COLOURS.get(node.status, STATUS_COLOURS["not_run"])
         parts.append(f'<g><title>{escape(node.name)}</title>'
-                     f'<rect x="{x}" y="{y}" width="{NODE_W}" height="{NODE_H}" rx="8" fill={quoteattr(fill)} '
-                     f'stroke={quoteattr(border)} stroke-width="1.6"/>'
+                     f'<rect x="{x}" y="{y}" width="{NODE_W}" height="{NODE_H}" rx="8" fill="{fill}" '
+                     f'stroke="{border}" stroke-width="1.6"/>'
                      f'<text x="{x + NODE_W / 2}" y="{y + 21}" text-anchor="middle" font-size="13">'
                      f'{escape(_fit(node.name, 22))}</text>'
                      f'<text x="{x + NODE_W / 2}" y="{y + 39}" text-anchor="middle" font-size="11" '

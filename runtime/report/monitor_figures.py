@@ -30,7 +30,7 @@ PERCENTILES = (50, 95, 99)
 def column(name: str, kind: str, reference: str, current: str, shares: dict[str, dict[str, float]] | None) -> str:
     """Reference against current for one column (a monitored feature)."""
     fig = new_figure(3.6, 2.4)
-    ax = axes_in(fig, left=0.6, bottom=0.5, right=0.1, top=0.3)
+    ax = axes_in(fig, left=0.8, bottom=0.5, right=0.1, top=0.3)    # room for densities like 0.0006
     if kind == "numeric":
         import numpy as np
 

@@ -26,24 +26,41 @@ def render(record: dict[str, Any], cache: FigureCache, *, draw: bool = True, reg
     NeedsDrawing. `registry=False`: no champion is looked up beyond what the gate recorded."""
     lookup = champion_lookup(record, cache, draw) if registry else None
     report = collect(record, lookup, use_dot=use_dot and shutil.which("dot") is not None)
-    images = {spec.key: data_uri(figure_svg(spec, cache, draw)) for spec in report.figures if spec is not None}
-    return page(report, images)
+    images: dict[str, str | None] = {}
+    for spec in report.figures:
+        try:
+            images[spec.key] = data_uri(figure_svg(spec, cache, draw))
+        except NeedsDrawing:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a figure whose data is gone must not cost the whole report
+            images[spec.key] = None
+            report.problems.append(f"the figure {spec.title!r} could not be drawn: {type(exc).__name__}: {exc}")
+    return page(report, images, cache.folder / "templates" if cache.folder else None)
 
 
-def page(report: Report, images: dict[str, str]) -> str:
+def page(report: Report, images: dict[str, str | None], compiled: Path | None = None) -> str:
+    from importlib.resources import files
+
+    from markupsafe import Markup
     from mlopsc.runtime import __version__
 
-    template = environment().get_template("report.html.j2")
-    return template.render(report=report, images=images, version=__version__,
+    css = Markup(files(__package__).joinpath("templates", "report.css").read_text(encoding="utf-8"))  # ours, not data
+    template = environment(compiled).get_template("report.html.j2")
+    return template.render(report=report, images=images, version=__version__, css=css,
                            generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"))
 
 
-def environment() -> Any:
+def environment(compiled: Path | None = None) -> Any:
+    """The template environment; `compiled` keeps the compiled template between processes (it
+    costs more to compile than to render: a cached re-run's report is mostly that)."""
     import jinja2
 
+    cache = jinja2.FileSystemBytecodeCache(str(compiled)) if compiled is not None else None
+    if compiled is not None:
+        compiled.mkdir(parents=True, exist_ok=True)
     env = jinja2.Environment(loader=jinja2.PackageLoader("mlopsc.runtime.report", "templates"),
                              autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True,
-                             lstrip_blocks=True)
+                             lstrip_blocks=True, bytecode_cache=cache)
     env.filters.update(num=number, seconds=seconds, signed=signed, pvalue=pvalue, words=words)
     return env
 

@@ -68,9 +68,22 @@ def test_compiled_yaml_under_kfp_local_matches_the_local_runner(spec, built, tmp
             if name != "summary":
                 assert all(a["metadata"].get("sha256") for a in artifacts), name
     assert "Traceback" not in kfp["log"]
+    assert_report_artifact(kfp["tasks"])
     assert_same_registry(spec, tmp_path)
     for name in sorted(n for n in files if n.startswith("monitor_") and n.endswith(".yaml")):
         check_monitor(spec, folder / name, name[len("monitor_"):-len(".yaml")], tmp_path)
+
+
+def assert_report_artifact(tasks: dict) -> None:
+    """The run's HTML report is the finish task's `report` artifact (kfp's HTML type, which the
+    KFP UI renders), built from the same step results."""
+    from report_page import ReportPage, assert_inert
+
+    (report,) = tasks["finish-run"]["artifacts"]["report"]
+    page = ReportPage.read(report["uri"].removeprefix("file://"))
+    assert_inert(page)
+    assert {"run", "evaluation", "gate"} <= set(page.sections) and page.sections["run"].figures == ["graph"]
+    assert {row[2] for row in page.rows("run", "steps")} == {"ok"}
 
 
 def assert_same_registry(spec: Path, tmp: Path) -> None:

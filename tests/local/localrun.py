@@ -34,6 +34,16 @@ def copy_project(dest: Path, spec: Path | None = None) -> Path:
     return dest
 
 
+def example_env(spec: str, project: Path) -> dict[str, str]:
+    """The SQL example reads WINE_DB_URL: build its SQLite file with the examples' own script."""
+    if "sql" not in spec:
+        return clean_env()
+    db = project / "wine.db"
+    subprocess.run([sys.executable, str(SPECS / "data" / "make_data.py"), "--wine-db", str(db)],
+                   check=True, capture_output=True, timeout=120)
+    return clean_env(WINE_DB_URL=f"sqlite:///{db}")
+
+
 def mlopsc(*args: str, cwd: Path, env: dict[str, str] | None = None,
            timeout: float = 300) -> subprocess.CompletedProcess:
     return subprocess.run([str(MLOPSC), *args], cwd=cwd, env=env or clean_env(), capture_output=True,

@@ -2,25 +2,12 @@
 under its alias in the real MLflow store, and a second run serves every step from the cache."""
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
-from localrun import SPECS, champion, clean_env, copy_project, mlopsc, ran, run_json, statuses
+from localrun import SPECS, champion, mlopsc, ran, statuses
 from mlopsc.compiler.spec_files import specs_in
 from mlopsc.runtime.state_folder import STATE_FOLDER
 
 EXAMPLES = [p.name for p in specs_in(SPECS)]
-
-
-def _env_for(spec: str, project) -> dict[str, str]:
-    """The SQL example reads WINE_DB_URL: build its SQLite file with the examples' own script."""
-    if "sql" not in spec:
-        return clean_env()
-    db = project / "wine.db"
-    subprocess.run([sys.executable, str(SPECS / "data" / "make_data.py"), "--wine-db", str(db)],
-                   check=True, capture_output=True, timeout=120)
-    return clean_env(WINE_DB_URL=f"sqlite:///{db}")
 
 
 def _assert_deployed(project, record):
@@ -33,14 +20,8 @@ def _assert_deployed(project, record):
 
 
 @pytest.mark.parametrize("spec", EXAMPLES)
-def test_example_runs_end_to_end_then_fully_from_cache(spec, tmp_path, penguins_runs):
-    if spec == "penguins.mlops":
-        project, first, second = penguins_runs
-    else:
-        project = copy_project(tmp_path / "p", SPECS / spec)
-        env = _env_for(spec, project)
-        first = run_json(spec, cwd=project, env=env)
-        second = run_json(spec, cwd=project, env=env)
+def test_example_runs_end_to_end_then_fully_from_cache(spec, example_runs):
+    project, _, first, second = example_runs(spec)
     assert first["exit_code"] == 0
     assert ran(first) == set(first["order"]), statuses(first)
     _assert_deployed(project, first)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from localrun import champion, clean_env, mlopsc, ran, run_json, statuses
 from mlopsc.runtime.state_folder import STATE_FOLDER
+from report_page import ReportPage
 
 
 def test_failing_check_stops_the_run_with_exit_3_before_training(quick):
@@ -38,6 +39,8 @@ def test_failing_gate_exits_4_deploys_nothing_and_is_reevaluated_next_run(quick)
     assert statuses(record)["species_service"] == "skipped"
     assert "accuracy" in record["steps"]["release"]["error"]["message"]
     assert champion(quick / STATE_FOLDER, "quick-species") is None
+    gate = ReportPage.read(record["report"]).sections["gate"]     # the run's report says so too
+    assert gate.headings == ["release failed"] and "Nothing was deployed" in gate.text
 
     done = mlopsc("run", "quick.mlops", cwd=quick)
     assert done.returncode == 4
@@ -50,6 +53,7 @@ def test_failing_gate_exits_4_deploys_nothing_and_is_reevaluated_next_run(quick)
     forced = run_json("quick.mlops", "--force-gate", cwd=quick)
     assert ran(forced) == {"release", "species_service"}   # training came from the cache
     assert forced["steps"]["release"]["result"]["decision"]["forced"] is True
+    assert ReportPage.read(forced["report"]).sections["gate"].headings == ["release forced"]
     version = champion(quick / STATE_FOLDER, "quick-species")
     assert version is not None and str(version.version) == "1"
 

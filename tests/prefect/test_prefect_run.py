@@ -9,7 +9,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from prefect_harness import ROOT, SPECS, PrefectServer, base_env, copy_spec, flow_run_logs, mlopsc, run_flow
+from prefect_harness import (
+    ROOT,
+    SPECS,
+    PrefectServer,
+    api,
+    base_env,
+    copy_spec,
+    flow_run_logs,
+    mlopsc,
+    run_flow,
+)
+from report_page import ReportPage
 
 pytestmark = pytest.mark.timeout(900)
 
@@ -85,6 +96,9 @@ def test_same_results_as_the_local_runner(spec: Path, runs: Runs) -> None:
             assert theirs["decision"]["passed"] == result["decision"]["passed"]
     assert any(r["kind"] == "source" for r in ran_locally.values())
     assert_lineage_recorded(run["mlflow"], flow["summary"])
+    page = ReportPage.read(flow["summary"]["report"])      # the run's HTML report, from the same results
+    assert {row[0] for row in page.rows("run", "steps")} == set(ran_locally)
+    assert {"evaluation", "gate"} <= set(page.sections)
 
 
 def assert_lineage_recorded(mlflow_uri: str, summary: dict[str, Any]) -> None:
@@ -119,6 +133,11 @@ def test_failing_gate_fails_the_flow_run_and_keeps_the_champion(runs: Runs, pref
     assert "step progression_gate" in logs and "does not meet <= 1" in logs, logs
     assert "Traceback" not in logs and "NoneType: None" not in logs
     assert "pipeline diabetes failed" in failed["message"]
+    # The failed run's report, linked from the flow run's artifacts.
+    assert ReportPage.read(failed["summary"]["report"]).sections["gate"].headings == ["progression_gate failed"]
+    links = api(prefect_server, "POST", "/artifacts/filter",
+                {"artifacts": {"key": {"any_": ["mlopsc-report-diabetes"]}}})
+    assert any(a["flow_run_id"] == failed["flow_run_id"] and failed["summary"]["report"] in a["data"] for a in links), links
     assert registry.get_model_version_by_alias("diabetes-progression", "champion").version == champion
     assert len(registry.search_model_versions("name='diabetes-progression'")) == 1
 

@@ -85,9 +85,10 @@ def test_a_monitor_report_shows_each_column_reference_against_current(rendered):
     assert list(page.sections) == ["run", "monitor"]
     monitor = page.sections["monitor"]
     assert monitor.headings[0] == "watch 1 rule(s) fired"
-    assert monitor.figures == ["prediction", "column", "column"]     # predictions, then each column
+    # The current data is a served model's log: latency over time, predictions, then each column.
+    assert monitor.figures == ["latency", "prediction", "column", "column"]
     assert [(row[0], row[3], row[4]) for row in page.rows("monitor", "rules")] == [
-        (f"psi({COLUMN}) > 0.2", "fired", "alert")]
+        (f"psi({COLUMN}) > 0.2", "fired", "alert"), ("latency p95 > 50ms", "ok", "alert")]
     assert_outline(page, "synthetic_monitor")
 
 
@@ -142,3 +143,14 @@ def test_the_step_graph_with_graphviz_names_every_step_and_escapes_them():
     tree = ElementTree.fromstring(svg)
     texts = " ".join(t.text or "" for t in tree.iter("{http://www.w3.org/2000/svg}text"))
     assert 'x"y' in texts and "<b>" in texts and "<b>" not in svg
+
+
+def test_a_figure_whose_data_is_gone_is_a_note_not_a_lost_report(rendered, tmp_path):
+    _, pipeline, _, _ = rendered
+    record = json.loads(json.dumps(pipeline))
+    record["steps"]["scores"]["result"]["outputs"]["predictions"].update(uri=str(tmp_path / "gone.parquet"),
+                                                                         sha256="gone")
+    page = ReportPage(render(record, FigureCache(tmp_path / "figures")))
+    assert page.sections["evaluation"].figures == [] and "confusion matrix: not drawn" in page.sections["evaluation"].text
+    assert "the figure 'confusion matrix' could not be drawn: FileNotFoundError" in page.sections["run"].text
+    assert page.sections["explanation"].figures == ["importance"]          # the rest is all there

@@ -9,7 +9,7 @@ step's config; the pipeline below wires their artifacts and sets each task's res
 timeout, caching and secrets. `pipeline.yaml` beside this file is this module compiled by kfp.
 """
 from kfp import dsl
-from kfp.dsl import Artifact, Dataset, Input, Markdown, Output
+from kfp.dsl import Artifact, Dataset, HTML, Input, Markdown, Output
 
 IMAGE = 'mlopsc-runtime:0.1.0'
 
@@ -312,8 +312,10 @@ def finish_run(
     penguins_quality_result: str,
     penguins_split_result: str,
     species_drift_result: str,
+    report: Output[HTML],
 ):
-    """Record the run's lineage from every step's result and close the MLflow parent run."""
+    """Record the run's lineage from every step's result, write its HTML report (the KFP UI shows
+    it; MLflow keeps a copy) and close the MLflow parent run."""
     from mlopsc.backends.kubeflow import task
 
     results = {
@@ -323,7 +325,31 @@ def finish_run(
         'penguins_split': penguins_split_result,
         'species_drift': species_drift_result,
     }
-    task.finish_run(context, results)
+    layout = {
+        'deploys': {},
+        'graph': {
+            'penguins': [],
+            'penguins_2009': [],
+            'penguins_quality': [['data', 'penguins', 'data']],
+            'penguins_split': [
+                ['data', 'penguins', 'data'],
+                ['after', 'penguins_quality', 'report'],
+            ],
+            'species_drift': [
+                ['model', 'species_model', 'model'],
+                ['reference', 'penguins_split', 'train'],
+                ['current', 'penguins_2009', 'data'],
+            ],
+        },
+        'steps': {
+            'penguins': {'kind': 'source', 'line': 11},
+            'penguins_2009': {'kind': 'source', 'line': 16},
+            'penguins_quality': {'kind': 'check', 'line': 21},
+            'penguins_split': {'kind': 'split', 'line': 29},
+            'species_drift': {'kind': 'monitor', 'line': 63},
+        },
+    }
+    task.finish_run(context, results, layout, report)
 
 
 @dsl.component(base_image=IMAGE, install_kfp_package=False)

@@ -7,7 +7,7 @@ step's config; the pipeline below wires their artifacts and sets each task's res
 timeout, caching and secrets. `pipeline.yaml` beside this file is this module compiled by kfp.
 """
 from kfp import dsl
-from kfp.dsl import Artifact, Dataset, Input, Markdown, Metrics, Model, Output
+from kfp.dsl import Artifact, Dataset, HTML, Input, Markdown, Metrics, Model, Output
 
 IMAGE = 'mlopsc-runtime:0.1.0'
 
@@ -437,8 +437,10 @@ def finish_run(
     species_eval_result: str,
     release_result: str,
     species_service_result: str,
+    report: Output[HTML],
 ):
-    """Record the run's lineage from every step's result and close the MLflow parent run."""
+    """Record the run's lineage from every step's result, write its HTML report (the KFP UI shows
+    it; MLflow keeps a copy) and close the MLflow parent run."""
     from mlopsc.backends.kubeflow import task
 
     results = {
@@ -450,7 +452,37 @@ def finish_run(
         'release': release_result,
         'species_service': species_service_result,
     }
-    task.finish_run(context, results)
+    layout = {
+        'deploys': {'species_service': {'alias': 'champion', 'registry': 'penguins-species'}},
+        'graph': {
+            'penguins': [],
+            'penguins_quality': [['data', 'penguins', 'data']],
+            'penguins_split': [
+                ['data', 'penguins', 'data'],
+                ['after', 'penguins_quality', 'report'],
+            ],
+            'release': [['metrics', 'species_eval', 'metrics']],
+            'species_eval': [
+                ['model', 'species_model', 'model'],
+                ['data', 'penguins_split', 'test'],
+            ],
+            'species_model': [['data', 'penguins_split', 'train']],
+            'species_service': [
+                ['model', 'species_model', 'model'],
+                ['after', 'release', 'decision'],
+            ],
+        },
+        'steps': {
+            'penguins': {'kind': 'source', 'line': 11},
+            'penguins_quality': {'kind': 'check', 'line': 21},
+            'penguins_split': {'kind': 'split', 'line': 29},
+            'release': {'kind': 'gate', 'line': 50},
+            'species_eval': {'kind': 'evaluate', 'line': 44},
+            'species_model': {'kind': 'train', 'line': 35},
+            'species_service': {'kind': 'deploy', 'line': 56},
+        },
+    }
+    task.finish_run(context, results, layout, report)
 
 
 @dsl.component(base_image=IMAGE, install_kfp_package=False)

@@ -21,7 +21,7 @@ from prefect import flow, task
 
 PIPELINE = 'diabetes'
 SPEC_FILE = '<ROOT>/specs/diabetes.mlops'
-SPEC_HASH = 'cdde2958424125c584a7e6e74eacd0ddcee8506f8b3af18605c6414f80801ede'
+SPEC_HASH = '9c29236a328290179cfd9fe241d78e1aba8a09cb2abc9187b66f7970a6116cd8'
 
 # The IR of each step, fields at their defaults left out, positions kept so that an error names
 # the option at fault (mlopsc.compiler.ir.step_from_json reads it back).
@@ -226,6 +226,12 @@ STEP_CONFIGS: dict[str, dict[str, Any]] = {
             'span': {'col': 12, 'end_col': 31, 'end_line': 53, 'file': 'specs/diabetes.mlops', 'line': 53},
             'step': 'patients_split',
         },
+        'importance': {
+            'spans': {
+                'repeats': {'col': 28, 'end_col': 29, 'end_line': 55, 'file': 'specs/diabetes.mlops', 'line': 55},
+                'seed': {'col': 38, 'end_col': 39, 'end_line': 55, 'file': 'specs/diabetes.mlops', 'line': 55},
+            },
+        },
         'kind': 'evaluate',
         'metrics': ['rmse', 'mae', 'r2'],
         'model': {
@@ -235,9 +241,10 @@ STEP_CONFIGS: dict[str, dict[str, Any]] = {
             'step': 'progression_model',
         },
         'name': 'progression_eval',
-        'span': {'col': 3, 'end_col': 4, 'end_line': 55, 'file': 'specs/diabetes.mlops', 'line': 51},
+        'span': {'col': 3, 'end_col': 4, 'end_line': 56, 'file': 'specs/diabetes.mlops', 'line': 51},
         'spans': {
             'data': {'col': 12, 'end_col': 31, 'end_line': 53, 'file': 'specs/diabetes.mlops', 'line': 53},
+            'importance': {'col': 5, 'end_col': 41, 'end_line': 55, 'file': 'specs/diabetes.mlops', 'line': 55},
             'kind': {'col': 3, 'end_col': 11, 'end_line': 51, 'file': 'specs/diabetes.mlops', 'line': 51},
             'metrics': {'col': 15, 'end_col': 30, 'end_line': 54, 'file': 'specs/diabetes.mlops', 'line': 54},
             'metrics.0': {'col': 16, 'end_col': 20, 'end_line': 54, 'file': 'specs/diabetes.mlops', 'line': 54},
@@ -252,7 +259,7 @@ STEP_CONFIGS: dict[str, dict[str, Any]] = {
         'metrics': {
             'kind': 'ref',
             'port': 'metrics',
-            'span': {'col': 28, 'end_col': 44, 'end_line': 57, 'file': 'specs/diabetes.mlops', 'line': 57},
+            'span': {'col': 28, 'end_col': 44, 'end_line': 58, 'file': 'specs/diabetes.mlops', 'line': 58},
             'step': 'progression_eval',
         },
         'name': 'progression_gate',
@@ -262,11 +269,11 @@ STEP_CONFIGS: dict[str, dict[str, Any]] = {
                 'kind': 'threshold',
                 'metric': 'rmse',
                 'op': '<=',
-                'span': {'col': 5, 'end_col': 36, 'end_line': 58, 'file': 'specs/diabetes.mlops', 'line': 58},
+                'span': {'col': 5, 'end_col': 36, 'end_line': 59, 'file': 'specs/diabetes.mlops', 'line': 59},
                 'value': {
                     'kind': 'param',
                     'name': 'max_rmse',
-                    'span': {'col': 21, 'end_col': 36, 'end_line': 58, 'file': 'specs/diabetes.mlops', 'line': 58},
+                    'span': {'col': 21, 'end_col': 36, 'end_line': 59, 'file': 'specs/diabetes.mlops', 'line': 59},
                 },
             },
             {
@@ -274,15 +281,15 @@ STEP_CONFIGS: dict[str, dict[str, Any]] = {
                 'kind': 'champion',
                 'metric': 'r2',
                 'op': '>=',
-                'span': {'col': 5, 'end_col': 37, 'end_line': 59, 'file': 'specs/diabetes.mlops', 'line': 59},
+                'span': {'col': 5, 'end_col': 37, 'end_line': 60, 'file': 'specs/diabetes.mlops', 'line': 60},
             },
         ],
-        'span': {'col': 3, 'end_col': 4, 'end_line': 61, 'file': 'specs/diabetes.mlops', 'line': 57},
+        'span': {'col': 3, 'end_col': 4, 'end_line': 62, 'file': 'specs/diabetes.mlops', 'line': 58},
         'spans': {
-            'kind': {'col': 3, 'end_col': 7, 'end_line': 57, 'file': 'specs/diabetes.mlops', 'line': 57},
-            'metrics': {'col': 28, 'end_col': 44, 'end_line': 57, 'file': 'specs/diabetes.mlops', 'line': 57},
-            'name': {'col': 8, 'end_col': 24, 'end_line': 57, 'file': 'specs/diabetes.mlops', 'line': 57},
-            'no_champion': {'col': 19, 'end_col': 23, 'end_line': 60, 'file': 'specs/diabetes.mlops', 'line': 60},
+            'kind': {'col': 3, 'end_col': 7, 'end_line': 58, 'file': 'specs/diabetes.mlops', 'line': 58},
+            'metrics': {'col': 28, 'end_col': 44, 'end_line': 58, 'file': 'specs/diabetes.mlops', 'line': 58},
+            'name': {'col': 8, 'end_col': 24, 'end_line': 58, 'file': 'specs/diabetes.mlops', 'line': 58},
+            'no_champion': {'col': 19, 'end_col': 23, 'end_line': 61, 'file': 'specs/diabetes.mlops', 'line': 61},
         },
     },
     'progression_service': {
@@ -290,7 +297,7 @@ STEP_CONFIGS: dict[str, dict[str, Any]] = {
             {
                 'kind': 'ref',
                 'port': 'decision',
-                'span': {'col': 13, 'end_col': 29, 'end_line': 65, 'file': 'specs/diabetes.mlops', 'line': 65},
+                'span': {'col': 13, 'end_col': 29, 'end_line': 66, 'file': 'specs/diabetes.mlops', 'line': 66},
                 'step': 'progression_gate',
             },
         ],
@@ -298,7 +305,7 @@ STEP_CONFIGS: dict[str, dict[str, Any]] = {
         'model': {
             'kind': 'ref',
             'port': 'model',
-            'span': {'col': 13, 'end_col': 30, 'end_line': 64, 'file': 'specs/diabetes.mlops', 'line': 64},
+            'span': {'col': 13, 'end_col': 30, 'end_line': 65, 'file': 'specs/diabetes.mlops', 'line': 65},
             'step': 'progression_model',
         },
         'name': 'progression_service',
@@ -308,21 +315,21 @@ STEP_CONFIGS: dict[str, dict[str, Any]] = {
             'memory': '1Gi',
             'replicas': 2,
             'spans': {
-                'cpu': {'col': 48, 'end_col': 49, 'end_line': 68, 'file': 'specs/diabetes.mlops', 'line': 68},
-                'memory': {'col': 60, 'end_col': 65, 'end_line': 68, 'file': 'specs/diabetes.mlops', 'line': 68},
-                'port': {'col': 36, 'end_col': 40, 'end_line': 68, 'file': 'specs/diabetes.mlops', 'line': 68},
-                'replicas': {'col': 26, 'end_col': 27, 'end_line': 68, 'file': 'specs/diabetes.mlops', 'line': 68},
+                'cpu': {'col': 48, 'end_col': 49, 'end_line': 69, 'file': 'specs/diabetes.mlops', 'line': 69},
+                'memory': {'col': 60, 'end_col': 65, 'end_line': 69, 'file': 'specs/diabetes.mlops', 'line': 69},
+                'port': {'col': 36, 'end_col': 40, 'end_line': 69, 'file': 'specs/diabetes.mlops', 'line': 69},
+                'replicas': {'col': 26, 'end_col': 27, 'end_line': 69, 'file': 'specs/diabetes.mlops', 'line': 69},
             },
         },
-        'span': {'col': 3, 'end_col': 4, 'end_line': 69, 'file': 'specs/diabetes.mlops', 'line': 63},
+        'span': {'col': 3, 'end_col': 4, 'end_line': 70, 'file': 'specs/diabetes.mlops', 'line': 64},
         'spans': {
-            'after': {'col': 13, 'end_col': 29, 'end_line': 65, 'file': 'specs/diabetes.mlops', 'line': 65},
-            'alias': {'col': 13, 'end_col': 23, 'end_line': 67, 'file': 'specs/diabetes.mlops', 'line': 67},
-            'kind': {'col': 3, 'end_col': 9, 'end_line': 63, 'file': 'specs/diabetes.mlops', 'line': 63},
-            'model': {'col': 13, 'end_col': 30, 'end_line': 64, 'file': 'specs/diabetes.mlops', 'line': 64},
-            'name': {'col': 10, 'end_col': 29, 'end_line': 63, 'file': 'specs/diabetes.mlops', 'line': 63},
-            'registry': {'col': 16, 'end_col': 38, 'end_line': 66, 'file': 'specs/diabetes.mlops', 'line': 66},
-            'serving': {'col': 5, 'end_col': 67, 'end_line': 68, 'file': 'specs/diabetes.mlops', 'line': 68},
+            'after': {'col': 13, 'end_col': 29, 'end_line': 66, 'file': 'specs/diabetes.mlops', 'line': 66},
+            'alias': {'col': 13, 'end_col': 23, 'end_line': 68, 'file': 'specs/diabetes.mlops', 'line': 68},
+            'kind': {'col': 3, 'end_col': 9, 'end_line': 64, 'file': 'specs/diabetes.mlops', 'line': 64},
+            'model': {'col': 13, 'end_col': 30, 'end_line': 65, 'file': 'specs/diabetes.mlops', 'line': 65},
+            'name': {'col': 10, 'end_col': 29, 'end_line': 64, 'file': 'specs/diabetes.mlops', 'line': 64},
+            'registry': {'col': 16, 'end_col': 38, 'end_line': 67, 'file': 'specs/diabetes.mlops', 'line': 67},
+            'serving': {'col': 5, 'end_col': 67, 'end_line': 69, 'file': 'specs/diabetes.mlops', 'line': 69},
         },
     },
     'progression_scores': {
@@ -330,26 +337,26 @@ STEP_CONFIGS: dict[str, dict[str, Any]] = {
         'data': {
             'kind': 'ref',
             'port': 'test',
-            'span': {'col': 31, 'end_col': 50, 'end_line': 71, 'file': 'specs/diabetes.mlops', 'line': 71},
+            'span': {'col': 31, 'end_col': 50, 'end_line': 72, 'file': 'specs/diabetes.mlops', 'line': 72},
             'step': 'patients_split',
         },
         'kind': 'score',
         'model': {
             'kind': 'ref',
             'port': 'model',
-            'span': {'col': 13, 'end_col': 30, 'end_line': 72, 'file': 'specs/diabetes.mlops', 'line': 72},
+            'span': {'col': 13, 'end_col': 30, 'end_line': 73, 'file': 'specs/diabetes.mlops', 'line': 73},
             'step': 'progression_model',
         },
         'name': 'progression_scores',
         'output': 'out/progression_scores.parquet',
-        'span': {'col': 3, 'end_col': 4, 'end_line': 75, 'file': 'specs/diabetes.mlops', 'line': 71},
+        'span': {'col': 3, 'end_col': 4, 'end_line': 76, 'file': 'specs/diabetes.mlops', 'line': 72},
         'spans': {
-            'cache': {'col': 13, 'end_col': 16, 'end_line': 74, 'file': 'specs/diabetes.mlops', 'line': 74},
-            'data': {'col': 31, 'end_col': 50, 'end_line': 71, 'file': 'specs/diabetes.mlops', 'line': 71},
-            'kind': {'col': 3, 'end_col': 8, 'end_line': 71, 'file': 'specs/diabetes.mlops', 'line': 71},
-            'model': {'col': 13, 'end_col': 30, 'end_line': 72, 'file': 'specs/diabetes.mlops', 'line': 72},
-            'name': {'col': 9, 'end_col': 27, 'end_line': 71, 'file': 'specs/diabetes.mlops', 'line': 71},
-            'output': {'col': 14, 'end_col': 46, 'end_line': 73, 'file': 'specs/diabetes.mlops', 'line': 73},
+            'cache': {'col': 13, 'end_col': 16, 'end_line': 75, 'file': 'specs/diabetes.mlops', 'line': 75},
+            'data': {'col': 31, 'end_col': 50, 'end_line': 72, 'file': 'specs/diabetes.mlops', 'line': 72},
+            'kind': {'col': 3, 'end_col': 8, 'end_line': 72, 'file': 'specs/diabetes.mlops', 'line': 72},
+            'model': {'col': 13, 'end_col': 30, 'end_line': 73, 'file': 'specs/diabetes.mlops', 'line': 73},
+            'name': {'col': 9, 'end_col': 27, 'end_line': 72, 'file': 'specs/diabetes.mlops', 'line': 72},
+            'output': {'col': 14, 'end_col': 46, 'end_line': 74, 'file': 'specs/diabetes.mlops', 'line': 74},
         },
     },
 }
@@ -393,21 +400,21 @@ def evaluate_progression_eval(inputs: dict[str, str], outputs: dict[str, str], c
 @task(name='progression_gate', task_run_name='progression_gate', retries=0, retry_delay_seconds=0,
       timeout_seconds=None, retry_condition_fn=retry_unless_verdict)
 def gate_progression_gate(inputs: dict[str, str], outputs: dict[str, str], context: dict[str, Any]) -> Any:
-    """gate progression_gate (specs/diabetes.mlops:57:3)"""
+    """gate progression_gate (specs/diabetes.mlops:58:3)"""
     return run_step(STEP_CONFIGS['progression_gate'], inputs, outputs, context)
 
 
 @task(name='progression_service', task_run_name='progression_service', retries=0, retry_delay_seconds=0,
       timeout_seconds=None, retry_condition_fn=retry_unless_verdict)
 def deploy_progression_service(inputs: dict[str, str], outputs: dict[str, str], context: dict[str, Any]) -> Any:
-    """deploy progression_service (specs/diabetes.mlops:63:3)"""
+    """deploy progression_service (specs/diabetes.mlops:64:3)"""
     return run_step(STEP_CONFIGS['progression_service'], inputs, outputs, context)
 
 
 @task(name='progression_scores', task_run_name='progression_scores', retries=0, retry_delay_seconds=0,
       timeout_seconds=None, retry_condition_fn=retry_unless_verdict)
 def score_progression_scores(inputs: dict[str, str], outputs: dict[str, str], context: dict[str, Any]) -> Any:
-    """score progression_scores (specs/diabetes.mlops:71:3)"""
+    """score progression_scores (specs/diabetes.mlops:72:3)"""
     return run_step(STEP_CONFIGS['progression_scores'], inputs, outputs, context)
 
 

@@ -25,7 +25,7 @@ from prefect import flow, task
 
 PIPELINE = 'wine_sql'
 SPEC_FILE = '<ROOT>/specs/wine_sql.mlops'
-SPEC_HASH = '7fadcc1ca1b4d13296468277062a8511b56ae3dbbd52c3578222adefce900c1c'
+SPEC_HASH = 'f8a30f7e4d6576b4160339ad7029d3c047f900924b2ab8d9a33e051d3f31ba48'
 
 # The IR of each step, fields at their defaults left out, positions kept so that an error names
 # the option at fault (mlopsc.compiler.ir.step_from_json reads it back).
@@ -258,6 +258,12 @@ STEP_CONFIGS: dict[str, dict[str, Any]] = {
             'span': {'col': 12, 'end_col': 28, 'end_line': 43, 'file': 'specs/wine_sql.mlops', 'line': 43},
             'step': 'wines_split',
         },
+        'importance': {
+            'spans': {
+                'repeats': {'col': 28, 'end_col': 29, 'end_line': 45, 'file': 'specs/wine_sql.mlops', 'line': 45},
+                'seed': {'col': 38, 'end_col': 39, 'end_line': 45, 'file': 'specs/wine_sql.mlops', 'line': 45},
+            },
+        },
         'kind': 'evaluate',
         'metrics': ['accuracy', 'f1_macro'],
         'model': {
@@ -267,9 +273,10 @@ STEP_CONFIGS: dict[str, dict[str, Any]] = {
             'step': 'cultivar_model',
         },
         'name': 'cultivar_eval',
-        'span': {'col': 3, 'end_col': 4, 'end_line': 45, 'file': 'specs/wine_sql.mlops', 'line': 41},
+        'span': {'col': 3, 'end_col': 4, 'end_line': 46, 'file': 'specs/wine_sql.mlops', 'line': 41},
         'spans': {
             'data': {'col': 12, 'end_col': 28, 'end_line': 43, 'file': 'specs/wine_sql.mlops', 'line': 43},
+            'importance': {'col': 5, 'end_col': 41, 'end_line': 45, 'file': 'specs/wine_sql.mlops', 'line': 45},
             'kind': {'col': 3, 'end_col': 11, 'end_line': 41, 'file': 'specs/wine_sql.mlops', 'line': 41},
             'metrics': {'col': 15, 'end_col': 35, 'end_line': 44, 'file': 'specs/wine_sql.mlops', 'line': 44},
             'metrics.0': {'col': 16, 'end_col': 24, 'end_line': 44, 'file': 'specs/wine_sql.mlops', 'line': 44},
@@ -283,7 +290,7 @@ STEP_CONFIGS: dict[str, dict[str, Any]] = {
         'metrics': {
             'kind': 'ref',
             'port': 'metrics',
-            'span': {'col': 25, 'end_col': 38, 'end_line': 47, 'file': 'specs/wine_sql.mlops', 'line': 47},
+            'span': {'col': 25, 'end_col': 38, 'end_line': 48, 'file': 'specs/wine_sql.mlops', 'line': 48},
             'step': 'cultivar_eval',
         },
         'name': 'cultivar_gate',
@@ -292,16 +299,16 @@ STEP_CONFIGS: dict[str, dict[str, Any]] = {
                 'kind': 'threshold',
                 'metric': 'accuracy',
                 'op': '>=',
-                'span': {'col': 5, 'end_col': 29, 'end_line': 48, 'file': 'specs/wine_sql.mlops', 'line': 48},
+                'span': {'col': 5, 'end_col': 29, 'end_line': 49, 'file': 'specs/wine_sql.mlops', 'line': 49},
                 'value': 0.85,
             },
         ],
-        'span': {'col': 3, 'end_col': 4, 'end_line': 50, 'file': 'specs/wine_sql.mlops', 'line': 47},
+        'span': {'col': 3, 'end_col': 4, 'end_line': 51, 'file': 'specs/wine_sql.mlops', 'line': 48},
         'spans': {
-            'kind': {'col': 3, 'end_col': 7, 'end_line': 47, 'file': 'specs/wine_sql.mlops', 'line': 47},
-            'metrics': {'col': 25, 'end_col': 38, 'end_line': 47, 'file': 'specs/wine_sql.mlops', 'line': 47},
-            'name': {'col': 8, 'end_col': 21, 'end_line': 47, 'file': 'specs/wine_sql.mlops', 'line': 47},
-            'no_champion': {'col': 19, 'end_col': 23, 'end_line': 49, 'file': 'specs/wine_sql.mlops', 'line': 49},
+            'kind': {'col': 3, 'end_col': 7, 'end_line': 48, 'file': 'specs/wine_sql.mlops', 'line': 48},
+            'metrics': {'col': 25, 'end_col': 38, 'end_line': 48, 'file': 'specs/wine_sql.mlops', 'line': 48},
+            'name': {'col': 8, 'end_col': 21, 'end_line': 48, 'file': 'specs/wine_sql.mlops', 'line': 48},
+            'no_champion': {'col': 19, 'end_col': 23, 'end_line': 50, 'file': 'specs/wine_sql.mlops', 'line': 50},
         },
     },
     'cultivar_service': {
@@ -309,7 +316,7 @@ STEP_CONFIGS: dict[str, dict[str, Any]] = {
             {
                 'kind': 'ref',
                 'port': 'decision',
-                'span': {'col': 13, 'end_col': 26, 'end_line': 54, 'file': 'specs/wine_sql.mlops', 'line': 54},
+                'span': {'col': 13, 'end_col': 26, 'end_line': 55, 'file': 'specs/wine_sql.mlops', 'line': 55},
                 'step': 'cultivar_gate',
             },
         ],
@@ -317,25 +324,25 @@ STEP_CONFIGS: dict[str, dict[str, Any]] = {
         'model': {
             'kind': 'ref',
             'port': 'model',
-            'span': {'col': 13, 'end_col': 27, 'end_line': 53, 'file': 'specs/wine_sql.mlops', 'line': 53},
+            'span': {'col': 13, 'end_col': 27, 'end_line': 54, 'file': 'specs/wine_sql.mlops', 'line': 54},
             'step': 'cultivar_model',
         },
         'name': 'cultivar_service',
         'registry': 'wine-cultivar',
-        'span': {'col': 3, 'end_col': 4, 'end_line': 56, 'file': 'specs/wine_sql.mlops', 'line': 52},
+        'span': {'col': 3, 'end_col': 4, 'end_line': 57, 'file': 'specs/wine_sql.mlops', 'line': 53},
         'spans': {
-            'after': {'col': 13, 'end_col': 26, 'end_line': 54, 'file': 'specs/wine_sql.mlops', 'line': 54},
-            'kind': {'col': 3, 'end_col': 9, 'end_line': 52, 'file': 'specs/wine_sql.mlops', 'line': 52},
-            'model': {'col': 13, 'end_col': 27, 'end_line': 53, 'file': 'specs/wine_sql.mlops', 'line': 53},
-            'name': {'col': 10, 'end_col': 26, 'end_line': 52, 'file': 'specs/wine_sql.mlops', 'line': 52},
-            'registry': {'col': 16, 'end_col': 31, 'end_line': 55, 'file': 'specs/wine_sql.mlops', 'line': 55},
+            'after': {'col': 13, 'end_col': 26, 'end_line': 55, 'file': 'specs/wine_sql.mlops', 'line': 55},
+            'kind': {'col': 3, 'end_col': 9, 'end_line': 53, 'file': 'specs/wine_sql.mlops', 'line': 53},
+            'model': {'col': 13, 'end_col': 27, 'end_line': 54, 'file': 'specs/wine_sql.mlops', 'line': 54},
+            'name': {'col': 10, 'end_col': 26, 'end_line': 53, 'file': 'specs/wine_sql.mlops', 'line': 53},
+            'registry': {'col': 16, 'end_col': 31, 'end_line': 56, 'file': 'specs/wine_sql.mlops', 'line': 56},
         },
     },
     'wine_drift': {
         'current': {
             'kind': 'ref',
             'port': 'test',
-            'span': {'col': 15, 'end_col': 31, 'end_line': 61, 'file': 'specs/wine_sql.mlops', 'line': 61},
+            'span': {'col': 15, 'end_col': 31, 'end_line': 62, 'file': 'specs/wine_sql.mlops', 'line': 62},
             'step': 'wines_split',
         },
         'drift': [
@@ -343,7 +350,7 @@ STEP_CONFIGS: dict[str, dict[str, Any]] = {
                 'action': 'alert',
                 'column': 'alcohol',
                 'op': '>',
-                'span': {'col': 5, 'end_col': 39, 'end_line': 62, 'file': 'specs/wine_sql.mlops', 'line': 62},
+                'span': {'col': 5, 'end_col': 39, 'end_line': 63, 'file': 'specs/wine_sql.mlops', 'line': 63},
                 'statistic': 'psi',
                 'threshold': 0.25,
             },
@@ -352,7 +359,7 @@ STEP_CONFIGS: dict[str, dict[str, Any]] = {
                 'column': 'proline',
                 'measure': 'pvalue',
                 'op': '<',
-                'span': {'col': 5, 'end_col': 47, 'end_line': 63, 'file': 'specs/wine_sql.mlops', 'line': 63},
+                'span': {'col': 5, 'end_col': 47, 'end_line': 64, 'file': 'specs/wine_sql.mlops', 'line': 64},
                 'statistic': 'ks',
                 'threshold': 0.01,
             },
@@ -361,7 +368,7 @@ STEP_CONFIGS: dict[str, dict[str, Any]] = {
                 'column': 'cultivar',
                 'measure': 'pvalue',
                 'op': '<',
-                'span': {'col': 5, 'end_col': 48, 'end_line': 64, 'file': 'specs/wine_sql.mlops', 'line': 64},
+                'span': {'col': 5, 'end_col': 48, 'end_line': 65, 'file': 'specs/wine_sql.mlops', 'line': 65},
                 'statistic': 'chi2',
                 'threshold': 0.05,
             },
@@ -370,26 +377,26 @@ STEP_CONFIGS: dict[str, dict[str, Any]] = {
         'model': {
             'kind': 'ref',
             'port': 'model',
-            'span': {'col': 13, 'end_col': 27, 'end_line': 59, 'file': 'specs/wine_sql.mlops', 'line': 59},
+            'span': {'col': 13, 'end_col': 27, 'end_line': 60, 'file': 'specs/wine_sql.mlops', 'line': 60},
             'step': 'cultivar_model',
         },
         'name': 'wine_drift',
         'reference': {
             'kind': 'ref',
             'port': 'train',
-            'span': {'col': 17, 'end_col': 34, 'end_line': 60, 'file': 'specs/wine_sql.mlops', 'line': 60},
+            'span': {'col': 17, 'end_col': 34, 'end_line': 61, 'file': 'specs/wine_sql.mlops', 'line': 61},
             'step': 'wines_split',
         },
         'registry': 'wine-cultivar',
         'schedule': '0 */6 * * *',
-        'span': {'col': 3, 'end_col': 4, 'end_line': 66, 'file': 'specs/wine_sql.mlops', 'line': 58},
+        'span': {'col': 3, 'end_col': 4, 'end_line': 67, 'file': 'specs/wine_sql.mlops', 'line': 59},
         'spans': {
-            'current': {'col': 15, 'end_col': 31, 'end_line': 61, 'file': 'specs/wine_sql.mlops', 'line': 61},
-            'kind': {'col': 3, 'end_col': 10, 'end_line': 58, 'file': 'specs/wine_sql.mlops', 'line': 58},
-            'model': {'col': 13, 'end_col': 27, 'end_line': 59, 'file': 'specs/wine_sql.mlops', 'line': 59},
-            'name': {'col': 11, 'end_col': 21, 'end_line': 58, 'file': 'specs/wine_sql.mlops', 'line': 58},
-            'reference': {'col': 17, 'end_col': 34, 'end_line': 60, 'file': 'specs/wine_sql.mlops', 'line': 60},
-            'schedule': {'col': 16, 'end_col': 29, 'end_line': 65, 'file': 'specs/wine_sql.mlops', 'line': 65},
+            'current': {'col': 15, 'end_col': 31, 'end_line': 62, 'file': 'specs/wine_sql.mlops', 'line': 62},
+            'kind': {'col': 3, 'end_col': 10, 'end_line': 59, 'file': 'specs/wine_sql.mlops', 'line': 59},
+            'model': {'col': 13, 'end_col': 27, 'end_line': 60, 'file': 'specs/wine_sql.mlops', 'line': 60},
+            'name': {'col': 11, 'end_col': 21, 'end_line': 59, 'file': 'specs/wine_sql.mlops', 'line': 59},
+            'reference': {'col': 17, 'end_col': 34, 'end_line': 61, 'file': 'specs/wine_sql.mlops', 'line': 61},
+            'schedule': {'col': 16, 'end_col': 29, 'end_line': 66, 'file': 'specs/wine_sql.mlops', 'line': 66},
         },
     },
 }
@@ -433,21 +440,21 @@ def evaluate_cultivar_eval(inputs: dict[str, str], outputs: dict[str, str], cont
 @task(name='cultivar_gate', task_run_name='cultivar_gate', retries=0, retry_delay_seconds=0,
       timeout_seconds=None, retry_condition_fn=retry_unless_verdict)
 def gate_cultivar_gate(inputs: dict[str, str], outputs: dict[str, str], context: dict[str, Any]) -> Any:
-    """gate cultivar_gate (specs/wine_sql.mlops:47:3)"""
+    """gate cultivar_gate (specs/wine_sql.mlops:48:3)"""
     return run_step(STEP_CONFIGS['cultivar_gate'], inputs, outputs, context)
 
 
 @task(name='cultivar_service', task_run_name='cultivar_service', retries=0, retry_delay_seconds=0,
       timeout_seconds=None, retry_condition_fn=retry_unless_verdict)
 def deploy_cultivar_service(inputs: dict[str, str], outputs: dict[str, str], context: dict[str, Any]) -> Any:
-    """deploy cultivar_service (specs/wine_sql.mlops:52:3)"""
+    """deploy cultivar_service (specs/wine_sql.mlops:53:3)"""
     return run_step(STEP_CONFIGS['cultivar_service'], inputs, outputs, context)
 
 
 @task(name='wine_drift', task_run_name='wine_drift', retries=0, retry_delay_seconds=0,
       timeout_seconds=None, retry_condition_fn=retry_unless_verdict)
 def monitor_wine_drift(inputs: dict[str, str], outputs: dict[str, str], context: dict[str, Any]) -> Any:
-    """monitor wine_drift (specs/wine_sql.mlops:58:3)"""
+    """monitor wine_drift (specs/wine_sql.mlops:59:3)"""
     return run_step(STEP_CONFIGS['wine_drift'], inputs, outputs, context)
 
 
