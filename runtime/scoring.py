@@ -33,22 +33,32 @@ def predict_is_argmax_of_proba(estimator: Any) -> bool:
 def predict_with_proba(model: Any, X: Any, with_proba: bool = True) -> tuple[Any, Any]:
     """(predictions, class probabilities or None) of the rows of X. Probabilities come when
     `with_proba` and the model is a classifier that has them."""
-    import numpy as np
-
-    steps = getattr(model, "steps", None)
-    if steps and len(steps) > 1:
-        Xt, final = model[:-1].transform(X), steps[-1][1]
-    else:
-        Xt, final = X, model
+    Xt, final = transformed(model, X)
     if not (with_proba and hasattr(final, "predict_proba") and hasattr(final, "classes_")):
         return final.predict(Xt), None
     proba = final.predict_proba(Xt)
+    return classes_of(final, Xt, proba), proba
+
+
+def transformed(model: Any, X: Any) -> tuple[Any, Any]:
+    """(X through a Pipeline's preprocessing, its final estimator); (X, model) for a bare estimator."""
+    steps = getattr(model, "steps", None)
+    if steps and len(steps) > 1:
+        return model[:-1].transform(X), steps[-1][1]
+    return X, model
+
+
+def classes_of(final: Any, Xt: Any, proba: Any) -> Any:
+    """The classes `final.predict(Xt)` answers, read off `proba` (its `predict_proba(Xt)`) where
+    that is the estimator's own rule, with `predict` itself on the rows where classes tie."""
+    import numpy as np
+
     if not predict_is_argmax_of_proba(final):
-        return final.predict(Xt), proba
+        return final.predict(Xt)
     best = np.argmax(proba, axis=1)
     predicted = final.classes_.take(best, axis=0)
     tied = (proba == proba[np.arange(len(proba)), best][:, None]).sum(axis=1) > 1
     if tied.any():
         rows = np.flatnonzero(tied)
         predicted[rows] = final.predict(Xt.iloc[rows] if hasattr(Xt, "iloc") else Xt[rows])
-    return predicted, proba
+    return predicted

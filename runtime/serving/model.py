@@ -50,24 +50,18 @@ class LoadedModel:
     def predict(self, X: Any) -> tuple[Any, Any]:
         """(predictions, probabilities or None) of the rows of X, transformed once for both: a
         Pipeline's preprocessing costs more than a small forest's prediction, and `predict` then
-        `predict_proba` on the Pipeline would run it twice."""
-        import numpy as np
+        `predict_proba` on the Pipeline would run it twice. The classes are the estimator's own
+        (runtime/scoring.py), so a served answer is the batch score's."""
+        from mlopsc.runtime.scoring import classes_of, transformed
 
-        steps = getattr(self.model, "steps", None)
-        if steps and len(steps) > 1:
-            Xt, final = self.model[:-1].transform(X), steps[-1][1]
-        else:
-            Xt, final = X, self.model
+        Xt, final = transformed(self.model, X)
         forest = _forest_kind(final)
         if self.has_proba:
             proba = _tree_mean(final, Xt, "predict_proba") if forest == "classifier" else final.predict_proba(Xt)
-        else:
-            proba = None
-        if proba is not None and _predict_is_argmax_of_proba(final):
-            return final.classes_.take(np.argmax(proba, axis=1), axis=0), proba
+            return classes_of(final, Xt, proba), proba
         if forest == "regressor":
-            return _tree_mean(final, Xt, "predict"), proba
-        return final.predict(Xt), proba
+            return _tree_mean(final, Xt, "predict"), None
+        return final.predict(Xt), None
 
 
 def _forest_kind(estimator: Any) -> str | None:
@@ -101,17 +95,6 @@ def _tree_mean(forest: Any, X: Any, method: str) -> Any:
         values = tree.tree_.predict(X)
         total = total + (values[:, :tree.n_classes_] if method == "predict_proba" else values[:, 0])
     return total / len(forest.estimators_)
-
-
-def _predict_is_argmax_of_proba(estimator: Any) -> bool:
-    """Estimators whose `predict` is documented and implemented as the class of the largest
-    `predict_proba` (first on ties), so one call gives both. Others are asked for both."""
-    from sklearn.ensemble import ExtraTreesClassifier, RandomForestClassifier
-    from sklearn.tree import DecisionTreeClassifier, ExtraTreeClassifier
-
-    single_output = getattr(estimator, "n_outputs_", 1) == 1
-    return single_output and type(estimator) in (RandomForestClassifier, ExtraTreesClassifier,
-                                                 DecisionTreeClassifier, ExtraTreeClassifier)
 
 
 def read_mlmodel(folder: str) -> dict[str, Any]:

@@ -26,15 +26,25 @@ def pipeline(estimator):
     return loaded, X
 
 
-@pytest.mark.parametrize("name", ["RandomForestClassifier", "ExtraTreesClassifier", "RandomForestRegressor",
-                                  "ExtraTreesRegressor", "LogisticRegression"])
+ESTIMATORS = {
+    "RandomForestClassifier": {"n_estimators": 25, "random_state": 0},
+    "ExtraTreesClassifier": {"n_estimators": 25, "random_state": 0},
+    "RandomForestRegressor": {"n_estimators": 25, "random_state": 0},
+    "ExtraTreesRegressor": {"n_estimators": 25, "random_state": 0},
+    "HistGradientBoostingClassifier": {"max_iter": 20, "random_state": 0},   # classes read off its probabilities
+    "DecisionTreeClassifier": {"max_depth": 3, "random_state": 0},          # ties between classes in its leaves
+    "LogisticRegression": {},
+}
+
+
+@pytest.mark.parametrize("name", list(ESTIMATORS))
 def test_predict_gives_the_models_own_numbers(name):
     import sklearn.ensemble
     import sklearn.linear_model
+    import sklearn.tree
 
-    module = sklearn.linear_model if name == "LogisticRegression" else sklearn.ensemble
-    estimator = getattr(module, name)(**({} if name == "LogisticRegression" else {"n_estimators": 25,
-                                                                                  "random_state": 0}))
+    module = next(m for m in (sklearn.ensemble, sklearn.linear_model, sklearn.tree) if hasattr(m, name))
+    estimator = getattr(module, name)(**ESTIMATORS[name])
     loaded, X = pipeline(estimator)
     for rows in (X.iloc[:1], X):
         predictions, proba = loaded.predict(rows)
