@@ -174,7 +174,8 @@ def _nothing_deployed(step: ir.Monitor, ctx: RunContext) -> StepError:
     """A monitor of a deployed model before anything is deployed: say what to run first."""
     spec = (step.span.file if step.span else ctx.spec_path) or "SPEC"
     return StepError(f"monitor {step.name} scores the model deployed as {step.registry}@{step.alias}, and "
-                     f"nothing is deployed there yet: run the training pipeline first (`mlopsc run {spec}`)",
+                     f"nothing is deployed there yet: run the pipeline that deploys it first (`mlopsc run {spec}`, or "
+                     "`mlopsc submit` of its Prefect or Kubeflow build)",
                      expected=f"a version of '{step.registry}' holding alias '{step.alias}'",
                      found="none")
 

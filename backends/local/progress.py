@@ -152,8 +152,9 @@ def summary_lines(record: dict[str, Any]) -> list[str]:
             lines.append(f"  gate     {name}: {decision.get('verdict')}")
             lines += [f"             - {reason}" for reason in gate_reasons(result)]
         elif kind == "deploy" and result.get("registry"):
-            lines.append(f"  model    {result['registry']} version {result['version']} "
-                         f"alias {result['alias']}")
+            held = (f"alias {result['alias']}" if not result.get("alias_now") else
+                    f"(cached; alias {result['alias']} is on {result['alias_now']} now)")
+            lines.append(f"  model    {result['registry']} version {result['version']} {held}")
         elif kind == "monitor" and result:
             lines += monitor_lines(name, result)
         lines += note_lines(name, result)

@@ -199,6 +199,8 @@ class Runner:
         if entry is not None:
             step.status, step.reason = "cached", why
             step.result = cached_result(self.state, entry)
+            if node.kind == "deploy":
+                self._note_moved_alias(step)
             self.observe("cached", step.name, {"reason": why})
             self._save("running")
         elif not step.selected and node.kind != "source":   # a source is simply read again
@@ -256,6 +258,24 @@ class Runner:
         if now == seen or (now and now["model_sha256"] and now["model_sha256"] == self._candidate(node)):
             return entry, "cache hit"
         return None, f"{node.registry}@{node.alias} changed since the gate ran ({_version(seen)} -> {_version(now)})"
+
+    def _note_moved_alias(self, step: StepState) -> None:
+        """A cached deploy promotes nothing again (so an `mlopsc rollback` holds), but its result
+        names the version it promoted back then: when the alias has moved since, the result says
+        who holds it now rather than let the summary claim the old version is served."""
+        result = step.result or {}
+        try:
+            now = store.holder(self.context["tracking_uri"], result["registry"], result["alias"])
+        except (store.Unavailable, KeyError):
+            return
+        if now is not None and now["version"] == str(result["version"]):
+            return
+        held = f"version {now['version']}" if now else "no version"
+        warning = (f"{result['registry']}@{result['alias']} is now held by {held}, not by version "
+                   f"{result['version']}, which this deploy promoted when it ran (moved since, by `mlopsc "
+                   f"rollback` or another run); the cached deploy leaves it there. To promote version "
+                   f"{result['version']} again: mlopsc run SPEC --only {step.name} --no-cache")
+        step.result = {**result, "alias_now": held, "warnings": [*(result.get("warnings") or []), warning]}
 
     def _candidate(self, gate: ir.Gate) -> str | None:
         """The sha256 of the model a gate judges: the model its evaluate step scored."""

@@ -66,3 +66,8 @@ def test_a_rollback_is_not_undone_by_the_next_unchanged_run(project):
     again = run_json("quick.mlops", "--param", "test_size=0.3", cwd=project)
     assert ran(again) == set()
     assert str(champion(project / STATE_FOLDER, "quick-species").version) == "1"
+    # ...and the summary says who serves now, not the version the cached deploy once promoted.
+    release = again["steps"]["species_service"]["result"]
+    assert release["version"] == "2" and release["alias_now"] == "version 1"
+    assert any("now held by version 1" in w and "--only species_service --no-cache" in w
+               for w in release["warnings"]), release

@@ -99,7 +99,8 @@ def test_a_deployed_monitor_watches_the_model_in_service(ctx, out, frames, tmp_p
         execute(step, inputs, out(step), ctx)
     assert str(error.value).splitlines()[0] == (
         f"step species_drift (penguins.mlops:63:3): monitor species_drift scores the model deployed as {name}@champion, "
-        "and nothing is deployed there yet: run the training pipeline first (`mlopsc run penguins.mlops`)")
+        "and nothing is deployed there yet: run the pipeline that deploys it first (`mlopsc run penguins.mlops`, or "
+        "`mlopsc submit` of its Prefect or Kubeflow build)")
     deploy = ir.Deploy(name="species_service", model=ir.Ref(step="species_model"), registry=name)
     execute(deploy, {"model": model}, out(deploy), ctx)
     execute(step, inputs, out(step), ctx)
