@@ -24,11 +24,12 @@ from typing import Any
 
 from mlopsc.compiler import ir
 from mlopsc.compiler.cache_config import NEVER_CACHED
+from mlopsc.runtime import registry_lookup
 from mlopsc.runtime.core import StepError, os_user
 from mlopsc.runtime.report import layout_of
 
 from ..cli import EXIT
-from . import cache, store
+from . import cache
 from .order import dependencies, reads, with_upstream
 from .pool import WorkerPool
 from .preload import REPORT_MODULES, tracking_modules, warm_modules
@@ -244,8 +245,8 @@ class Runner:
         if not node.registry or not any(isinstance(r, ir.ChampionRule) for r in node.rules):
             return None
         try:
-            step.observed = {"champion": store.holder(self.context["tracking_uri"], node.registry, node.alias)}
-        except store.Unavailable as exc:
+            step.observed = {"champion": registry_lookup.holder(self.context["tracking_uri"], node.registry, node.alias)}
+        except registry_lookup.Unavailable as exc:
             return f"compares with {node.registry}@{node.alias}, which cannot be looked up here ({exc})"
         return None
 
@@ -265,8 +266,8 @@ class Runner:
         who holds it now rather than let the summary claim the old version is served."""
         result = step.result or {}
         try:
-            now = store.holder(self.context["tracking_uri"], result["registry"], result["alias"])
-        except (store.Unavailable, KeyError):
+            now = registry_lookup.holder(self.context["tracking_uri"], result["registry"], result["alias"])
+        except (registry_lookup.Unavailable, KeyError):
             return
         if now is not None and now["version"] == str(result["version"]):
             return
@@ -404,7 +405,7 @@ class Runner:
         self.mlflow_started = True
         uri = self.context["tracking_uri"]
         self.observe("mlflow", "", {"tracking_uri": uri})
-        unreachable = store.unreachable(uri)
+        unreachable = registry_lookup.unreachable(uri)
         if unreachable:   # MLflow's client would retry for minutes before saying so
             raise StepError(f"cannot reach the MLflow tracking server: {unreachable}",
                             expected="a running MLflow server at MLFLOW_TRACKING_URI", found=uri)

@@ -130,7 +130,13 @@ class Server:
         return load_version(self.config.tracking_uri, self.config.model_name, version)
 
     def alias_holder(self) -> str | None:
-        from mlopsc.runtime import registry
+        from mlopsc.runtime import registry, registry_lookup
+
+        try:        # a poll without MLflow where the store allows (a SQLite query, one REST call)
+            held = registry_lookup.holder(self.config.tracking_uri, self.config.model_name, self.config.alias)
+            return None if held is None else held["version"]
+        except registry_lookup.Unavailable:
+            pass
 
         found = registry.version_by_alias(registry.client(self.config.tracking_uri), self.config.model_name,
                                           self.config.alias)

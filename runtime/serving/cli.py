@@ -134,7 +134,19 @@ def serve(spec: str | None, deploy: str | None, model_ref: str | None, host: str
 
 
 def resolve(uri: str, reference: str) -> tuple[str, str | None, str]:
-    """(name, alias or None when pinned, the version to serve first)."""
+    """(name, alias or None when pinned, the version to serve first). The alias's holder is read
+    without MLflow where the store allows (runtime/registry_lookup.py), which spares the start
+    MLflow's import; MLflow answers otherwise, and says what is wrong when nothing holds it."""
+    from mlopsc.runtime import registry_lookup
+
+    name, _, alias = reference.partition("@")
+    if "/" not in reference:
+        try:
+            held = registry_lookup.holder(uri, name, alias or "champion")
+        except registry_lookup.Unavailable:
+            held = None
+        if held is not None:
+            return name, alias or "champion", held["version"]
     from mlflow.exceptions import MlflowException
     from mlopsc.runtime import registry
 

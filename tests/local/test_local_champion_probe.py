@@ -11,7 +11,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from mlopsc.backends.local import store
+from mlopsc.runtime import registry_lookup
 from mlopsc.runtime.state_folder import STATE_FOLDER
 
 BIN = Path(sys.executable).parent
@@ -65,24 +65,24 @@ def test_rest_and_sqlite_readers_agree_with_mlflow(server):
     client.create_registered_model("probe-model")
     run = client.create_run("0").info
     source = f"{run.artifact_uri}/model"
-    one = client.create_model_version("probe-model", source, run_id=run.run_id, tags={store.SHA_TAG: "a" * 64})
+    one = client.create_model_version("probe-model", source, run_id=run.run_id, tags={registry_lookup.SHA_TAG: "a" * 64})
     two = client.create_model_version("probe-model", source, run_id=run.run_id)      # by hand: no sha tag
     client.set_registered_model_alias("probe-model", "champion", one.version)
     client.set_registered_model_alias("probe-model", "staging", two.version)
 
     for uri in (url, database):
-        assert store.holder(uri, "probe-model", "champion") == {"version": "1", "model_sha256": "a" * 64}
-        assert store.holder(uri, "probe-model", "staging") == {"version": "2", "model_sha256": None}
-        assert store.holder(uri, "probe-model", "nobody") is None
-        assert store.holder(uri, "no-such-model", "champion") is None
+        assert registry_lookup.holder(uri, "probe-model", "champion") == {"version": "1", "model_sha256": "a" * 64}
+        assert registry_lookup.holder(uri, "probe-model", "staging") == {"version": "2", "model_sha256": None}
+        assert registry_lookup.holder(uri, "probe-model", "nobody") is None
+        assert registry_lookup.holder(uri, "no-such-model", "champion") is None
 
 
 def test_a_store_it_cannot_read_is_unavailable_not_empty(tmp_path):
-    with pytest.raises(store.Unavailable):
-        store.holder("postgresql://user@localhost/mlflow", "m", "champion")
-    with pytest.raises(store.Unavailable):    # nothing listens there
-        store.holder(f"http://127.0.0.1:{_free_port()}", "m", "champion")
-    assert store.holder(f"sqlite:///{tmp_path / 'absent.db'}", "m", "champion") is None
+    with pytest.raises(registry_lookup.Unavailable):
+        registry_lookup.holder("postgresql://user@localhost/mlflow", "m", "champion")
+    with pytest.raises(registry_lookup.Unavailable):    # nothing listens there
+        registry_lookup.holder(f"http://127.0.0.1:{_free_port()}", "m", "champion")
+    assert registry_lookup.holder(f"sqlite:///{tmp_path / 'absent.db'}", "m", "champion") is None
 
 
 def test_a_run_against_the_server_reuses_its_gate_after_checking_the_champion_over_rest(server, tmp_path):
@@ -97,7 +97,7 @@ def test_a_run_against_the_server_reuses_its_gate_after_checking_the_champion_ov
     env = clean_env(MLFLOW_TRACKING_URI=url)
     first = run_json("quick.mlops", cwd=project, env=env)
     assert first["steps"]["species_service"]["result"]["version"] == "1"
-    assert store.holder(url, "served-species", "champion")["version"] == "1"
+    assert registry_lookup.holder(url, "served-species", "champion")["version"] == "1"
     again = run_json("quick.mlops", cwd=project, env=env)
     assert ran(again) == set() and statuses(again)["release"] == "cached"
     assert not (project / STATE_FOLDER / "mlflow.db").exists()      # everything went to the server

@@ -71,3 +71,19 @@ def test_importing_the_package_is_cheap():
             "assert not heavy, heavy")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 0, done.stderr
+
+
+def test_a_start_on_a_sqlite_store_does_not_import_mlflow(store):
+    """Most of a start was MLflow's import: on a SQLite store with local files the server reads the
+    alias, finds the version's folder and loads its model without it, and gets the same model."""
+    code = ("import sys; from mlopsc.runtime.serving.cli import resolve; "
+            "from mlopsc.runtime.serving.model import load_version; "
+            f"name, alias, version = resolve({store.uri!r}, {store.name!r}); "
+            f"model = load_version({store.uri!r}, name, version); "
+            "assert 'mlflow' not in sys.modules, 'mlflow imported'; "
+            "print(alias, version, type(model.model[-1]).__name__, model.source)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    alias, version, estimator, source = done.stdout.split()
+    assert (alias, version, estimator) == ("champion", "1", "RandomForestClassifier")
+    assert source.startswith("file://") and source.endswith("registered_model")

@@ -1,18 +1,22 @@
-"""What the local runner learns of the MLflow store without importing MLflow: whether a tracking
-server answers at all, and who holds a registry alias.
+"""What is learnt of the MLflow registry without importing MLflow: whether a tracking server
+answers at all, who holds a registry alias, and where a version's files lie.
 
-A gate that compares with the champion is only as current as the champion it saw. Before reusing
-a cached gate, the runner looks the alias up again; importing MLflow for that would cost a fully
-cached run seconds, so the two common stores are read directly:
+Importing MLflow and opening its store costs a process seconds. Two callers cannot afford that:
 
-- `sqlite:///PATH` (the default store): one read-only query of MLflow's registry tables
-  (`registered_model_aliases`, `model_version_tags`);
+- the local runner, which looks an alias up again before it reuses a cached gate or deploy (a
+  fully cached run would otherwise pay MLflow's import for a lookup);
+- `mlopsc serve`, which must answer within seconds of its start, and polls the alias.
+
+The two common stores are read directly:
+
+- `sqlite:///PATH` (the default store): read-only queries of MLflow's registry tables
+  (`registered_model_aliases`, `model_version_tags`, `model_versions`);
 - `http(s)://HOST`: MLflow's REST API (the registered model's aliases, then the holder's tags),
   with the same auth environment variables as MLflow's client (`MLFLOW_TRACKING_TOKEN`, or
   `MLFLOW_TRACKING_USERNAME` and `MLFLOW_TRACKING_PASSWORD`).
 
-Any other store, or an answer that cannot be read, raises Unavailable: the gate then runs again,
-which is slower but never stale.
+Any other store, or an answer that cannot be read, raises Unavailable (or, for `local_folder`,
+gives None): the caller then asks MLflow, which is slower but never stale.
 """
 from __future__ import annotations
 
@@ -77,6 +81,31 @@ def _sqlite(path: str, name: str, alias: str) -> dict[str, Any] | None:
     if len(rows) > 1:    # MLflow workspaces: several holders; which one applies is MLflow's call
         raise Unavailable(f"{name}@{alias} is held in more than one MLflow workspace")
     return {"version": str(rows[0][0]), "model_sha256": rows[0][1]} if rows else None
+
+
+def local_folder(tracking_uri: str, name: str, version: str) -> str | None:
+    """The folder on this machine holding version `version` of `name`, when the store is SQLite and
+    the version's files are a local folder with an MLmodel file (what `mlopsc run` registers by
+    default); else None. A registered version's files never change, so they are read in place."""
+    if not tracking_uri.startswith("sqlite:///") or not str(version).isdigit():
+        return None
+    path = tracking_uri[len("sqlite:///"):]
+    if not os.path.exists(path):
+        return None
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{urllib.parse.quote(path)}?mode=ro", uri=True,
+                                                timeout=5)) as db:
+            rows = db.execute("SELECT storage_location, source, status FROM model_versions"
+                              " WHERE name = ? AND version = ?", (name, int(version))).fetchall()
+    except sqlite3.Error:
+        return None
+    if len(rows) != 1 or rows[0][2] != "READY":
+        return None
+    location = rows[0][0] or rows[0][1] or ""
+    if not location.startswith("file://"):
+        return None
+    folder = urllib.request.url2pathname(urllib.parse.urlparse(location).path)
+    return folder if os.path.isfile(os.path.join(folder, "MLmodel")) else None
 
 
 def _rest(base: str, name: str, alias: str) -> dict[str, Any] | None:
