@@ -53,7 +53,15 @@ def assert_same_outcome(local_results_: dict[str, dict], kfp_results: dict[str, 
             assert got.get("passed") == expected.get("passed") and got.get("failures") == expected.get("failures")
 
 
-@pytest.mark.parametrize("spec", SPECS, ids=lambda p: p.stem)
+# The examples whose compiled YAML kfp.local executes: between them every kind of step, a CSV and a
+# SQL source (its URL a secret reference), champion rules and both monitor pipelines. diabetes
+# (a regression) compiles through the same templates (test_kubeflow_build.py holds its YAML to the
+# golden file); its steps run in the shared runtime, which the local and Prefect runs of it prove.
+# A third kfp.local run took three more minutes of the suite for nothing else.
+EXECUTED = [spec for spec in SPECS if spec.stem in ("penguins", "wine_sql")]
+
+
+@pytest.mark.parametrize("spec", EXECUTED, ids=lambda p: p.stem)
 def test_compiled_yaml_under_kfp_local_matches_the_local_runner(spec, built, tmp_path):
     """The training pipeline, then each monitor pipeline against the model it registered."""
     folder, files, _ = built[spec.stem]
