@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml setup.py
 install: $(STAMP)
 
 # mlopsc's own bytecode, written once: a run, its workers, the servers and every kfp.local task are
-# new processes, and with PYTHONDONTWRITEBYTECODE set (CI images set it) each would compile the
+# new processes, and with PYTHONDONTWRITEBYTECODE set (this machine's environment does) each would compile the
 # package's modules again. Only changed files are compiled; Python checks each file's mtime.
 bytecode: install
 	PYTHONDONTWRITEBYTECODE= $(PY) -m compileall -q compiler backends runtime >/dev/null

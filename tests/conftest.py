@@ -36,3 +36,21 @@ def shared_fixture_group(item: pytest.Item) -> str | None:
         if defs[-1].scope == "module":
             module = defs[-1].baseid
     return module
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None):
+    """MLOPSC_TIMELINE=FILE appends `worker start end nodeid` for every test (setup to teardown):
+    where the suite's 20 minutes go, worker by worker, for balancing the groups above."""
+    import os
+    import time
+
+    path = os.environ.get("MLOPSC_TIMELINE")
+    start = time.time()
+    try:
+        return (yield)
+    finally:
+        if path:
+            with open(path, "a", encoding="utf-8") as out:
+                out.write(f"{os.environ.get('PYTEST_XDIST_WORKER', 'main')} {start:.1f} {time.time():.1f} "
+                          f"{item.nodeid}\n")
