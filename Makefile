@@ -24,9 +24,9 @@ demo: bytecode
 	$(VENV)/bin/mlopsc run specs/penguins.mlops
 
 # Two workers (pytest-xdist): the suite's heavy tests wait on subprocesses and servers as much as
-# they compute. tests/conftest.py keeps the tests that share a session fixture on one worker.
+# they compute. MLOPSC_TIMELINE=FILE records where the time goes (tests/conftest.py).
 test: bytecode
-	$(PY) -m pytest -n 2 --dist loadgroup --durations=30
+	$(PY) -m pytest -n 2 --durations=30
 
 bench: install
 	$(PY) bench/check_speed.py
