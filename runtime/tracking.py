@@ -159,6 +159,7 @@ def log_dataset(df: Any, uri: str, *, name: str, digest: str, context: str,
     `dataset_schema`'s: MLflow computes neither over the whole frame."""
     import mlflow
     import mlflow.data
+    from mlflow.exceptions import MlflowException
 
     with quiet_warnings():
         local = "://" not in uri or uri.startswith("file://")
@@ -167,7 +168,16 @@ def log_dataset(df: Any, uri: str, *, name: str, digest: str, context: str,
         # PandasDataset.schema is a functools.cached_property: a value in the instance's
         # __dict__ is what it returns, so MLflow's own inference never runs.
         dataset.__dict__["schema"] = dataset_schema(df)
-        mlflow.log_input(dataset, context=context, tags={"mlopsc.sha256": digest, "mlopsc.uri": uri})
+        tags = {"mlopsc.sha256": digest, "mlopsc.uri": uri}
+        try:
+            mlflow.log_input(dataset, context=context, tags=tags)
+        except MlflowException as exc:
+            # Two steps running at once (`--jobs 2`, Prefect's tasks) that log the same dataset can
+            # both find it missing and both insert it: the second insert breaks the store's unique
+            # key and is rolled back. The dataset is in the store now, so once more links it.
+            if "IntegrityError" not in str(exc):
+                raise
+            mlflow.log_input(dataset, context=context, tags=tags)
 
 
 SCHEMA_SAMPLE_ROWS = 1000
