@@ -24,9 +24,11 @@ demo: bytecode
 	$(VENV)/bin/mlopsc run specs/penguins.mlops
 
 # Two workers (pytest-xdist): the suite's heavy tests wait on subprocesses and servers as much as
-# they compute. MLOPSC_TIMELINE=FILE records where the time goes (tests/conftest.py).
+# they compute. worksteal: a worker that runs out takes tests queued for the other (with xdist's
+# default split one worker sat idle for the last 7 of 23 minutes). MLOPSC_TIMELINE=FILE records
+# where the time goes (tests/conftest.py).
 test: bytecode
-	$(PY) -m pytest -n 2 --durations=30
+	$(PY) -m pytest -n 2 --dist worksteal --durations=30
 
 bench: install
 	$(PY) bench/check_speed.py
