@@ -102,9 +102,12 @@ def local_folder(tracking_uri: str, name: str, version: str) -> str | None:
     if len(rows) != 1 or rows[0][2] != "READY":
         return None
     location = rows[0][0] or rows[0][1] or ""
-    if not location.startswith("file://"):
+    if location.startswith("file://"):
+        folder = urllib.request.url2pathname(urllib.parse.urlparse(location).path)
+    elif os.path.isabs(location):      # a version registered from a plain path, as MLflow allows
+        folder = location
+    else:
         return None
-    folder = urllib.request.url2pathname(urllib.parse.urlparse(location).path)
     return folder if os.path.isfile(os.path.join(folder, "MLmodel")) else None
 
 
