@@ -29,7 +29,7 @@ from mlopsc.runtime.core import StepError, os_user
 from mlopsc.runtime.report import layout_of
 
 from ..cli import EXIT
-from . import cache
+from . import cache, registry_checks
 from .order import dependencies, reads, with_upstream
 from .pool import WorkerPool
 from .preload import REPORT_MODULES, tracking_modules, warm_modules
@@ -201,7 +201,7 @@ class Runner:
             step.status, step.reason = "cached", why
             step.result = cached_result(self.state, entry)
             if node.kind == "deploy":
-                self._note_moved_alias(step)
+                step.result = registry_checks.note_moved_alias(self.context["tracking_uri"], step.name, step.result or {})
             self.observe("cached", step.name, {"reason": why})
             self._save("running")
         elif not step.selected and node.kind != "source":   # a source is simply read again
@@ -225,58 +225,19 @@ class Runner:
             return None, "cache = off"
         if self.options.no_cache and step.selected:
             return None, "--no-cache"
-        unavailable = self._observe_champion(step) if node.kind == "gate" else None
+        unavailable = None
+        if node.kind == "gate":
+            step.observed, unavailable = registry_checks.observe_champion(self.context["tracking_uri"], node)
         if unavailable:
             return None, unavailable
         entry, why = cache.lookup(self.state, step.name, step.key)
         if entry is not None and "champion" in step.observed:
-            entry, why = self._recheck_champion(step, entry)
+            entry, why = registry_checks.recheck_champion(node, step.observed, entry, self._candidate(node))
         if entry is not None:
             return entry, "input file unchanged" if "file" in step.components["inputs"] else "cache hit"
         if why == "no cache entry":
             why = cache.explain_miss(self.state, step.name, step.components)
         return None, why
-
-    def _observe_champion(self, step: StepState) -> str | None:
-        """For a gate that compares with the champion, look the champion up now: it is recorded
-        with the gate's result, and a cached result is checked against it. Returns why the gate
-        must run when the lookup is impossible here."""
-        node = step.node
-        if not node.registry or not any(isinstance(r, ir.ChampionRule) for r in node.rules):
-            return None
-        try:
-            step.observed = {"champion": registry_lookup.holder(self.context["tracking_uri"], node.registry, node.alias)}
-        except registry_lookup.Unavailable as exc:
-            return f"compares with {node.registry}@{node.alias}, which cannot be looked up here ({exc})"
-        return None
-
-    def _recheck_champion(self, step: StepState, entry: dict[str, Any]) -> tuple[dict | None, str]:
-        """A cached gate holds while the champion is the one it compared with, or is the very
-        model it judged (deployed since: comparing that model with itself would only churn the
-        registry). Any other change of champion runs the gate again."""
-        node, now = step.node, step.observed["champion"]
-        seen = entry.get("observed", {}).get("champion", "unknown")
-        if now == seen or (now and now["model_sha256"] and now["model_sha256"] == self._candidate(node)):
-            return entry, "cache hit"
-        return None, f"{node.registry}@{node.alias} changed since the gate ran ({_version(seen)} -> {_version(now)})"
-
-    def _note_moved_alias(self, step: StepState) -> None:
-        """A cached deploy promotes nothing again (so an `mlopsc rollback` holds), but its result
-        names the version it promoted back then: when the alias has moved since, the result says
-        who holds it now rather than let the summary claim the old version is served."""
-        result = step.result or {}
-        try:
-            now = registry_lookup.holder(self.context["tracking_uri"], result["registry"], result["alias"])
-        except (registry_lookup.Unavailable, KeyError):
-            return
-        if now is not None and now["version"] == str(result["version"]):
-            return
-        held = f"version {now['version']}" if now else "no version"
-        warning = (f"{result['registry']}@{result['alias']} is now held by {held}, not by version "
-                   f"{result['version']}, which this deploy promoted when it ran (moved since, by `mlopsc "
-                   f"rollback` or another run); the cached deploy leaves it there. To promote version "
-                   f"{result['version']} again: mlopsc run SPEC --only {step.name} --no-cache")
-        step.result = {**result, "alias_now": held, "warnings": [*(result.get("warnings") or []), warning]}
 
     def _candidate(self, gate: ir.Gate) -> str | None:
         """The sha256 of the model a gate judges: the model its evaluate step scored."""
@@ -500,12 +461,6 @@ class Runner:
 
     def _save(self, status: str) -> None:
         write_json_atomic(self.state.run_path(self.run_id), self.record(status), durable=False)
-
-
-def _version(holder: dict[str, Any] | str | None) -> str:
-    if holder == "unknown":
-        return "not recorded"
-    return f"version {holder['version']}" if holder else "none"
 
 
 def cached_result(state: StateDir, entry: dict[str, Any]) -> dict[str, Any]:

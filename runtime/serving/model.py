@@ -128,7 +128,9 @@ def from_folder(folder: str, name: str, version: str, source: str = "") -> Loade
     names, kinds = features_of(mlmodel)
     meta = (mlmodel.get("metadata") or {}).get("mlopsc") or {}
     try:
-        model = _load_skops(folder, mlmodel) or artifacts.load_model(folder)
+        model = _load_skops(folder, mlmodel)
+        if model is None:
+            model = artifacts.load_model(folder)
     except Exception as exc:  # noqa: BLE001 - any load failure keeps the old version serving
         raise ModelLoadError(f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}")
     task = meta.get("task") or ("classification" if is_classifier(model) else "regression")
