@@ -99,35 +99,51 @@ def cpu(pid: int) -> float:
 
 class Sampler(threading.Thread):
     """Samples (time, RSS sum, PSS sum, CPU seconds) of a process tree until stopped. The CPU of the
-    tree so far is that of its live processes, each with the children it has reaped."""
+    tree so far is that of its live processes, each with the children it has reaped.
 
-    def __init__(self, pid: int, interval: float = 0.05) -> None:
+    The tree and its CPU are read every `interval` (cheap: /proc/PID/stat), its memory every
+    `memory_every` only: the kernel walks a process's page tables to answer smaps_rollup, which for
+    a tree of gigabytes costs milliseconds per process. Read every 50 ms it took a third of a core
+    on these 2 cores, taken from the side with more processes (mlopsc's runner, zygote and workers)
+    and from OpenMP's fits, which wait at each barrier for their slowest thread. `cpu_used` is the
+    sampler's own CPU time, reported beside the figures."""
+
+    def __init__(self, pid: int, interval: float = 0.05, memory_every: float = 0.5) -> None:
         super().__init__(daemon=True)
-        self.pid, self.interval, self.samples = pid, interval, []
+        self.pid, self.interval, self.memory_every, self.samples = pid, interval, memory_every, []
         self.stopped = threading.Event()
+        self.cpu_used = 0.0
 
     def run(self) -> None:
+        sizes, read_at = (0, 0), -math.inf
         while not self.stopped.is_set():
+            now = time.time()
             pids = tree(self.pid)
-            sizes = [memory(p) for p in pids]
-            self.samples.append((time.time(), sum(s[0] for s in sizes), sum(s[1] for s in sizes),
-                                 sum(cpu(p) for p in pids)))
+            if now - read_at >= self.memory_every:
+                read_at, each = now, [memory(p) for p in pids]
+                sizes = (sum(s[0] for s in each), sum(s[1] for s in each))
+            self.samples.append((now, *sizes, sum(cpu(p) for p in pids)))
             self.stopped.wait(self.interval)
+        self.cpu_used = time.thread_time()
+
+
+MEMORY_EVERY = [0.5]      # --memory-every
 
 
 THREADS: dict[str, str] = {}     # OMP_NUM_THREADS etc. for both sides (--threads)
 
 
-def measure(cmd: list[str], cwd: Path) -> dict:
+def measure(cmd: list[str], cwd: Path, extra_env: dict[str, str] | None = None) -> dict:
     """Run `cmd`; its wall and CPU seconds, peak RSS and PSS of its tree, and the samples."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
     env["PYTHONWARNINGS"] = "ignore"
     env.update(THREADS)
+    env.update(extra_env or {})
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.time()
     with open(cwd / "bench.log", "a") as log:
         process = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT)
-        sampler = Sampler(process.pid)
+        sampler = Sampler(process.pid, memory_every=MEMORY_EVERY[0])
         sampler.start()
         code = process.wait()
     end = time.time()
@@ -139,7 +155,8 @@ def measure(cmd: list[str], cwd: Path) -> dict:
     samples = sampler.samples or [(start, 0, 0, 0.0)]
     return {"wall": end - start, "start": start, "end": end,
             "cpu": (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime),
-            "rss": max(s[1] for s in samples), "pss": max(s[2] for s in samples), "samples": samples}
+            "rss": max(s[1] for s in samples), "pss": max(s[2] for s in samples), "samples": samples,
+            "sampler_cpu": sampler.cpu_used}
 
 
 def peak_between(samples: list, start: float, end: float) -> int:
@@ -194,6 +211,7 @@ def run_mlopsc(root: Path) -> dict:
                     (step["started_at"], step["ended_at"], measured["samples"]))
     rerun = measure([MLOPSC, "run", "scale.mlops"], root)
     whole = {"wall": run["wall"] + monitor["wall"], "cpu": run["cpu"] + monitor["cpu"],
+             "sampler_cpu": run["sampler_cpu"] + monitor["sampler_cpu"],
              "rss": max(run["rss"], monitor["rss"]), "pss": max(run["pss"], monitor["pss"])}
     return {**whole, "rerun": rerun["wall"], "rerun_cpu": rerun["cpu"], "stages": per_stage(stages)}
 
@@ -208,7 +226,7 @@ def run_baseline(root: Path) -> dict:
         stages.setdefault(key, []).append((start, end, done["samples"]))
     stages["start-up"][0] = (done["start"], stages["start-up"][0][1], done["samples"])
     stages["finish"] = [(max(end for windows in stages.values() for _, end, _ in windows), done["end"], done["samples"])]
-    return {**{k: done[k] for k in ("wall", "cpu", "rss", "pss")}, "stages": per_stage(stages)}
+    return {**{k: done[k] for k in ("wall", "cpu", "rss", "pss", "sampler_cpu")}, "stages": per_stage(stages)}
 
 
 def per_stage(stages: dict) -> dict:
@@ -230,8 +248,11 @@ def med(values) -> float:
 def report(results: dict[int, dict[str, list[dict]]], runs: int) -> str:
     load = os.getloadavg()
     threads = f"; OMP_NUM_THREADS={THREADS['OMP_NUM_THREADS']}" if THREADS else ""
+    sampler = ", ".join(f"{side} {med(r['sampler_cpu'] / r['wall'] for r in rounds):.1%}"
+                        for sides in results.values() for side, rounds in sides.items() if rounds)
     out = [(f"median of {runs} round(s); load average at the end {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} "
-            f"on {os.cpu_count()} cores{threads}"), "",
+            f"on {os.cpu_count()} cores{threads}; memory read every {MEMORY_EVERY[0]} s; the sampler's own CPU, "
+            f"share of a core: {sampler}"), "",
            ("| rows | wall s mlopsc / baseline | ratio | CPU s mlopsc / baseline | ratio "
             "| peak PSS MiB mlopsc / baseline | ratio | peak RSS sum MiB mlopsc / baseline | re-run s (share of first) |"),
            "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
@@ -268,7 +289,10 @@ def main() -> None:
     parser.add_argument("--json", help="also write every measurement here")
     parser.add_argument("--threads", type=int, help="OpenMP/BLAS threads of both sides (OMP_NUM_THREADS): on "
                         "a loaded machine, OpenMP's spin-waiting threads make the fits' times erratic")
+    parser.add_argument("--memory-every", type=float, default=0.5, metavar="SECONDS",
+                        help="read the tree's memory (smaps_rollup) this often; its CPU every 50 ms")
     args = parser.parse_args()
+    MEMORY_EVERY[0] = args.memory_every
     if args.threads:
         THREADS.update({name: str(args.threads) for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
                                                              "MKL_NUM_THREADS")})
