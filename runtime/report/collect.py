@@ -352,9 +352,10 @@ class Collector:
                uris: dict[str, dict[str, str]]) -> dict[str, Any]:
         kind = stats.get("type", "")
         inputs = {"name": column, "kind": kind, "reference": uris["reference"]["uri"],
-                  "current": uris["current"]["uri"], "shares": stats.get("shares")}
+                  "current": uris["current"]["uri"], "shares": stats.get("shares"), "histogram": stats.get("histogram")}
         depends = {"name": column, "kind": kind, "reference": uris["reference"]["sha256"],
-                   "current": uris["current"]["sha256"], "shares": stats.get("shares")}
+                   "current": uris["current"]["sha256"], "shares": stats.get("shares"),
+                   "histogram": stats.get("histogram")}
         on_column = [r for r in rules if r.get("column") == column]
         return {"name": column, "type": kind, "stats": stats, "rules": on_column,
                 "fired": any(r.get("fired") for r in on_column),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..drift_statistics import HISTOGRAM_BINS
 from .figures import (
     CURRENT,
     REFERENCE,
@@ -20,25 +21,21 @@ from .figures import (
     svg_of,
 )
 
-BINS = 24
 MAX_CATEGORIES = 12       # the most common ones; the rest are summed up as "other"
 LATENCY_BUCKETS = 24
 PERCENTILES = (50, 95, 99)
 
 
 @styled
-def column(name: str, kind: str, reference: str, current: str, shares: dict[str, dict[str, float]] | None) -> str:
-    """Reference against current for one column (a monitored feature)."""
+def column(name: str, kind: str, reference: str, current: str, shares: dict[str, dict[str, float]] | None,
+           histogram: dict[str, list] | None = None) -> str:
+    """Reference against current for one column (a monitored feature). A numeric column is drawn
+    from the histogram its monitor step recorded; a record from before it recorded one, from the
+    data."""
     fig = new_figure(3.6, 2.4)
     ax = axes_in(fig, left=0.8, bottom=0.5, right=0.1, top=0.3)    # room for densities like 0.0006
     if kind == "numeric":
-        import numpy as np
-
-        ref = read_columns(reference, [name])[name].dropna().to_numpy(dtype=float)
-        cur = read_columns(current, [name])[name].dropna().to_numpy(dtype=float)
-        edges = np.histogram_bin_edges(np.concatenate([ref, cur]), bins=BINS)
-        ax.hist(ref, bins=edges, density=True, histtype="stepfilled", color=REFERENCE, alpha=0.55, label="reference")
-        ax.hist(cur, bins=edges, density=True, histtype="step", color=CURRENT, linewidth=1.8, label="current")
+        _densities(ax, histogram or _histogram_of(name, reference, current))
         ax.set_ylabel("density")
         ax.set_xlabel(short(name, 40))
     else:
@@ -46,6 +43,27 @@ def column(name: str, kind: str, reference: str, current: str, shares: dict[str,
         ax.set_ylabel("share of rows")
     legend_above(ax)
     return svg_of(fig)
+
+
+def _histogram_of(name: str, reference: str, current: str) -> dict[str, list]:
+    import numpy as np
+
+    ref = read_columns(reference, [name])[name].dropna().to_numpy(dtype=float)
+    cur = read_columns(current, [name])[name].dropna().to_numpy(dtype=float)
+    edges = np.histogram_bin_edges(np.concatenate([ref, cur]), bins=HISTOGRAM_BINS)
+    return {"edges": edges, "reference": np.histogram(ref, edges)[0], "current": np.histogram(cur, edges)[0]}
+
+
+def _densities(ax: Any, histogram: dict[str, list]) -> None:
+    import numpy as np
+
+    edges = np.asarray(histogram["edges"], dtype=float)
+    widths = np.diff(edges)
+    for which, style in (("reference", {"fill": True, "color": REFERENCE, "alpha": 0.55}),
+                         ("current", {"color": CURRENT, "linewidth": 1.8})):
+        counts = np.asarray(histogram[which], dtype=float)
+        density = counts / (counts.sum() * widths) if counts.sum() else counts
+        ax.stairs(density, edges, label=which, **style)
 
 
 def _share_bars(ax: Any, shares: dict[str, dict[str, float]]) -> None:

@@ -154,3 +154,28 @@ def test_a_figure_whose_data_is_gone_is_a_note_not_a_lost_report(rendered, tmp_p
     assert page.sections["evaluation"].figures == [] and "confusion matrix: not drawn" in page.sections["evaluation"].text
     assert "the figure 'confusion matrix' could not be drawn: FileNotFoundError" in page.sections["run"].text
     assert page.sections["explanation"].figures == ["importance"]          # the rest is all there
+
+
+def test_a_monitored_column_is_drawn_from_the_histogram_its_step_recorded(rendered, tmp_path, monkeypatch):
+    # Reading a column of a multi-million-row reference back was most of a large monitor's report.
+    from mlopsc.runtime.report import monitor_figures
+
+    _, _, monitor, _ = rendered
+    record = json.loads(json.dumps(monitor))
+    report = record["steps"]["watch"]["result"]["outputs"]["report"]
+    document = json.loads(Path(report["uri"]).read_text(encoding="utf-8"))
+    document["features"][COLUMN]["histogram"] = {"edges": [0.0, 1.0, 2.0, 4.0], "reference": [6, 2, 0],
+                                                 "current": [1, 1, 6]}
+    report.update(uri=str(tmp_path / "monitor.json"), sha256="with a histogram")
+    (tmp_path / "monitor.json").write_text(json.dumps(document), encoding="utf-8")
+    read = monitor_figures.read_columns
+
+    def read_columns(uri, columns):
+        assert COLUMN not in columns, "the column's data was read again"
+        return read(uri, columns)
+
+    monkeypatch.setattr(monitor_figures, "read_columns", read_columns)
+    cache = FigureCache(tmp_path / "figures")
+    page = ReportPage(render(record, cache))
+    assert page.sections["monitor"].figures == ["latency", "prediction", "column", "column"]
+    assert "could not be drawn" not in page.sections["run"].text and cache.drawn.count("column") == 2

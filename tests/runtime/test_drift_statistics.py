@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-from mlopsc.runtime.drift_statistics import BINS, FLOOR, drift
+from mlopsc.runtime.drift_statistics import BINS, FLOOR, HISTOGRAM_BINS, drift
 from scipy.stats import ks_2samp
 
 ROWS = 12_000   # above scipy's exact-method limit (10,000): the fast path
@@ -75,3 +75,16 @@ def test_empty_and_categorical_samples_are_unchanged():
     got = drift(pd.Series(["a", "b", "b", None]), pd.Series(["b", "c"]))
     assert got["type"] == "categorical" and set(got["shares"]) == {"a", "b", "c"}
     assert got["null_fraction"] == {"reference": 0.25, "current": 0.0}
+
+
+def test_the_histogram_the_report_draws_is_numpys_over_both_samples():
+    reference, current = samples(5, ROWS, 0.0), samples(6, ROWS // 3, 0.4)
+    for name in reference:
+        ref, cur = reference[name].dropna().to_numpy(dtype=float), current[name].dropna().to_numpy(dtype=float)
+        edges = np.histogram_bin_edges(np.concatenate([ref, cur]), bins=HISTOGRAM_BINS)
+        got = drift(reference[name], current[name])["histogram"]
+        assert got["edges"] == edges.tolist(), name
+        assert got["reference"] == np.histogram(ref, edges)[0].tolist(), name
+        assert got["current"] == np.histogram(cur, edges)[0].tolist(), name
+    constant = drift(pd.Series([2.0] * 5), pd.Series([2.0] * 3))["histogram"]     # one value: numpy's +-0.5
+    assert constant["edges"][0] == 1.5 and constant["edges"][-1] == 2.5 and sum(constant["reference"]) == 5
