@@ -1,7 +1,7 @@
 """Speed of `mlopsc serve` against `mlflow models serve`: the same registered model, one run.
 
     nice -n 10 .venv/bin/python bench/serve_speed.py [--runs 5] [--logging-runs 8] [--duration 10]
-        [--only throughput,logging,startup,load] [--work DIR] [--json FILE]
+        [--only throughput,logging,startup,load] [--work DIR] [--json FILE] [--before REV]
 
 1. `mlopsc run specs/penguins.mlops` on a copy of specs/ in a temporary folder (or in --work, once)
    trains the penguins model and registers it as penguins-species@champion in that folder's
@@ -16,7 +16,9 @@
 3. logging: the two mlopsc servers alone, single-row requests, --logging-runs rounds (the
    difference sought is smaller than the spread of a few rounds on a shared machine).
 4. startup: from the process's start to the first 200 of /ping, for each server, alternated, after
-   one untimed start of each (a warm machine: files in the page cache).
+   one untimed start of each (a warm machine: files in the page cache). With --before REV, also
+   `mlopsc serve` as it was at git revision REV (its compiler, runtime and backends first on
+   PYTHONPATH, as bench/stage_speed.py does), in the same rounds.
 5. load: serve_load.py at full size against a fresh `mlopsc serve` that follows the alias every
    0.2 s: 10,000 requests, 10 % malformed, three swaps to newly registered versions; its checks
    must hold.
@@ -138,8 +140,16 @@ def prepare(work: Path) -> str:
     return f"sqlite:///{store}"
 
 
+BEFORE: dict[str, Path] = {}     # --before: "mlopsc REV" -> that revision's package
+
+
 def command(name: str, uri: str, port: int, work: Path, *extra: str) -> tuple[list[str], dict[str, str]]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    if name in BEFORE:
+        env["PYTHONPATH"] = str(BEFORE[name])
+        args = [sys.executable, "-c", "import sys; from mlopsc.backends.cli import main; sys.argv[0] = 'mlopsc'; main()",
+                "serve", "--model", f"{MODEL}@champion", "--tracking-uri", uri, "--port", str(port)]
+        return [*args, "--log", str(work / f"log-{port}"), *extra], env
     env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"     # mlflow models serve runs `uvicorn`
     if name == "mlflow":
         env |= {"MLFLOW_TRACKING_URI": uri, "MLFLOW_ALLOW_PICKLE_DESERIALIZATION": "true"}
@@ -216,9 +226,10 @@ def throughput(uri: str, work: Path, runs: int, duration: float, warmup: float, 
 
 
 def startup(uri: str, work: Path, runs: int) -> dict[str, list[tuple[float, float]]]:
-    times: dict[str, list[tuple[float, float]]] = {"mlopsc": [], "mlflow": []}
+    times: dict[str, list[tuple[float, float]]] = {"mlopsc": [], "mlflow": [], **{name: [] for name in BEFORE}}
+    names = list(times)
     for round_ in range(runs + 1):
-        for name in (("mlopsc", "mlflow") if round_ % 2 == 0 else ("mlflow", "mlopsc")):
+        for name in names[round_ % len(names):] + names[:round_ % len(names)]:
             port = free_port()
             server = launch(name, *command(name, uri, port, work), work, port)
             try:
@@ -343,6 +354,7 @@ def main() -> None:
     parser.add_argument("--only", default="throughput,logging,startup,load")
     parser.add_argument("--work", type=Path, default=None, help="keep the trained store here (reused next time)")
     parser.add_argument("--json", type=Path, default=None, help="write every run's figures here")
+    parser.add_argument("--before", help="startup: also time `mlopsc serve` at this git revision")
     args = parser.parse_args()
     only = set(args.only.split(","))
     loads = [" ".join(f"{x:.1f}" for x in os.getloadavg())]
@@ -350,6 +362,11 @@ def main() -> None:
         work = args.work or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
         uri = prepare(work)
+        if args.before:
+            from stage_speed import export
+
+            (work / "before").mkdir(exist_ok=True)
+            BEFORE[f"mlopsc {args.before}"] = export(args.before, work / "before")
         results: dict = {}
         if "throughput" in only:
             results["throughput"] = throughput(uri, work, args.runs, args.duration, args.warmup, args.connections)
