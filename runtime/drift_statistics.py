@@ -100,15 +100,19 @@ def numeric_drift(ref: np.ndarray, cur: np.ndarray) -> dict[str, Any]:
             "histogram": histogram(ref_sorted, cur_sorted)}
 
 
-def histogram(ref_sorted: np.ndarray, cur_sorted: np.ndarray) -> dict[str, list]:
+def histogram(ref_sorted: np.ndarray, cur_sorted: np.ndarray) -> dict[str, list] | None:
     """Both samples' counts in HISTOGRAM_BINS even bins over their joint range: the edges and
-    counts of `np.histogram(sample, np.histogram_bin_edges(both, HISTOGRAM_BINS))`."""
+    counts of `np.histogram(sample, np.histogram_bin_edges(both, HISTOGRAM_BINS))`. Infinite
+    values are left out of the picture (they have no bin); None when no value is finite."""
     import numpy as np
 
-    span = np.array([min(ref_sorted[0], cur_sorted[0]), max(ref_sorted[-1], cur_sorted[-1])])
-    edges = np.histogram_bin_edges(span, bins=HISTOGRAM_BINS)
-    return {"edges": edges.tolist(), "reference": bin_counts(ref_sorted, edges).tolist(),
-            "current": bin_counts(cur_sorted, edges).tolist()}
+    ref, cur = ref_sorted[np.isfinite(ref_sorted)], cur_sorted[np.isfinite(cur_sorted)]
+    ends = [x for sample in (ref, cur) if len(sample) for x in (sample[0], sample[-1])]
+    if not ends:
+        return None
+    edges = np.histogram_bin_edges(np.array([min(ends), max(ends)]), bins=HISTOGRAM_BINS)
+    return {"edges": edges.tolist(), "reference": bin_counts(ref, edges).tolist(),
+            "current": bin_counts(cur, edges).tolist()}
 
 
 def _std(values: np.ndarray) -> float:

@@ -88,3 +88,9 @@ def test_the_histogram_the_report_draws_is_numpys_over_both_samples():
         assert got["current"] == np.histogram(cur, edges)[0].tolist(), name
     constant = drift(pd.Series([2.0] * 5), pd.Series([2.0] * 3))["histogram"]     # one value: numpy's +-0.5
     assert constant["edges"][0] == 1.5 and constant["edges"][-1] == 2.5 and sum(constant["reference"]) == 5
+    with np.errstate(invalid="ignore"):       # the deviation and deciles of infinities are NaN
+        with_infinities = drift(pd.Series([1.0, np.inf, 3.0]), pd.Series([-np.inf, 2.0]))
+    assert with_infinities["histogram"]["edges"][0] == 1.0 and with_infinities["histogram"]["edges"][-1] == 3.0
+    assert sum(with_infinities["histogram"]["reference"]) == 2 and sum(with_infinities["histogram"]["current"]) == 1
+    with np.errstate(invalid="ignore"):
+        assert drift(pd.Series([np.inf]), pd.Series([-np.inf]))["histogram"] is None
