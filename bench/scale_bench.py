@@ -194,8 +194,9 @@ def project(root: Path, table: Path) -> Path:
     return root
 
 
-def run_mlopsc(root: Path) -> dict:
-    run = measure([MLOPSC, "run", "scale.mlops"], root)
+def run_mlopsc(root: Path, *options: str) -> dict:
+    """`mlopsc run` (with `options`), `mlopsc monitor`, then an unchanged re-run."""
+    run = measure([MLOPSC, "run", "scale.mlops", *options], root)
     monitor = measure([MLOPSC, "monitor", "scale.mlops"], root)
     records = sorted((root / ".mlopsc" / "runs").glob("*.json"), key=lambda p: p.stat().st_mtime)
     stages = {}
