@@ -104,9 +104,8 @@ class Sampler(threading.Thread):
     The tree and its CPU are read every `interval` (cheap: /proc/PID/stat), its memory every
     `memory_every` only: the kernel walks a process's page tables to answer smaps_rollup, which for
     a tree of gigabytes costs milliseconds per process. Read every 50 ms it took a third of a core
-    on these 2 cores, taken from the side with more processes (mlopsc's runner, zygote and workers)
-    and from OpenMP's fits, which wait at each barrier for their slowest thread. `cpu_used` is the
-    sampler's own CPU time, reported beside the figures."""
+    on these 2 cores from the command being measured. `cpu_used` is the sampler's own CPU time,
+    reported beside the figures."""
 
     def __init__(self, pid: int, interval: float = 0.05, memory_every: float = 0.5) -> None:
         super().__init__(daemon=True)

@@ -5,7 +5,7 @@ that runs a test needing it.
 Grouping the tests of one expensive fixture on one worker (`--dist loadgroup` with `xdist_group`
 marks) does not work with pytest 9.2 and xdist 3.8: xdist groups by a suffix it writes to
 `item._nodeid`, which pytest 9.2 no longer reads (the node id comes from `item._id`), so the marks
-were ignored, and the suite's measured times (20 min 43 s on a clean clone) came without them.
+were ignored, and every measured time of the suite came without them.
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import pytest
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None):
     """MLOPSC_TIMELINE=FILE appends `worker start end nodeid` for every test (setup to teardown):
-    where the suite's 20 minutes go, worker by worker."""
+    where the suite's time goes, worker by worker."""
     import os
     import time
 

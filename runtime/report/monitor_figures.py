@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..drift_statistics import HISTOGRAM_BINS
+from .. import drift_statistics
 from .figures import (
     CURRENT,
     REFERENCE,
@@ -45,13 +45,12 @@ def column(name: str, kind: str, reference: str, current: str, shares: dict[str,
     return svg_of(fig)
 
 
-def _histogram_of(name: str, reference: str, current: str) -> dict[str, list]:
+def _histogram_of(name: str, reference: str, current: str) -> dict[str, list] | None:
     import numpy as np
 
     ref = read_columns(reference, [name])[name].dropna().to_numpy(dtype=float)
     cur = read_columns(current, [name])[name].dropna().to_numpy(dtype=float)
-    edges = np.histogram_bin_edges(np.concatenate([ref, cur]), bins=HISTOGRAM_BINS)
-    return {"edges": edges, "reference": np.histogram(ref, edges)[0], "current": np.histogram(cur, edges)[0]}
+    return drift_statistics.histogram(np.sort(ref), np.sort(cur))
 
 
 def _densities(ax: Any, histogram: dict[str, list]) -> None:
