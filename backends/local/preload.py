@@ -6,8 +6,8 @@ measured by diffing `sys.modules` around each kind of step in a worker.
 The zygote only imports: it must never run an OpenMP parallel region (a fit, a predict). GNU
 libgomp's thread pool does not survive a fork, and a worker forked after one hangs at its own first
 parallel region (checked with HistGradientBoosting: the child sleeps forever). Forked from a zygote
-that only imported, a worker fits as fast as a fresh process (10.4 s against 12.9 s for the scale
-bench's model on 800,000 rows).
+that only imported, a worker fits as fast as a fresh process (11.18 s against 11.23 s for the
+scale bench's model on 800,000 rows: bench/scale_costs.py --only fork).
 """
 from __future__ import annotations
 
